@@ -1,0 +1,431 @@
+"""The Python API: tune, train, predict, evaluate. The CLI is a thin layer over these."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import artifacts as art
+from .config import ModelConfig, load_config
+from .errors import SpaceError, UserError
+from .space import Constant, SearchSpace, load_space, parse_space
+
+Say = Callable[[str], None]
+
+
+def _default_backend() -> str:
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """Every option of `hyperfcn tune` (and, minus the search ones, `hyperfcn train`)."""
+
+    data: Path
+    out: Path = Path("runs/hyperfcn")
+    val_dir: Path | None = None
+    val_split: float = 0.2
+    samples: int | None = None
+    budget_s: float | None = None
+    max_epochs: int = 10
+    image_size: int | None = None
+    searcher: str = "hyperopt"
+    scheduler: str = "asha"
+    metric: str = "val_loss"
+    concurrency: int | None = None
+    cpus_per_trial: float | None = None
+    gpus_per_trial: float | None = None
+    space: Path | None = None
+    seed: int = 0
+    resume: bool = False
+    address: str | None = None
+    storage: str | None = None
+    backend: str = field(default_factory=_default_backend)
+    max_buckets: int = 4
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        def rule(ok: bool, opt: str, value: Any, text: str) -> None:
+            if not ok:
+                raise UserError(f"{opt} {value}: {text}")
+
+        rule(0 < self.val_split < 1, "--val-split", self.val_split, "must be between 0 and 1")
+        rule(self.samples is None or self.samples >= 1, "--samples", self.samples,
+             "must be >= 1")
+        rule(self.budget_s is None or self.budget_s > 0, "--budget", self.budget_s,
+             "must be > 0 (e.g. 30m)")
+        rule(1 <= self.max_epochs <= 10000, "--max-epochs", self.max_epochs,
+             "must be >= 1")
+        rule(self.image_size is None or 8 <= self.image_size <= 1024, "--image-size",
+             self.image_size, "must be in 8..1024")
+        rule(self.searcher in ("hyperopt", "random", "optuna"), "--searcher", self.searcher,
+             "use hyperopt, random or optuna")
+        rule(self.scheduler in ("asha", "hyperband", "fifo"), "--scheduler", self.scheduler,
+             "use asha, hyperband or fifo")
+        rule(self.metric in ("val_loss", "val_accuracy"), "--metric", self.metric,
+             "use val_loss or val_accuracy")
+        rule(self.concurrency is None or self.concurrency >= 1, "--concurrency",
+             self.concurrency, "must be >= 1")
+        rule(self.cpus_per_trial is None or self.cpus_per_trial > 0, "--cpus-per-trial",
+             self.cpus_per_trial, "must be > 0")
+        rule(self.gpus_per_trial is None or self.gpus_per_trial >= 0, "--gpus-per-trial",
+             self.gpus_per_trial, "must be >= 0 (fractions like 0.25 share a GPU)")
+        rule(1 <= self.max_buckets <= 16, "--max-buckets", self.max_buckets,
+             "must be in 1..16")
+        rule(self.backend in ("tensorflow", "jax", "torch"), "KERAS_BACKEND", self.backend,
+             "use tensorflow or jax")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    best_config: dict[str, Any]
+    metrics: dict[str, Any]
+    trials: list[Any] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("hyperfcn", "keras", "ray", "hyperopt", "tensorflow", "tensorflow-cpu", "jax",
+                "numpy", "pillow", "optuna"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _check_backend(backend: str, address: str | None) -> None:
+    # On a cluster the workers need the backend, not necessarily the driver.
+    if address:
+        return
+    if importlib.util.find_spec(backend) is None:
+        extra = "tensorflow" if backend == "tensorflow" else backend
+        raise UserError(f"Keras backend {backend!r} is not installed: pip install "
+                        f"'hyperfcn[{extra}]' (or set KERAS_BACKEND to an installed one)")
+
+
+def resolve_space(opts: TuneOptions) -> SearchSpace:
+    space = load_space(opts.space, known_keys=ModelConfig.keys())
+    if opts.image_size is not None:
+        raw = dict(space.raw)
+        params = dict(raw["parameters"])
+        params["image_size"] = opts.image_size
+        raw["parameters"] = params
+        if raw.get("defaults"):
+            raw["defaults"] = {**raw["defaults"], "image_size": opts.image_size}
+        space = parse_space(raw, space.source, ModelConfig.keys())
+    if "image_size" not in space.names():
+        raw = dict(space.raw)
+        raw["parameters"] = {**raw["parameters"], "image_size": ModelConfig.image_size}
+        space = parse_space(raw, space.source, ModelConfig.keys())
+    p = space.get("image_size")
+    sizes = space.values_of("image_size")
+    if sizes is None or len(sizes) > 8 or not all(isinstance(s, int) for s in sizes):
+        raise SpaceError(f"{space.source}: image_size must be a constant or a choice of up "
+                         f"to 8 integers (each size is decoded and cached once), got {p}")
+    for s in sizes:
+        ModelConfig(image_size=s)
+    if space.defaults:
+        ModelConfig.from_dict(space.defaults, f"{space.source}: defaults")
+    return space
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpus: float
+    gpus: float
+    cpus_per_trial: float
+    gpus_per_trial: float
+    concurrency: int
+
+
+def plan_resources(opts: TuneOptions, cluster: dict[str, float]) -> Resources:
+    """Trials per machine from what Ray sees, not from hard-coded counts."""
+    cpus, gpus = cluster["cpus"], cluster["gpus"]
+    gpt = opts.gpus_per_trial
+    if gpt is None:
+        # Several small trials share a GPU far better than one trial uses it alone.
+        gpt = 0.25 if gpus >= 1 else (gpus if gpus > 0 else 0.0)
+    if gpt > 0 and gpus <= 0:
+        raise UserError(f"--gpus-per-trial {gpt}: Ray sees no GPU on this machine or "
+                        f"cluster; use 0")
+    cpt = opts.cpus_per_trial
+    if cpt is None:
+        if gpt > 0:
+            slots = max(1, int(gpus / gpt))
+            cpt = max(1.0, float(int(cpus // slots)))
+        else:
+            # Measured: two 1-thread trials beat one 2-thread trial on 2 cores (1.4x).
+            cpt = 1.0
+    if cpt > cpus:
+        raise UserError(f"--cpus-per-trial {cpt}: more than the {cpus:g} CPUs Ray sees")
+    fit = int(cpus // cpt)
+    if gpt > 0:
+        fit = min(fit, int(round(gpus / gpt, 6)))
+    conc = opts.concurrency or max(1, fit)
+    return Resources(cpus, gpus, cpt, gpt, conc)
+
+
+def _budget_text(s: float | None) -> str:
+    if s is None:
+        return "none"
+    return f"{s / 60:.1f} min" if s >= 60 else f"{s:.0f} s"
+
+
+class _Printer:
+    def __init__(self, quiet: bool, say: Say | None) -> None:
+        self.quiet = quiet
+        self.say = say or (lambda m: print(m, flush=True))
+
+    def __call__(self, msg: str) -> None:
+        if not self.quiet:
+            self.say(msg)
+
+
+def _prepare_data(opts: TuneOptions, sizes: list[int], run_dir: Path, say: _Printer):
+    from .prepare import prepare, skipped_message
+
+    say(f"reading {opts.data}" + (f" (validation: {opts.val_dir})" if opts.val_dir else
+                                  f" (validation: {opts.val_split:.0%} stratified split)"))
+    data, summary = prepare(opts.data, sizes, val_dir=opts.val_dir, val_split=opts.val_split,
+                            seed=opts.seed, max_buckets=opts.max_buckets,
+                            skipped_log=run_dir / art.SKIPPED)
+    n_tr, n_va = sum(summary.train_counts.values()), sum(summary.val_counts.values())
+    say(f"{len(summary.classes)} classes, {n_tr} training and {n_va} validation images, "
+        f"decoded once in {summary.decode_seconds:.1f} s "
+        f"({summary.decoded / max(summary.decode_seconds, 1e-9):.0f} images/s)")
+    for s in sizes:
+        say(f"  {s} px: {len(summary.shapes[s])} batch shapes "
+            f"{', '.join(f'{h}x{w}' for h, w in summary.shapes[s])}; "
+            f"padding {summary.padded_fraction[s]:.1%} of pixels")
+    msg = skipped_message(summary, run_dir / art.SKIPPED)
+    if msg:
+        say(msg)
+    art.write_json(run_dir / art.DATA_SUMMARY, summary.to_dict())
+    return data, summary
+
+
+def _write_settings(run_dir: Path, opts: TuneOptions, extra: dict[str, Any]) -> None:
+    d = {k: (str(v) if isinstance(v, Path) else v)
+         for k, v in dataclasses.asdict(opts).items()}
+    d.update(extra)
+    d["versions"] = _versions()
+    d["command"] = " ".join(shlex.quote(a) for a in sys.argv)
+    art.write_json(run_dir / art.SETTINGS, d)
+
+
+def _trial_rows(records: Sequence[Any], space: SearchSpace) -> list[dict[str, Any]]:
+    rows = []
+    names = space.names()
+    for r in records:
+        row = {"trial_id": r.trial_id}
+        for n in names:
+            row[n] = r.config.get(n, "")
+        row.update(status=r.status, epochs=r.epochs,
+                   best_val_loss=r.best_val_loss if r.best_val_loss is not None else "",
+                   best_val_accuracy=(r.best_val_accuracy if r.best_val_accuracy is not None
+                                      else ""),
+                   seconds=round(r.seconds, 1), error=r.error)
+        rows.append(row)
+    return rows
+
+
+def _final_settings(opts: TuneOptions, res: Resources):
+    from .trial import TrialSettings
+
+    return TrialSettings(max_epochs=opts.max_epochs, metric=opts.metric, seed=opts.seed,
+                         cpus=max(res.cpus_per_trial, min(res.cpus, 8.0)) if res.gpus == 0
+                         else res.cpus_per_trial,
+                         gpus=1.0 if res.gpus >= 1 else res.gpus_per_trial,
+                         patience=max(3, opts.max_epochs // 5))
+
+
+def _finish(run_dir: Path, config: dict[str, Any], out: dict, classes: list[str],
+            say: _Printer, extra_metrics: dict[str, Any]) -> dict[str, Any]:
+    """Write the final model and everything that describes it, each file atomically."""
+    from .metrics import classification_report, format_report
+    from .tb import HParamsLog
+
+    rep = classification_report(out["val_probs"], out["val_labels"], classes)
+    best = out["best"]
+    metrics = {"val_accuracy": rep["accuracy"], "val_loss": rep["loss"],
+               "best_epoch": int(best.get("epoch", 0)),
+               "epochs_run": len(out["history"]), "train_seconds": round(out["seconds"], 1),
+               "history": out["history"], "validation": rep, **extra_metrics}
+    # The model last: a run dir with model.keras is complete.
+    art.write_json(run_dir / art.CLASSES, classes)
+    art.write_json(run_dir / art.BEST_CONFIG, config)
+    art.write_json(run_dir / art.METRICS, metrics)
+    art.write_bytes(run_dir / art.MODEL, out["model"])
+    tb = HParamsLog(run_dir / art.TENSORBOARD)
+    tb.start("final", config, group="final")
+    for h in out["history"]:
+        tb.scalars("final", int(h["epoch"]), {k: v for k, v in h.items() if k != "epoch"})
+    tb.end("final", "ok")
+    say(format_report(rep))
+    return metrics
+
+
+def _check_run_dir(run_dir: Path, resume: bool, exp_exists: bool) -> None:
+    if resume and not exp_exists:
+        raise UserError(f"{run_dir}: no interrupted search to resume there; drop --resume "
+                        f"to start one")
+    if not resume and exp_exists:
+        raise UserError(f"{run_dir}: already holds a search; add --resume to continue it, "
+                        f"or pick another --out")
+
+
+def _space_infos(space: SearchSpace):
+    from .space import LogUniform, QUniform, RandInt, Uniform
+    from .tb import hparam_info
+
+    infos = []
+    for p in space.walk():
+        if isinstance(p, Constant):
+            continue
+        interval = (p.low, p.high) if isinstance(p, Uniform | LogUniform | QUniform) else None
+        vals = None if isinstance(p, RandInt) else space.values_of(p.name)
+        if isinstance(p, RandInt):
+            interval = (p.low, p.high)
+        infos.append(hparam_info(p.name, vals, interval))
+    return infos
+
+
+def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
+    """Search, retrain the best config, and save it with everything that explains it."""
+    from . import tuning
+    from .tb import HParamsLog
+    from .trial import TrialSettings
+
+    p = _Printer(opts.quiet, say)
+    _check_backend(opts.backend, opts.address)
+    space = resolve_space(opts)
+    sizes = sorted(space.values_of("image_size"))  # type: ignore[arg-type]
+    run_dir = opts.out.resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    settings = TrialSettings(max_epochs=opts.max_epochs, metric=opts.metric, seed=opts.seed)
+    req = tuning.SearchRequest(space=space, run_dir=run_dir, data_ref=None, settings=settings,
+                               storage=opts.storage, tb_dir=run_dir / art.TENSORBOARD)
+    _check_run_dir(run_dir, opts.resume, tuning.can_resume(req))
+    if opts.samples is None and opts.budget_s is None:
+        opts = dataclasses.replace(opts, samples=20)
+    plan = tuning.plan_scheduler(opts.scheduler, opts.max_epochs)
+    t0 = time.time()
+    cluster = tuning.start(opts.address, opts.backend, quiet=opts.quiet)
+    try:
+        res = plan_resources(opts, cluster)
+        settings = dataclasses.replace(settings, cpus=res.cpus_per_trial,
+                                       gpus=res.gpus_per_trial)
+        p(f"Ray: {res.cpus:g} CPUs, {res.gpus:g} GPUs; each trial {res.cpus_per_trial:g} CPU"
+          f"{', ' + format(res.gpus_per_trial, 'g') + ' GPU' if res.gpus_per_trial else ''}; "
+          f"up to {res.concurrency} at once; backend {opts.backend}")
+        p(plan.describe())
+        p(f"searcher {opts.searcher} (seed {opts.seed}); samples "
+          f"{opts.samples or 'unlimited'}; budget {_budget_text(opts.budget_s)}")
+        data, summary = _prepare_data(opts, sizes, run_dir, p)
+        data_ref = tuning.put(data)
+        del data
+        _write_settings(run_dir, opts, {
+            "scheduler_plan": dataclasses.asdict(plan), "resources": dataclasses.asdict(res),
+            "space": dict(space.raw), "image_sizes": sizes})
+        if not opts.resume:
+            HParamsLog(run_dir / art.TENSORBOARD).experiment(_space_infos(space))
+        req = dataclasses.replace(
+            req, data_ref=data_ref, settings=settings, searcher=opts.searcher, scheduler=plan,
+            samples=opts.samples, budget_s=opts.budget_s, concurrency=res.concurrency,
+            cpus_per_trial=res.cpus_per_trial, gpus_per_trial=res.gpus_per_trial,
+            resume=opts.resume, verbose=0 if opts.quiet else 1)
+        records, interrupted = tuning.run_search(req)
+        art.write_csv(run_dir / art.TRIALS, _trial_rows(records, space), ["trial_id"])
+        counts = collections.Counter(r.status for r in records)
+        p(f"search: {len(records)} trials ({', '.join(f'{v} {k}' for k, v in counts.items())})"
+          f" in {time.time() - t0:.0f} s; table in {run_dir / art.TRIALS}")
+        if interrupted:
+            return RunResult(run_dir, {}, {}, records, interrupted=True)
+        usable = [r for r in records if r.status != "failed" and r.best_val_loss is not None]
+        if not usable:
+            reasons = collections.Counter(r.error or "no result" for r in records)
+            reason, n = reasons.most_common(1)[0] if reasons else ("no trials ran", 0)
+            raise RuntimeError(f"every trial failed ({n} of {len(records)}: {reason}); "
+                               f"see {run_dir / art.TRIALS}")
+        if opts.metric == "val_loss":
+            best = min(usable, key=lambda r: r.best_val_loss)
+        else:
+            best = max(usable, key=lambda r: r.best_val_accuracy)
+        config = ModelConfig.from_dict(best.config).to_dict()
+        p(f"best trial {best.trial_id}: val_loss {best.best_val_loss:.4f}, val_accuracy "
+          f"{best.best_val_accuracy:.4f}; retraining it for up to {opts.max_epochs} epochs")
+        fs = _final_settings(opts, res)
+        out = tuning.retrain(config, data_ref, fs, fs.cpus, fs.gpus)
+        metrics = _finish(run_dir, config, out, summary.classes, p,
+                          {"best_trial": best.trial_id,
+                           "search_seconds": round(time.time() - t0, 1)})
+    finally:
+        tuning.shutdown()
+    p(f"model: {run_dir / art.MODEL}")
+    p(f"logs:  tensorboard --logdir {run_dir}")
+    return RunResult(run_dir, config, metrics, records)
+
+
+def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | None = None,
+          say: Say | None = None) -> RunResult:
+    """Train one configuration without searching; same artifacts as `tune`."""
+    from . import tuning
+
+    opts = opts or TuneOptions(data=Path(data))
+    p = _Printer(opts.quiet, say)
+    if isinstance(config, Path | str):
+        cfg = load_config(config)
+    elif isinstance(config, dict):
+        cfg = ModelConfig.from_dict(config)
+    else:
+        cfg = config
+    if opts.image_size is not None:
+        cfg = dataclasses.replace(cfg, image_size=opts.image_size)
+    _check_backend(opts.backend, opts.address)
+    run_dir = opts.out.resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cluster = tuning.start(opts.address, opts.backend, quiet=opts.quiet)
+    try:
+        res = plan_resources(opts, cluster)
+        data_, summary = _prepare_data(opts, [cfg.image_size], run_dir, p)
+        ref = tuning.put(data_)
+        del data_
+        _write_settings(run_dir, opts, {"config": cfg.to_dict(),
+                                        "resources": dataclasses.asdict(res)})
+        fs = _final_settings(opts, res)
+        p(f"training for up to {opts.max_epochs} epochs (early stopping patience "
+          f"{fs.patience})")
+        out = tuning.retrain(cfg.to_dict(), ref, fs, fs.cpus, fs.gpus)
+        metrics = _finish(run_dir, cfg.to_dict(), out, summary.classes, p, {})
+    finally:
+        tuning.shutdown()
+    p(f"model: {run_dir / art.MODEL}")
+    p(f"logs:  tensorboard --logdir {run_dir}")
+    return RunResult(run_dir, cfg.to_dict(), metrics)
+
+
+def predict(paths: Sequence[str | Path], model: str | Path, top_k: int = 1):
+    """Rows of {path, label, score, top_k} and a list of (path, reason) skipped files."""
+    from .predict import load_run, predict_paths
+
+    return predict_paths(load_run(model), list(paths), top_k)
+
+
+def evaluate(data: str | Path, model: str | Path):
+    from .predict import evaluate_folder, load_run
+
+    return evaluate_folder(load_run(model), data)

@@ -1,0 +1,253 @@
+"""Find labelled images in class folders and decode each one once, in parallel.
+
+Every image is decoded a single time per experiment, at the largest image size the search
+can ask for; smaller sizes are resized from that decode, never read from disk again.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import DataError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp",
+                              ".tif", ".tiff"})
+# Very elongated images (panoramas) would force huge padded buckets: crop them centrally.
+MAX_ASPECT = 2.0
+
+_decode_lock = threading.Lock()
+DECODES = [0]  # how many files were decoded in this process (the decode-once check reads it)
+
+
+def _count_decode() -> None:
+    with _decode_lock:
+        DECODES[0] += 1
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name.startswith("__") or name == "Thumbs.db"
+
+
+@dataclass
+class Scan:
+    """Image files found under a root: path, label index, and what was left out."""
+
+    root: Path
+    classes: list[str]
+    files: list[Path]
+    labels: list[int]
+    ignored: list[Path] = field(default_factory=list)  # not images by their extension
+
+    def counts(self) -> dict[str, int]:
+        c = dict.fromkeys(self.classes, 0)
+        for lab in self.labels:
+            c[self.classes[lab]] += 1
+        return c
+
+
+def _walk_images(folder: Path) -> tuple[list[Path], list[Path]]:
+    """Image files under folder, recursively, sorted; hidden entries and link loops skipped."""
+    images, others = [], []
+    # followlinks=False: a symlink loop cannot trap the walk; linked files are still read.
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
+        for name in sorted(filenames):
+            if _hidden(name):
+                continue
+            p = Path(dirpath) / name
+            (images if p.suffix.lower() in IMAGE_EXTENSIONS else others).append(p)
+    return images, others
+
+
+def scan_folder(root: str | Path, classes: Sequence[str] | None = None,
+                what: str = "DATA") -> Scan:
+    """Classes are the sorted sub-folder names; each holds images at any depth."""
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"{root}: {what} folder does not exist; give a folder with one "
+                        f"sub-folder per class")
+    if not root.is_dir():
+        raise DataError(f"{root}: {what} is not a folder; give a folder with one sub-folder "
+                        f"per class")
+    try:
+        found = sorted(d.name for d in root.iterdir() if d.is_dir() and not _hidden(d.name))
+    except PermissionError:
+        raise DataError(f"{root}: cannot read the folder (permission denied)") from None
+    if not found:
+        raise DataError(f"{root}: no class sub-folders; put each class's images in "
+                        f"{root}/<class name>/")
+    if classes is not None and found != list(classes):
+        missing = sorted(set(classes) - set(found))
+        extra = sorted(set(found) - set(classes))
+        parts = []
+        if extra:
+            parts.append(f"has classes the training data lacks: {', '.join(extra)}")
+        if missing:
+            parts.append(f"lacks training classes: {', '.join(missing)}")
+        if not parts:
+            parts.append("orders classes differently")
+        raise DataError(f"{root}: {what} {'; '.join(parts)}; its sub-folders must be exactly "
+                        f"the training classes")
+    files: list[Path] = []
+    labels: list[int] = []
+    ignored: list[Path] = []
+    for i, name in enumerate(found):
+        imgs, others = _walk_images(root / name)
+        files += imgs
+        labels += [i] * len(imgs)
+        ignored += others
+    return Scan(root=root, classes=found, files=files, labels=labels, ignored=ignored)
+
+
+def list_image_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given, folders searched recursively (for predict)."""
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists():
+            raise DataError(f"{p}: no such file or folder")
+        if p.is_dir():
+            out += _walk_images(p)[0]
+        else:
+            out.append(p)
+    return out
+
+
+# ---------------------------------------------------------------- decoding
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode == "RGB":
+        return im
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(im, dtype=np.float32)
+        hi = 65535.0 if im.mode.startswith("I;16") else max(float(a.max()), 1.0)
+        a = np.clip(a * (255.0 / hi), 0, 255).astype(np.uint8)
+        return Image.fromarray(a, "L").convert("RGB")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        # Transparent pixels carry undefined colours: lay the image on white, as viewers do.
+        im = im.convert("RGBA")
+        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        return Image.alpha_composite(bg, im).convert("RGB")
+    return im.convert("RGB")
+
+
+def target_shape(width: int, height: int, size: int,
+                 max_aspect: float = MAX_ASPECT) -> tuple[int, int]:
+    """(height, width) after the short side becomes `size` and the aspect is capped."""
+    short, long = min(width, height), max(width, height)
+    aspect = min(long / short, max_aspect)
+    long_px = max(size, int(round(size * aspect)))
+    return (size, long_px) if width >= height else (long_px, size)
+
+
+def _crop_aspect(im: Image.Image, max_aspect: float) -> Image.Image:
+    w, h = im.size
+    if max(w, h) <= max_aspect * min(w, h):
+        return im
+    if w > h:
+        nw = int(round(h * max_aspect))
+        left = (w - nw) // 2
+        return im.crop((left, 0, left + nw, h))
+    nh = int(round(w * max_aspect))
+    top = (h - nh) // 2
+    return im.crop((0, top, w, top + nh))
+
+
+def decode_image(path: str | Path, sizes: Sequence[int],
+                 max_aspect: float = MAX_ASPECT) -> dict[int, np.ndarray]:
+    """Decode one file once and return an RGB uint8 array per requested short-side size."""
+    big = max(sizes)
+    with warnings.catch_warnings():
+        # Pillow warns from 89 MP and raises DecompressionBombError from 179 MP: big camera
+        # photos pass (draft mode keeps them cheap), bombs are refused and reported.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            if getattr(im, "n_frames", 1) > 1:
+                im.seek(0)
+            # JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale straight from the DCT: the
+            # decode is several times faster and both sides stay >= the target.
+            im.draft("RGB", (big, big))
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            im = _to_rgb(im)
+    _count_decode()
+    im = _crop_aspect(im, max_aspect)
+    out: dict[int, np.ndarray] = {}
+    src = im
+    for s in sorted(set(sizes), reverse=True):
+        h, w = target_shape(src.width, src.height, s, max_aspect)
+        # Resize from the previous (larger) result: cheaper and every size comes from one
+        # decode.
+        src = src.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=None)
+        out[s] = np.asarray(src, dtype=np.uint8)
+    return out
+
+
+@dataclass
+class Decoded:
+    """Arrays per size for the images that decoded, and why the others did not."""
+
+    images: dict[int, list[np.ndarray]]
+    kept: list[int]  # indices into the input list
+    failed: list[tuple[Path, str]]
+
+
+def decode_all(paths: Sequence[Path], sizes: Sequence[int], workers: int | None = None,
+               max_aspect: float = MAX_ASPECT) -> Decoded:
+    """Decode in parallel threads (Pillow releases the GIL while it decodes and resizes)."""
+    workers = workers or os.cpu_count() or 1
+
+    def one(p: Path) -> dict[int, np.ndarray] | str:
+        try:
+            return decode_image(p, sizes, max_aspect)
+        except Image.DecompressionBombError as e:
+            return f"too large to decode safely ({e})"
+        except Exception as e:  # any unreadable file is skipped, never fatal
+            return f"{type(e).__name__}: {e}"
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(one, paths, chunksize=16))
+    images: dict[int, list[np.ndarray]] = {s: [] for s in sizes}
+    kept: list[int] = []
+    failed: list[tuple[Path, str]] = []
+    for i, (p, r) in enumerate(zip(paths, results)):
+        if isinstance(r, str):
+            failed.append((p, r))
+            continue
+        kept.append(i)
+        for s in sizes:
+            images[s].append(r[s])
+    return Decoded(images=images, kept=kept, failed=failed)
+
+
+def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple[list[int],
+                                                                                list[int]]:
+    """Indices (train, val): each class keeps `fraction` of its items for validation."""
+    if not 0 < fraction < 1:
+        raise DataError(f"--val-split {fraction}: must be between 0 and 1 (e.g. 0.2)")
+    rng = np.random.default_rng(seed)
+    labels_a = np.asarray(labels)
+    train: list[int] = []
+    val: list[int] = []
+    for c in np.unique(labels_a):
+        idx = np.flatnonzero(labels_a == c)
+        rng.shuffle(idx)
+        n_val = int(round(len(idx) * fraction))
+        if len(idx) >= 2:
+            n_val = min(max(n_val, 1), len(idx) - 1)
+        else:
+            n_val = 0
+        val += idx[:n_val].tolist()
+        train += idx[n_val:].tolist()
+    return sorted(train), sorted(val)

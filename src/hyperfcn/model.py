@@ -1,0 +1,79 @@
+"""A ModelConfig builds the FCN: conv blocks, a dense or 1x1-conv head, any input size."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from . import augment
+from .config import ModelConfig
+
+
+def build_core(cfg: ModelConfig, num_classes: int) -> keras.Model:
+    """The inference model: images in [0, 255] of any size -> class probabilities.
+
+    Only built-in Keras layers, so the saved model loads with plain load_model.
+    """
+    inp = keras.Input((None, None, 3), name="image")
+    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inp)
+    f = cfg.filters
+    for b in range(cfg.blocks):
+        for c in range(cfg.convs_per_block):
+            last = c == cfg.convs_per_block - 1
+            stride = 2 if cfg.downsample == "stride" and last else 1
+            x = layers.Conv2D(f, 3, strides=stride, padding="same", use_bias=not cfg.batchnorm,
+                              name=f"block{b + 1}_conv{c + 1}")(x)
+            if cfg.batchnorm:
+                # momentum 0.9, not Keras' 0.99: with 0.99 the moving statistics lag so far
+                # behind that validation sits at chance for the first epochs, exactly when
+                # ASHA decides which trials to stop.
+                x = layers.BatchNormalization(momentum=0.9, name=f"block{b + 1}_bn{c + 1}")(x)
+            x = layers.ReLU(name=f"block{b + 1}_relu{c + 1}")(x)
+        if cfg.downsample == "maxpool":
+            x = layers.MaxPooling2D(2, padding="same", name=f"block{b + 1}_pool")(x)
+        f = min(int(round(f * cfg.filter_growth)), cfg.max_filters)
+    pool = layers.GlobalAveragePooling2D if cfg.pooling == "avg" else layers.GlobalMaxPooling2D
+    if cfg.head == "dense":
+        x = pool(name="global_pool")(x)
+        x = layers.Dense(cfg.dense_units, activation="relu", name="head_dense")(x)
+        if cfg.dropout > 0:
+            x = layers.Dropout(cfg.dropout, name="head_dropout")(x)
+        out = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    else:
+        x = layers.Conv2D(cfg.conv_head_filters, 1, use_bias=not cfg.batchnorm,
+                          name="head_conv")(x)
+        if cfg.batchnorm:
+            x = layers.BatchNormalization(momentum=0.9, name="head_bn")(x)
+        x = layers.ReLU(name="head_relu")(x)
+        if cfg.dropout > 0:
+            x = layers.Dropout(cfg.dropout, name="head_dropout")(x)
+        x = layers.Conv2D(num_classes, 1, name="head_logits")(x)
+        x = pool(name="global_pool")(x)
+        out = layers.Softmax(name="probabilities")(x)
+    return keras.Model(inp, out, name="hyperfcn")
+
+
+def build_optimizer(cfg: ModelConfig) -> keras.optimizers.Optimizer:
+    if cfg.optimizer == "adam":
+        return keras.optimizers.Adam(cfg.learning_rate)
+    if cfg.optimizer == "adamw":
+        return keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(cfg.learning_rate)
+    return keras.optimizers.SGD(cfg.learning_rate, momentum=0.9, nesterov=True)
+
+
+def build_training_model(cfg: ModelConfig, num_classes: int, seed: int | None = None
+                         ) -> tuple[keras.Model, keras.Model]:
+    """(training model with augmentation in front, the core it wraps), compiled."""
+    core = build_core(cfg, num_classes)
+    inp = keras.Input((None, None, 3), name="image")
+    aug = augment.from_config(cfg, seed)
+    out = core(aug(inp) if aug.active else inp)
+    model = keras.Model(inp, out, name="hyperfcn_train")
+    model.compile(
+        optimizer=build_optimizer(cfg),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+    return model, core

@@ -1,0 +1,111 @@
+"""From class folders to the bucketed arrays every trial shares (decoded once, here)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .buckets import MAX_BUCKETS, pack, plan_buckets
+from .data import decode_all, scan_folder, stratified_split
+from .errors import DataError
+from .trial import TrialData
+
+
+@dataclass
+class DataSummary:
+    classes: list[str]
+    train_counts: dict[str, int]
+    val_counts: dict[str, int]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    ignored: int = 0  # files without an image extension
+    shapes: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    padded_fraction: dict[int, float] = field(default_factory=dict)
+    decode_seconds: float = 0.0
+    decoded: int = 0
+
+    def to_dict(self) -> dict:
+        return {
+            "classes": self.classes, "train_counts": self.train_counts,
+            "val_counts": self.val_counts, "skipped": len(self.skipped),
+            "ignored_non_images": self.ignored,
+            "bucket_shapes": {str(k): v for k, v in self.shapes.items()},
+            "padded_fraction": {str(k): round(v, 4) for k, v in self.padded_fraction.items()},
+            "decode_seconds": round(self.decode_seconds, 3), "decoded": self.decoded,
+        }
+
+
+def skipped_message(summary: DataSummary, log_path: Path | None) -> str | None:
+    if not summary.skipped:
+        return None
+    names = ", ".join(Path(p).name for p, _ in summary.skipped[:3])
+    more = " ..." if len(summary.skipped) > 3 else ""
+    where = f"; full list in {log_path}" if log_path else ""
+    return (f"skipped {len(summary.skipped)} unreadable file(s): {names}{more} "
+            f"(first reason: {summary.skipped[0][1]}){where}")
+
+
+def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path | None = None,
+            val_split: float = 0.2, seed: int = 0, max_buckets: int = MAX_BUCKETS,
+            workers: int | None = None, skipped_log: Path | None = None
+            ) -> tuple[TrialData, DataSummary]:
+    train_scan = scan_folder(train_dir, what="DATA")
+    if len(train_scan.classes) < 2:
+        raise DataError(f"{train_dir}: found one class ({train_scan.classes[0]!r}); a "
+                        f"classifier needs at least 2 class sub-folders")
+    val_scan = (scan_folder(val_dir, classes=train_scan.classes, what="--val-dir")
+                if val_dir is not None else None)
+    files = list(train_scan.files) + (list(val_scan.files) if val_scan else [])
+    labels = list(train_scan.labels) + (list(val_scan.labels) if val_scan else [])
+    n_train_files = len(train_scan.files)
+    if not files:
+        raise DataError(f"{train_dir}: no image files in the class folders (looked for "
+                        f".jpg .png .bmp .gif .webp .tif)")
+    t0 = time.time()
+    dec = decode_all(files, sizes, workers=workers)
+    dt = time.time() - t0
+    skipped = [(str(p), r) for p, r in dec.failed]
+    if skipped_log is not None and skipped:
+        skipped_log.parent.mkdir(parents=True, exist_ok=True)
+        skipped_log.write_text("".join(f"{p}\t{r}\n" for p, r in skipped))
+    kept_labels = [labels[i] for i in dec.kept]
+    is_train = [i < n_train_files for i in dec.kept]
+    if val_scan is not None:
+        tr_idx = [k for k, t in enumerate(is_train) if t]
+        va_idx = [k for k, t in enumerate(is_train) if not t]
+    else:
+        tr_idx, va_idx = stratified_split(kept_labels, val_split, seed)
+    if not tr_idx:
+        raise DataError(f"{train_dir}: no readable training images left "
+                        f"({len(skipped)} skipped)")
+    if not va_idx:
+        raise DataError(f"{val_dir or train_dir}: no validation images; give --val-dir or a "
+                        f"larger --val-split")
+    classes = train_scan.classes
+    summary = DataSummary(
+        classes=classes,
+        train_counts={c: 0 for c in classes}, val_counts={c: 0 for c in classes},
+        skipped=skipped, ignored=len(train_scan.ignored) + (len(val_scan.ignored)
+                                                            if val_scan else 0),
+        decode_seconds=dt, decoded=len(dec.kept))
+    for k in tr_idx:
+        summary.train_counts[classes[kept_labels[k]]] += 1
+    for k in va_idx:
+        summary.val_counts[classes[kept_labels[k]]] += 1
+    empty = [c for c in classes if summary.train_counts[c] == 0]
+    if empty:
+        raise DataError(f"{train_dir}: class folder(s) with no readable images: "
+                        f"{', '.join(empty)}; add images or remove the folder")
+    train, val = {}, {}
+    for s in sizes:
+        imgs = dec.images[s]
+        plan = plan_buckets([imgs[k].shape[:2] for k in range(len(imgs))], max_buckets)
+        train[s] = pack([imgs[k] for k in tr_idx], [kept_labels[k] for k in tr_idx], plan)
+        val[s] = pack([imgs[k] for k in va_idx], [kept_labels[k] for k in va_idx], plan)
+        summary.shapes[s] = [tuple(map(int, sh)) for sh in plan.shapes]
+        total = sum(b.x.size for b in train[s].buckets) + sum(b.x.size for b in val[s].buckets)
+        summary.padded_fraction[s] = (
+            (train[s].padded_fraction * sum(b.x.size for b in train[s].buckets)
+             + val[s].padded_fraction * sum(b.x.size for b in val[s].buckets)) / total)
+    return TrialData(classes=classes, train=train, val=val), summary

@@ -1,0 +1,373 @@
+"""The search space as plain data: parsed from YAML, validated, with an initial point.
+
+Parameters come out of a sample *flat*: a conditional choice such as ``head`` yields
+``{"head": "dense", "dense_units": 128}``, so configs, trials.csv and TensorBoard all see one
+level of keys. Translating to a searcher's own format lives in :mod:`hyperfcn.tuning`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import SpaceError
+
+Scalar = int | float | str | bool
+DISTRIBUTIONS = ("choice", "uniform", "loguniform", "quniform", "randint")
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+
+
+@dataclass(frozen=True)
+class Constant(Param):
+    value: Scalar
+
+
+@dataclass(frozen=True)
+class Choice(Param):
+    values: tuple[Scalar, ...]
+
+
+@dataclass(frozen=True)
+class Conditional(Param):
+    """A choice whose options each switch on their own sub-parameters."""
+
+    options: tuple[tuple[Scalar, tuple[Param, ...]], ...]
+
+    @property
+    def keys(self) -> tuple[Scalar, ...]:
+        return tuple(k for k, _ in self.options)
+
+    def sub(self, key: Scalar) -> tuple[Param, ...]:
+        for k, params in self.options:
+            if _same(k, key):
+                return params
+        raise KeyError(key)
+
+
+@dataclass(frozen=True)
+class Uniform(Param):
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class LogUniform(Param):
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class QUniform(Param):
+    low: float
+    high: float
+    q: float
+
+
+@dataclass(frozen=True)
+class RandInt(Param):
+    """Integers from low to high, both included."""
+
+    low: int
+    high: int
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    params: tuple[Param, ...]
+    defaults: Mapping[str, Any] | None = None
+    source: str = "<space>"
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def walk(self) -> Iterator[Param]:
+        """Every parameter, nested ones included."""
+        yield from _walk(self.params)
+
+    def names(self) -> list[str]:
+        return [p.name for p in self.walk()]
+
+    def get(self, name: str) -> Param:
+        for p in self.walk():
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def active(self, config: Mapping[str, Any]) -> list[Param]:
+        """The parameters a config switches on (conditional children of chosen options)."""
+        out: list[Param] = []
+
+        def visit(params: tuple[Param, ...]) -> None:
+            for p in params:
+                out.append(p)
+                if isinstance(p, Conditional) and p.name in config:
+                    try:
+                        visit(p.sub(config[p.name]))
+                    except KeyError:
+                        pass
+
+        visit(self.params)
+        return out
+
+    def validate_point(self, point: Mapping[str, Any], what: str = "point") -> dict[str, Any]:
+        """Check a values-form point against the space; return it with constants filled in."""
+        if not isinstance(point, Mapping):
+            raise SpaceError(f"{self.source}: {what} must be a mapping of parameter: value, "
+                             f"got {point!r}")
+        known = set(self.names())
+        for key in point:
+            if key not in known:
+                raise SpaceError(f"{self.source}: {what}.{key}: unknown parameter; "
+                                 f"known: {', '.join(sorted(known))}")
+        out: dict[str, Any] = {}
+        for p in self.active(point):
+            if isinstance(p, Constant):
+                if p.name in point and not _same(point[p.name], p.value):
+                    raise SpaceError(f"{self.source}: {what}.{p.name}={point[p.name]!r} but the "
+                                     f"space fixes it to {p.value!r}")
+                out[p.name] = p.value
+                continue
+            if p.name not in point:
+                raise SpaceError(f"{self.source}: {what} lacks {p.name!r}; give it a value "
+                                 f"from {describe(p)}")
+            value = point[p.name]
+            if not contains(p, value):
+                raise SpaceError(f"{self.source}: {what}.{p.name}={value!r} is outside "
+                                 f"{describe(p)}")
+            out[p.name] = value
+        extra = set(point) - set(out)
+        if extra:
+            raise SpaceError(f"{self.source}: {what} sets {', '.join(sorted(extra))}, which the "
+                             f"chosen options switch off; remove them")
+        return out
+
+    def sample(self, rng: random.Random) -> dict[str, Any]:
+        """A random flat config (used by tests and as a reference sampler)."""
+        out: dict[str, Any] = {}
+
+        def visit(params: tuple[Param, ...]) -> None:
+            for p in params:
+                if isinstance(p, Constant):
+                    out[p.name] = p.value
+                elif isinstance(p, Choice):
+                    out[p.name] = rng.choice(p.values)
+                elif isinstance(p, Conditional):
+                    key = rng.choice(p.keys)
+                    out[p.name] = key
+                    visit(p.sub(key))
+                elif isinstance(p, Uniform):
+                    out[p.name] = rng.uniform(p.low, p.high)
+                elif isinstance(p, LogUniform):
+                    out[p.name] = math.exp(rng.uniform(math.log(p.low), math.log(p.high)))
+                elif isinstance(p, QUniform):
+                    out[p.name] = _qround(rng.uniform(p.low, p.high), p)
+                elif isinstance(p, RandInt):
+                    out[p.name] = rng.randint(p.low, p.high)
+
+        visit(self.params)
+        return out
+
+    def values_of(self, name: str) -> list[Scalar] | None:
+        """The finite set of values a parameter can take, or None for a continuous one."""
+        p = self.get(name)
+        if isinstance(p, Constant):
+            return [p.value]
+        if isinstance(p, Choice):
+            return list(p.values)
+        if isinstance(p, Conditional):
+            return list(p.keys)
+        if isinstance(p, RandInt):
+            return list(range(p.low, p.high + 1))
+        return None
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(dict(self.raw), sort_keys=False)
+
+
+def _walk(params: tuple[Param, ...]) -> Iterator[Param]:
+    for p in params:
+        yield p
+        if isinstance(p, Conditional):
+            for _, sub in p.options:
+                yield from _walk(sub)
+
+
+def _same(a: Any, b: Any) -> bool:
+    # True == 1 in Python; a space must not accept 1 for a boolean or True for 1.
+    return type(a) is type(b) and a == b or (
+        not isinstance(a, bool) and not isinstance(b, bool)
+        and isinstance(a, int | float) and isinstance(b, int | float) and a == b)
+
+
+def _qround(x: float, p: QUniform) -> float | int:
+    v = round(x / p.q) * p.q
+    v = min(max(v, p.low), p.high)
+    if all(float(t).is_integer() for t in (p.low, p.high, p.q)):
+        return int(round(v))
+    return v
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def contains(p: Param, value: Any) -> bool:
+    if isinstance(p, Constant):
+        return _same(value, p.value)
+    if isinstance(p, Choice):
+        return any(_same(value, v) for v in p.values)
+    if isinstance(p, Conditional):
+        return any(_same(value, k) for k in p.keys)
+    if not _is_number(value):
+        return False
+    if isinstance(p, RandInt):
+        return float(value).is_integer() and p.low <= value <= p.high
+    return p.low <= value <= p.high  # type: ignore[attr-defined]
+
+
+def describe(p: Param) -> str:
+    if isinstance(p, Constant):
+        return f"the constant {p.value!r}"
+    if isinstance(p, Choice):
+        return f"choice {list(p.values)!r}"
+    if isinstance(p, Conditional):
+        return f"choice {list(p.keys)!r}"
+    if isinstance(p, Uniform):
+        return f"uniform [{p.low}, {p.high}]"
+    if isinstance(p, LogUniform):
+        return f"loguniform [{p.low}, {p.high}]"
+    if isinstance(p, QUniform):
+        return f"quniform [{p.low}, {p.high}] step {p.q}"
+    if isinstance(p, RandInt):
+        return f"randint [{p.low}, {p.high}] (both included)"
+    return repr(p)
+
+
+# ---------------------------------------------------------------- parsing
+
+def _parse_param(name: str, spec: Any, where: str) -> Param:
+    loc = f"{where}.{name}"
+    if not isinstance(name, str) or not name.isidentifier():
+        raise SpaceError(f"{loc}: parameter names must be identifiers, got {name!r}")
+    if spec is None:
+        raise SpaceError(f"{loc}: empty value; give a constant or one of "
+                         f"{', '.join(DISTRIBUTIONS)}")
+    if isinstance(spec, int | float | str | bool):
+        return Constant(name, spec)
+    if not isinstance(spec, Mapping) or len(spec) != 1:
+        raise SpaceError(f"{loc}: expected a constant or a mapping with exactly one of "
+                         f"{', '.join(DISTRIBUTIONS)}, got {spec!r}")
+    (kind, args), = spec.items()
+    if kind not in DISTRIBUTIONS:
+        raise SpaceError(f"{loc}: unknown distribution {kind!r}; use one of "
+                         f"{', '.join(DISTRIBUTIONS)}")
+    if kind == "choice":
+        if isinstance(args, Mapping):
+            if not args:
+                raise SpaceError(f"{loc}.choice: empty choice; list at least one option")
+            options = []
+            for key, sub in args.items():
+                if not isinstance(key, int | float | str | bool):
+                    raise SpaceError(f"{loc}.choice: option {key!r} must be a scalar")
+                if sub is None:
+                    sub = {}
+                if not isinstance(sub, Mapping):
+                    raise SpaceError(f"{loc}.choice.{key}: the parameters an option switches "
+                                     f"on must be a mapping (or {{}}), got {sub!r}")
+                sub_params = tuple(_parse_param(n, s, f"{loc}.choice.{key}")
+                                   for n, s in sub.items())
+                options.append((key, sub_params))
+            return Conditional(name, tuple(options))
+        if not isinstance(args, list | tuple) or not args:
+            raise SpaceError(f"{loc}.choice: empty choice or not a list ({args!r}); "
+                             f"list at least one value")
+        for v in args:
+            if not isinstance(v, int | float | str | bool):
+                raise SpaceError(f"{loc}.choice: value {v!r} must be a scalar; for options "
+                                 f"with their own parameters write choice as a mapping")
+        if len(set(map(repr, args))) != len(args):
+            raise SpaceError(f"{loc}.choice: duplicate values in {args!r}")
+        return Choice(name, tuple(args))
+    n = 3 if kind == "quniform" else 2
+    form = "[low, high, q]" if kind == "quniform" else "[low, high]"
+    if not isinstance(args, list | tuple) or len(args) != n or not all(map(_is_number, args)):
+        raise SpaceError(f"{loc}.{kind}: expected {form} numbers, got {args!r}")
+    low, high = args[0], args[1]
+    if low > high:
+        raise SpaceError(f"{loc}.{kind}: low {low} > high {high}; swap them")
+    if kind == "uniform":
+        return Uniform(name, float(low), float(high))
+    if kind == "loguniform":
+        if low <= 0:
+            raise SpaceError(f"{loc}.loguniform: low is {low}, but a log range needs "
+                             f"0 < low <= high")
+        return LogUniform(name, float(low), float(high))
+    if kind == "quniform":
+        if args[2] <= 0:
+            raise SpaceError(f"{loc}.quniform: q is {args[2]}, but must be > 0")
+        return QUniform(name, low, high, args[2])
+    if not all(float(v).is_integer() for v in args):
+        raise SpaceError(f"{loc}.randint: bounds must be integers, got {args!r}")
+    return RandInt(name, int(low), int(high))
+
+
+def parse_space(data: Any, source: str = "<space>",
+                known_keys: set[str] | None = None) -> SearchSpace:
+    if not isinstance(data, Mapping):
+        raise SpaceError(f"{source}: expected a mapping with 'parameters' (and optional "
+                         f"'defaults'), got {type(data).__name__}")
+    unknown = set(data) - {"parameters", "defaults"}
+    if unknown:
+        raise SpaceError(f"{source}: unknown top-level key(s) {', '.join(sorted(map(str, unknown)))};"
+                         f" allowed: parameters, defaults")
+    params_spec = data.get("parameters")
+    if not isinstance(params_spec, Mapping) or not params_spec:
+        raise SpaceError(f"{source}: 'parameters' must be a non-empty mapping")
+    params = tuple(_parse_param(n, s, f"{source}: parameters") for n, s in params_spec.items())
+    seen: set[str] = set()
+    for p in _walk(params):
+        if p.name in seen:
+            raise SpaceError(f"{source}: parameter {p.name!r} is defined twice; names must be "
+                             f"unique, nested ones included")
+        seen.add(p.name)
+        if known_keys is not None and p.name not in known_keys:
+            raise SpaceError(f"{source}: parameters.{p.name}: unknown key; known keys: "
+                             f"{', '.join(sorted(known_keys))}")
+    space = SearchSpace(params=params, source=source, raw=data)
+    defaults = data.get("defaults")
+    if defaults is not None:
+        defaults = space.validate_point(defaults, "defaults")
+    return SearchSpace(params=params, defaults=defaults, source=source, raw=data)
+
+
+def load_space(path: str | Path | None = None, known_keys: set[str] | None = None,
+               name: str = "default_space.yaml") -> SearchSpace:
+    """Read a space file (safe YAML), or the packaged default when path is None."""
+    if path is None:
+        text = resources.files("hyperfcn").joinpath(name).read_text()
+        source = name
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise SpaceError(f"{p}: space file not found; write one with `hyperfcn space > "
+                             f"{p.name}` and edit it")
+        text = p.read_text()
+        source = str(p)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise SpaceError(f"{source}: not valid YAML ({str(e).splitlines()[0]})") from None
+    return parse_space(data, source, known_keys)
+
+
+def default_space_text(name: str = "default_space.yaml") -> str:
+    return resources.files("hyperfcn").joinpath(name).read_text()

@@ -1,0 +1,286 @@
+"""One trial: build -> fit one epoch at a time -> report. The final retrain runs this too.
+
+Nothing here imports Ray: a trial talks to whoever runs it through a ``Reporter``
+(:mod:`hyperfcn.tuning` adapts Ray Tune; the final retrain keeps results locally). Keras is
+imported lazily, after the trial's thread and GPU-memory limits are in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .buckets import Packed, batch_plan
+from .config import ModelConfig
+from .errors import TrialError
+
+CHECKPOINT_MODEL = "model.keras"
+CHECKPOINT_STATE = "state.json"
+
+
+@dataclass
+class TrialData:
+    """Decoded, bucketed arrays for every image size the search can pick."""
+
+    classes: list[str]
+    train: dict[int, Packed]
+    val: dict[int, Packed]
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    max_epochs: int
+    metric: str = "val_loss"
+    seed: int = 0
+    cpus: float = 1.0
+    gpus: float = 0.0
+    patience: int | None = None  # early stopping (final retrain); None: run every epoch
+
+    @property
+    def mode(self) -> str:
+        return "min" if self.metric.endswith("loss") else "max"
+
+
+class Reporter(Protocol):
+    def report(self, metrics: dict[str, float], checkpoint_dir: str | None) -> None: ...
+
+    def restore_dir(self) -> contextlib.AbstractContextManager[str | None]: ...
+
+
+class LocalReporter:
+    """Keeps every epoch's metrics; no checkpoints (the final retrain runs in one go)."""
+
+    def __init__(self, on_epoch=None) -> None:
+        self.history: list[dict[str, float]] = []
+        self.on_epoch = on_epoch
+
+    def report(self, metrics: dict[str, float], checkpoint_dir: str | None) -> None:
+        self.history.append(dict(metrics))
+        if self.on_epoch is not None:
+            self.on_epoch(dict(metrics))
+
+    @contextlib.contextmanager
+    def restore_dir(self) -> Iterator[str | None]:
+        yield None
+
+
+@dataclass
+class TrialOutcome:
+    history: list[dict[str, float]]
+    best: dict[str, float]
+    model: Any = None  # the core (inference) keras model, best weights
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_configured: dict[str, Any] = {}
+
+
+def configure_runtime(cpus: float, gpus: float) -> None:
+    """Limit threads to the trial's CPU share and GPU memory to its GPU share.
+
+    Must run before the backend starts in this process; a second call is a no-op because
+    TensorFlow cannot change its thread pools once it has run an op.
+    """
+    if _configured:
+        return
+    n = max(1, int(cpus))
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if backend == "jax":
+        if 0 < gpus < 1:
+            os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 * gpus:.3f}")
+        if n == 1 and "intra_op_parallelism_threads" not in os.environ.get("XLA_FLAGS", ""):
+            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                                       + " --xla_cpu_multi_thread_eigen=false"
+                                       " intra_op_parallelism_threads=1").strip()
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        with contextlib.suppress(RuntimeError):
+            tf.config.threading.set_intra_op_parallelism_threads(n)
+            tf.config.threading.set_inter_op_parallelism_threads(min(n, 2))
+        for gpu in tf.config.list_physical_devices("GPU"):
+            with contextlib.suppress(RuntimeError):
+                tf.config.experimental.set_memory_growth(gpu, True)
+    _configured.update(cpus=n, gpus=gpus, backend=backend)
+
+
+def _one_hot(y: np.ndarray, k: int) -> np.ndarray:
+    out = np.zeros((len(y), k), dtype=np.float32)
+    out[np.arange(len(y)), y] = 1.0
+    return out
+
+
+def _train_input(packed: Packed, batch_size: int, num_classes: int, seed: int,
+                 start_epoch: int):
+    """Shuffled fixed-size batches drawn from the cached uint8 arrays; nothing is decoded.
+
+    TensorFlow gets a tf.data pipeline whose element spec leaves height and width open:
+    Keras' own adapters infer the spec from the first batches and then reject a later
+    bucket's shape. Other backends get a PyDataset (JAX compiles once per bucket shape).
+    """
+    import keras
+
+    def epoch_batches(epoch: int):
+        rng = np.random.default_rng([seed, epoch])
+        for b, idx, _ in batch_plan(packed, batch_size, rng):
+            bucket = packed.buckets[b]
+            yield bucket.x[idx].astype(np.float32), _one_hot(bucket.y[idx], num_classes)
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        def forever():
+            epoch = start_epoch
+            while True:
+                yield from epoch_batches(epoch)
+                epoch += 1
+
+        ds = tf.data.Dataset.from_generator(forever, output_signature=(
+            tf.TensorSpec((batch_size, None, None, 3), tf.float32),
+            tf.TensorSpec((batch_size, num_classes), tf.float32)))
+        return ds.prefetch(2)
+
+    class TrainBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.epoch = start_epoch
+            self._plan()
+
+        def _plan(self) -> None:
+            rng = np.random.default_rng([seed, self.epoch])
+            self.items = batch_plan(packed, batch_size, rng)
+
+        def __len__(self) -> int:
+            return len(self.items)
+
+        def __getitem__(self, i: int):
+            b, idx, _ = self.items[i]
+            bucket = packed.buckets[b]
+            return (bucket.x[idx].astype(np.float32),
+                    _one_hot(bucket.y[idx], num_classes))
+
+        def on_epoch_end(self) -> None:
+            self.epoch += 1
+            self._plan()
+
+    return TrainBatches()
+
+
+def predict_packed(model, packed: Packed, batch_size: int) -> np.ndarray:
+    """Probabilities for every image of `packed`, in bucket order, fixed batch shapes."""
+    out = []
+    for b, idx, n_real in batch_plan(packed, batch_size, None):
+        x = packed.buckets[b].x[idx].astype(np.float32)
+        p = np.asarray(model.predict_on_batch(x))
+        out.append(p[:n_real])
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def labels_of(packed: Packed) -> np.ndarray:
+    return np.concatenate([b.y for b in packed.buckets])
+
+
+def score(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Plain cross-entropy (no label smoothing) and accuracy: comparable across trials."""
+    p = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
+    return {"val_loss": float(-np.log(p).mean()),
+            "val_accuracy": float((probs.argmax(1) == labels).mean())}
+
+
+def _better(a: float, b: float | None, mode: str) -> bool:
+    return b is None or (a < b if mode == "min" else a > b)
+
+
+def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSettings,
+              reporter: Reporter) -> TrialOutcome:
+    configure_runtime(settings.cpus, settings.gpus)
+    import keras
+
+    from . import augment  # noqa: F401  (registers Augment for checkpoint loading)
+    from .model import build_training_model
+
+    cfg = ModelConfig.from_dict(config, "trial config")
+    t0 = time.time()
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(settings.seed)
+    if cfg.image_size not in data.train:
+        raise TrialError(f"image_size {cfg.image_size} was not prepared; prepared: "
+                         f"{sorted(data.train)}")
+    train, val = data.train[cfg.image_size], data.val[cfg.image_size]
+    k = len(data.classes)
+    val_labels = labels_of(val)
+
+    start_epoch = 0
+    history: list[dict[str, float]] = []
+    model = None
+    with reporter.restore_dir() as ckpt:
+        if ckpt:
+            state = json.loads(Path(ckpt, CHECKPOINT_STATE).read_text())
+            model = keras.saving.load_model(Path(ckpt, CHECKPOINT_MODEL))
+            start_epoch = int(state["epoch"])
+            history = state["history"]
+    if model is None:
+        model, core = build_training_model(cfg, k, seed=settings.seed)
+    else:
+        core = model.get_layer("hyperfcn")
+
+    best: dict[str, float] = {}
+    best_weights = None
+    for h in history:
+        if _better(h[settings.metric], best.get(settings.metric), settings.mode):
+            best = dict(h)
+    mode = settings.mode
+
+    class EpochEnd(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            nonlocal best, best_weights
+            logs = logs or {}
+            loss = float(logs.get("loss", float("nan")))
+            if not math.isfinite(loss):
+                raise TrialError(f"loss became {loss} in epoch {epoch + 1} "
+                                 f"(learning_rate={cfg.learning_rate:g}); the trial stops")
+            metrics = {"epoch": epoch + 1, "loss": loss,
+                       "accuracy": float(logs.get("accuracy", float("nan")))}
+            metrics.update(score(predict_packed(core, val, cfg.batch_size), val_labels))
+            metrics["seconds"] = time.time() - t0
+            history.append(metrics)
+            improved = _better(metrics[settings.metric], best.get(settings.metric), mode)
+            if improved:
+                best = dict(metrics)
+                if settings.patience is not None:
+                    best_weights = core.get_weights()
+            with tempfile.TemporaryDirectory(prefix="hyperfcn-ckpt-") as d:
+                ckpt_dir = None
+                if settings.patience is None:  # only searched trials can be resumed
+                    self.model.save(Path(d, CHECKPOINT_MODEL))
+                    Path(d, CHECKPOINT_STATE).write_text(
+                        json.dumps({"epoch": epoch + 1, "history": history}))
+                    ckpt_dir = d
+                reporter.report(metrics, ckpt_dir)
+            if (settings.patience is not None
+                    and epoch + 1 - int(best.get("epoch", 0)) >= settings.patience):
+                self.model.stop_training = True
+
+    if start_epoch < settings.max_epochs:
+        from .buckets import steps
+
+        inputs = _train_input(train, cfg.batch_size, k, settings.seed, start_epoch)
+        model.fit(inputs, epochs=settings.max_epochs, initial_epoch=start_epoch,
+                  steps_per_epoch=steps(train, cfg.batch_size), callbacks=[EpochEnd()],
+                  shuffle=False, verbose=0)
+    if best_weights is not None:
+        core.set_weights(best_weights)
+    return TrialOutcome(history=history, best=best, model=core, seconds=time.time() - t0)

@@ -1,0 +1,495 @@
+"""Everything that touches Ray Tune, HyperOpt and Optuna lives in this one module.
+
+The rest of hyperfcn sees plain functions: start a session, share the data, run a search
+(searcher + scheduler + trials), retrain one config on a worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Before Ray is imported: no usage reporting, no Ray logger callbacks (we write our own
+# TensorBoard logs with declared HParams domains).
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+import hyperopt as hpo  # noqa: E402
+import ray  # noqa: E402
+from hyperopt import hp  # noqa: E402
+from ray import tune  # noqa: E402
+from ray.tune.experiment import Trial  # noqa: E402
+from ray.tune.logger import JsonLoggerCallback  # noqa: E402
+from ray.tune.schedulers import (  # noqa: E402
+    ASHAScheduler,
+    FIFOScheduler,
+    HyperBandScheduler,
+    TrialScheduler,
+)
+from ray.tune.search.hyperopt import HyperOptSearch  # noqa: E402
+
+from . import space as sp  # noqa: E402
+from .errors import UserError  # noqa: E402
+from .tb import HParamsLog  # noqa: E402
+from .trial import LocalReporter, TrialData, TrialSettings, run_trial  # noqa: E402
+
+log = logging.getLogger("hyperfcn")
+
+
+# ---------------------------------------------------------------- Ray session
+
+def start(address: str | None = None, backend: str = "tensorflow", num_cpus: int | None = None,
+          num_gpus: int | None = None, quiet: bool = False) -> dict[str, float]:
+    """Start (or join) Ray and return the cluster's CPU and GPU counts."""
+    env = {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "1",
+           "RAY_USAGE_STATS_ENABLED": "0", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    kwargs: dict[str, Any] = dict(
+        runtime_env={"env_vars": env}, logging_level=logging.WARNING,
+        log_to_driver=not quiet, configure_logging=True, ignore_reinit_error=True)
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        # The dashboard (and with it the Jobs API that can run code) stays off; Ray's token
+        # authentication protects the ports it must open.
+        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, **kwargs)
+    res = ray.cluster_resources()
+    return {"cpus": float(res.get("CPU", 0)), "gpus": float(res.get("GPU", 0))}
+
+
+def shutdown() -> None:
+    with contextlib.suppress(Exception):
+        ray.shutdown()
+
+
+def put(obj: Any) -> Any:
+    return ray.put(obj)
+
+
+# ---------------------------------------------------------------- search space translation
+
+def _flatten(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in cfg.items():
+        if isinstance(v, Mapping):
+            out.update(_flatten(v))
+        else:
+            out[k] = v
+    return out
+
+
+def _hp_expr(p: sp.Param) -> Any:
+    if isinstance(p, sp.Constant):
+        return p.value
+    if isinstance(p, sp.Choice):
+        return hp.choice(p.name, list(p.values))
+    if isinstance(p, sp.Conditional):
+        return hp.choice(p.name, [{p.name: key, **{q.name: _hp_expr(q) for q in sub}}
+                                  for key, sub in p.options])
+    if isinstance(p, sp.Uniform):
+        return hp.uniform(p.name, p.low, p.high)
+    if isinstance(p, sp.LogUniform):
+        return hp.loguniform(p.name, math.log(p.low), math.log(p.high))
+    if isinstance(p, sp.QUniform):
+        expr = hp.quniform(p.name, p.low, p.high, p.q)
+        if all(float(t).is_integer() for t in (p.low, p.high, p.q)):
+            return hpo.pyll.scope.int(expr)
+        return expr
+    if isinstance(p, sp.RandInt):
+        return hp.uniformint(p.name, p.low, p.high)
+    raise TypeError(p)
+
+
+def hyperopt_space(space: sp.SearchSpace) -> dict[str, Any]:
+    return {p.name: _hp_expr(p) for p in space.params}
+
+
+def hyperopt_point(space: sp.SearchSpace, point: Mapping[str, Any]) -> dict[str, Any]:
+    """A values-form point as hyperopt stores it: choice indices, raw numbers, active only."""
+    out: dict[str, Any] = {}
+    for p in space.active(point):
+        if isinstance(p, sp.Constant):
+            continue
+        v = point[p.name]
+        if isinstance(p, sp.Choice):
+            out[p.name] = next(i for i, c in enumerate(p.values) if sp.contains(
+                sp.Constant(p.name, c), v))
+        elif isinstance(p, sp.Conditional):
+            out[p.name] = next(i for i, k in enumerate(p.keys) if sp.contains(
+                sp.Constant(p.name, k), v))
+        else:
+            out[p.name] = v
+    return out
+
+
+class FlatHyperOptSearch(HyperOptSearch):
+    """HyperOptSearch that takes values-form initial points for conditional spaces.
+
+    Ray 2.60's own conversion of `points_to_evaluate` hangs or fails on nested choices; here
+    the points become hyperopt trial documents directly (every label present, inactive ones
+    empty, as hyperopt itself records them), and suggestions come back flat.
+    """
+
+    def __init__(self, space: sp.SearchSpace, metric: str, mode: str, seed: int,
+                 points: list[dict[str, Any]] | None = None, n_initial_points: int = 8,
+                 algo: str = "tpe") -> None:
+        super().__init__(space=hyperopt_space(space), metric=metric, mode=mode,
+                         n_initial_points=n_initial_points, random_state_seed=seed)
+        if algo == "random":
+            self.algo = hpo.rand.suggest
+        labels = [p.name for p in space.walk() if not isinstance(p, sp.Constant)]
+        docs = []
+        # hyperopt pops initial points last-in-first-out: reverse to run them in order.
+        for tid, point in enumerate(reversed(points or [])):
+            hpoint = hyperopt_point(space, point)
+            docs.append({
+                "state": hpo.base.JOB_STATE_NEW, "tid": tid, "spec": None,
+                "result": {"status": "new"},
+                "misc": {"tid": tid, "cmd": ("domain_attachment", "FMinIter_Domain"),
+                         "workdir": None,
+                         "idxs": {k: [tid] if k in hpoint else [] for k in labels},
+                         "vals": {k: [hpoint[k]] if k in hpoint else [] for k in labels}},
+                "exp_key": None, "owner": None, "version": 0, "book_time": None,
+                "refresh_time": None})
+        self._hpopt_trials = hpo.Trials()
+        if docs:
+            self._hpopt_trials.insert_trial_docs(docs)
+            self._hpopt_trials.refresh()
+        self._points_to_evaluate = len(docs)
+
+    def suggest(self, trial_id: str) -> dict | None:
+        cfg = super().suggest(trial_id)
+        return _flatten(cfg) if isinstance(cfg, Mapping) else cfg
+
+
+def optuna_define_by_run(space: sp.SearchSpace) -> Callable[[Any], dict[str, Any]]:
+    def define(trial: Any) -> dict[str, Any]:
+        consts: dict[str, Any] = {}
+
+        def visit(params: tuple[sp.Param, ...]) -> None:
+            for p in params:
+                if isinstance(p, sp.Constant):
+                    consts[p.name] = p.value
+                elif isinstance(p, sp.Choice):
+                    trial.suggest_categorical(p.name, list(p.values))
+                elif isinstance(p, sp.Conditional):
+                    key = trial.suggest_categorical(p.name, list(p.keys))
+                    visit(p.sub(key))
+                elif isinstance(p, sp.Uniform):
+                    trial.suggest_float(p.name, p.low, p.high)
+                elif isinstance(p, sp.LogUniform):
+                    trial.suggest_float(p.name, p.low, p.high, log=True)
+                elif isinstance(p, sp.QUniform):
+                    if all(float(t).is_integer() for t in (p.low, p.high, p.q)):
+                        trial.suggest_int(p.name, int(p.low), int(p.high), step=int(p.q))
+                    else:
+                        trial.suggest_float(p.name, p.low, p.high, step=p.q)
+                elif isinstance(p, sp.RandInt):
+                    trial.suggest_int(p.name, p.low, p.high)
+
+        visit(space.params)
+        return consts
+
+    return define
+
+
+def make_searcher(name: str, space: sp.SearchSpace, metric: str, mode: str, seed: int,
+                  points: list[dict[str, Any]] | None, n_initial_points: int = 8):
+    if name in ("hyperopt", "random"):
+        return FlatHyperOptSearch(space, metric, mode, seed, points, n_initial_points,
+                                  algo="tpe" if name == "hyperopt" else "random")
+    if name == "optuna":
+        try:
+            import optuna
+            from ray.tune.search.optuna import OptunaSearch
+        except ImportError:
+            raise UserError("--searcher optuna needs Optuna: pip install 'hyperfcn[optuna]'"
+                            ) from None
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        return OptunaSearch(space=optuna_define_by_run(space), metric=metric, mode=mode,
+                            sampler=optuna.samplers.TPESampler(
+                                seed=seed, n_startup_trials=n_initial_points),
+                            points_to_evaluate=points)
+    raise UserError(f"--searcher {name!r}: use hyperopt, random or optuna")
+
+
+# ---------------------------------------------------------------- schedulers
+
+@dataclass(frozen=True)
+class SchedulerPlan:
+    name: str
+    max_t: int
+    grace_period: int = 1
+    reduction_factor: int = 3
+
+    def rungs(self) -> list[int]:
+        out, t = [], self.grace_period
+        while t < self.max_t:
+            out.append(t)
+            t *= self.reduction_factor
+        return out + [self.max_t]
+
+    def describe(self) -> str:
+        if self.name == "fifo":
+            return f"FIFO: every trial runs its {self.max_t} epochs"
+        if self.name == "hyperband":
+            return (f"HyperBand: max_t={self.max_t} epochs, "
+                    f"reduction_factor={self.reduction_factor}")
+        return (f"ASHA: max_t={self.max_t} epochs, grace_period={self.grace_period}, "
+                f"reduction_factor={self.reduction_factor}; trials are compared at epochs "
+                f"{', '.join(map(str, self.rungs()))}")
+
+
+def plan_scheduler(name: str, max_epochs: int) -> SchedulerPlan:
+    """ASHA rungs sized to the budget: about three decisions before max_t."""
+    if name not in ("asha", "hyperband", "fifo"):
+        raise UserError(f"--scheduler {name!r}: use asha, hyperband or fifo")
+    rf = 3 if max_epochs >= 9 else 2
+    grace = max(1, int(round(max_epochs / rf ** 3)))
+    return SchedulerPlan(name, max_epochs, grace, rf)
+
+
+def make_scheduler(plan: SchedulerPlan, metric: str, mode: str) -> TrialScheduler:
+    if plan.name == "asha":
+        return ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=plan.max_t,
+                             grace_period=plan.grace_period,
+                             reduction_factor=plan.reduction_factor)
+    if plan.name == "hyperband":
+        return HyperBandScheduler(time_attr="epoch", metric=metric, mode=mode,
+                                  max_t=plan.max_t, reduction_factor=plan.reduction_factor)
+    return FIFOScheduler()
+
+
+# ---------------------------------------------------------------- the trainable
+
+class RayReporter:
+    def report(self, metrics: dict[str, float], checkpoint_dir: str | None) -> None:
+        ckpt = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        tune.report(metrics, checkpoint=ckpt)
+
+    @contextlib.contextmanager
+    def restore_dir(self) -> Iterator[str | None]:
+        ckpt = tune.get_checkpoint()
+        if ckpt is None:
+            yield None
+            return
+        with ckpt.as_directory() as d:
+            yield d
+
+
+def _get(data: Any) -> Any:
+    return ray.get(data) if isinstance(data, ray.ObjectRef) else data
+
+
+def trainable(config: dict[str, Any], data: Any = None,
+              settings: TrialSettings | None = None) -> None:
+    """The Ray Tune function trainable: one trial, reporting through Ray."""
+    assert settings is not None
+    run_trial(config, _get(data), settings, RayReporter())
+
+
+# ---------------------------------------------------------------- callbacks
+
+class HParamsCallback(tune.Callback):
+    """Writes TensorBoard HParams from the driver, so it works on any cluster."""
+
+    def __init__(self, tb: HParamsLog) -> None:
+        self.tb = tb
+
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info):
+        self.tb.start(trial.trial_id, trial.config)
+
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial,
+                        result: dict, **info):
+        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        self.tb.scalars(trial.trial_id, step, {k: result[k] for k in
+                                               ("loss", "accuracy", "val_loss",
+                                                "val_accuracy") if k in result})
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info):
+        self.tb.end(trial.trial_id, "ok")
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info):
+        self.tb.end(trial.trial_id, "failed")
+
+
+# ---------------------------------------------------------------- search
+
+@dataclass
+class SearchRequest:
+    space: sp.SearchSpace
+    run_dir: Path
+    data_ref: Any
+    settings: TrialSettings
+    searcher: str = "hyperopt"
+    scheduler: SchedulerPlan | None = None
+    samples: int | None = None
+    budget_s: float | None = None
+    concurrency: int = 1
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    resume: bool = False
+    n_initial_points: int = 8
+    storage: str | None = None
+    verbose: int = 1
+    name: str = "tune"
+    tb_dir: Path | None = None
+
+
+@dataclass
+class TrialRecord:
+    trial_id: str
+    config: dict[str, Any]
+    status: str  # completed | stopped | failed | unfinished
+    epochs: int
+    best_val_loss: float | None
+    best_val_accuracy: float | None
+    seconds: float
+    error: str = ""
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def experiment_path(req: SearchRequest) -> str:
+    base = req.storage or str(req.run_dir.resolve())
+    return f"{base.rstrip('/')}/{req.name}"
+
+
+def can_resume(req: SearchRequest) -> bool:
+    return tune.Tuner.can_restore(experiment_path(req))
+
+
+def _short_error(err: Any) -> str:
+    text = str(err).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if "Error" in ln or "error" in ln:
+            return ln[:300]
+    return (lines[-1] if lines else type(err).__name__)[:300]
+
+
+def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
+    """Run (or resume) the search; return one record per trial and whether it was cut short."""
+    metric, mode = req.settings.metric, req.settings.mode
+    trainable_fn = tune.with_resources(
+        tune.with_parameters(trainable, data=req.data_ref, settings=req.settings),
+        {"cpu": req.cpus_per_trial, "gpu": req.gpus_per_trial})
+    tb = HParamsLog(req.tb_dir or req.run_dir / "tensorboard")
+    # Auto loggers are off (no duplicate TensorBoard files); keep result.json per trial.
+    callbacks = [JsonLoggerCallback(), HParamsCallback(tb)]
+    path = experiment_path(req)
+    if req.resume:
+        tuner = tune.Tuner.restore(path, trainable=trainable_fn, resume_unfinished=True,
+                                   resume_errored=False, restart_errored=False)
+        # Callbacks are not saved with the experiment: hand them over again.
+        tuner._local_tuner._run_config.callbacks = callbacks  # noqa: SLF001
+    else:
+        plan = req.scheduler or plan_scheduler("asha", req.settings.max_epochs)
+        points = [dict(req.space.defaults)] if req.space.defaults else None
+        searcher = make_searcher(req.searcher, req.space, metric, mode,
+                                 req.settings.seed, points, req.n_initial_points)
+        tuner = tune.Tuner(
+            trainable_fn,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher, scheduler=make_scheduler(plan, metric, mode),
+                num_samples=req.samples if req.samples else -1,
+                max_concurrent_trials=req.concurrency,
+                time_budget_s=req.budget_s, reuse_actors=False),
+            run_config=tune.RunConfig(
+                name=req.name, storage_path=req.storage or str(req.run_dir.resolve()),
+                callbacks=callbacks, verbose=req.verbose,
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                failure_config=tune.FailureConfig(max_failures=0)),
+        )
+    try:
+        grid = tuner.fit()
+    finally:
+        tb.close()
+    trials = grid._experiment_analysis.trials  # noqa: SLF001 (statuses are not public)
+    interrupted = any(t.status in (Trial.PENDING, Trial.RUNNING, Trial.PAUSED)
+                      for t in trials)
+    records = []
+    for t in trials:
+        hist = _history_of(t)
+        epochs = max((int(h.get("epoch", 0)) for h in hist), default=0)
+        vl = [h["val_loss"] for h in hist if "val_loss" in h]
+        va = [h["val_accuracy"] for h in hist if "val_accuracy" in h]
+        if t.status == Trial.ERROR:
+            status = "failed"
+        elif t.status == Trial.TERMINATED:
+            status = "completed" if epochs >= req.settings.max_epochs else "stopped"
+        else:
+            status = "unfinished"
+        err = ""
+        if t.status == Trial.ERROR:
+            err = _short_error(_read_error(t))
+        records.append(TrialRecord(
+            trial_id=t.trial_id, config=dict(t.config), status=status, epochs=epochs,
+            best_val_loss=min(vl) if vl else None, best_val_accuracy=max(va) if va else None,
+            seconds=float((t.last_result or {}).get("time_total_s", 0.0)), error=err,
+            history=hist))
+    return records, interrupted
+
+
+def _history_of(t: Trial) -> list[dict[str, float]]:
+    """Every reported epoch of a trial, read back from its result.json."""
+    import json
+
+    path = Path(t.local_path) / "result.json" if t.local_path else None
+    out = []
+    if path and path.is_file():
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                r = json.loads(line)
+                out.append({k: r[k] for k in ("epoch", "loss", "accuracy", "val_loss",
+                                              "val_accuracy", "time_total_s") if k in r})
+    return out
+
+
+def _read_error(t: Trial) -> str:
+    for attr in ("error_msg",):
+        with contextlib.suppress(Exception):
+            msg = getattr(t, attr)
+            if msg:
+                return str(msg)
+    with contextlib.suppress(Exception):
+        p = Path(t.local_path) / "error.txt"
+        if p.is_file():
+            return p.read_text()
+    return "trial failed"
+
+
+# ---------------------------------------------------------------- final retrain
+
+def _retrain(config: dict[str, Any], data: TrialData, settings: TrialSettings) -> dict:
+    from .trial import labels_of, predict_packed
+
+    rep = LocalReporter(on_epoch=lambda m: print(
+        f"final model: epoch {m['epoch']}: val_loss {m['val_loss']:.4f} "
+        f"val_accuracy {m['val_accuracy']:.4f}", flush=True))
+    out = run_trial(config, data, settings, rep)
+    val = data.val[int(config["image_size"])]
+    probs = predict_packed(out.model, val, int(config["batch_size"]))
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "model.keras"
+        out.model.save(p)
+        blob = p.read_bytes()
+    return {"model": blob, "history": out.history, "best": out.best, "val_probs": probs,
+            "val_labels": labels_of(val), "seconds": out.seconds}
+
+
+def retrain(config: dict[str, Any], data_ref: Any, settings: TrialSettings,
+            cpus: float, gpus: float) -> dict:
+    """Train one config to the end on a Ray worker (TensorFlow stays out of the driver)."""
+    task = ray.remote(_retrain).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
+    t0 = time.time()
+    out = ray.get(task.remote(config, data_ref, settings))
+    out.setdefault("wall_seconds", time.time() - t0)
+    return out
