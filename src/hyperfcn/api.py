@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import importlib.metadata
 import importlib.util
@@ -53,6 +54,7 @@ class TuneOptions:
     storage: str | None = None
     backend: str = field(default_factory=_default_backend)
     max_buckets: int = 4
+    final: bool = True  # retrain and save the best config after the search
     quiet: bool = False
 
     def __post_init__(self) -> None:
@@ -100,10 +102,8 @@ def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for pkg in ("hyperfcn", "keras", "ray", "hyperopt", "tensorflow", "tensorflow-cpu", "jax",
                 "numpy", "pillow", "optuna"):
-        try:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            pass
     return out
 
 
@@ -112,9 +112,9 @@ def _check_backend(backend: str, address: str | None) -> None:
     if address:
         return
     if importlib.util.find_spec(backend) is None:
-        extra = "tensorflow" if backend == "tensorflow" else backend
-        raise UserError(f"Keras backend {backend!r} is not installed: pip install "
-                        f"'hyperfcn[{extra}]' (or set KERAS_BACKEND to an installed one)")
+        how = "tensorflow-cpu" if backend == "tensorflow" else f"'hyperfcn[{backend}]'"
+        raise UserError(f"Keras backend {backend!r} is not installed: pip install {how} "
+                        f"(or set KERAS_BACKEND to an installed one)")
 
 
 def resolve_space(opts: TuneOptions) -> SearchSpace:
@@ -124,8 +124,11 @@ def resolve_space(opts: TuneOptions) -> SearchSpace:
         params = dict(raw["parameters"])
         params["image_size"] = opts.image_size
         raw["parameters"] = params
-        if raw.get("defaults"):
-            raw["defaults"] = {**raw["defaults"], "image_size": opts.image_size}
+        d = raw.get("defaults")
+        if isinstance(d, list):
+            raw["defaults"] = [{**pt, "image_size": opts.image_size} for pt in d]
+        elif d:
+            raw["defaults"] = {**d, "image_size": opts.image_size}
         space = parse_space(raw, space.source, ModelConfig.keys())
     if "image_size" not in space.names():
         raw = dict(space.raw)
@@ -138,8 +141,8 @@ def resolve_space(opts: TuneOptions) -> SearchSpace:
                          f"to 8 integers (each size is decoded and cached once), got {p}")
     for s in sizes:
         ModelConfig(image_size=s)
-    if space.defaults:
-        ModelConfig.from_dict(space.defaults, f"{space.source}: defaults")
+    for pt in space.points:
+        ModelConfig.from_dict(pt, f"{space.source}: defaults")
     return space
 
 
@@ -324,6 +327,8 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
         opts = dataclasses.replace(opts, samples=20)
     plan = tuning.plan_scheduler(opts.scheduler, opts.max_epochs)
     t0 = time.time()
+    # Data first: a bad folder fails in a second, before Ray starts.
+    data, summary = _prepare_data(opts, sizes, run_dir, p)
     cluster = tuning.start(opts.address, opts.backend, quiet=opts.quiet)
     try:
         res = plan_resources(opts, cluster)
@@ -335,7 +340,6 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
         p(plan.describe())
         p(f"searcher {opts.searcher} (seed {opts.seed}); samples "
           f"{opts.samples or 'unlimited'}; budget {_budget_text(opts.budget_s)}")
-        data, summary = _prepare_data(opts, sizes, run_dir, p)
         data_ref = tuning.put(data)
         del data
         _write_settings(run_dir, opts, {
@@ -348,7 +352,9 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
             samples=opts.samples, budget_s=opts.budget_s, concurrency=res.concurrency,
             cpus_per_trial=res.cpus_per_trial, gpus_per_trial=res.gpus_per_trial,
             resume=opts.resume, verbose=0 if opts.quiet else 1)
+        t_search = time.time()
         records, interrupted = tuning.run_search(req)
+        search_wall = time.time() - t_search
         art.write_csv(run_dir / art.TRIALS, _trial_rows(records, space), ["trial_id"])
         counts = collections.Counter(r.status for r in records)
         p(f"search: {len(records)} trials ({', '.join(f'{v} {k}' for k, v in counts.items())})"
@@ -366,13 +372,20 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
         else:
             best = max(usable, key=lambda r: r.best_val_accuracy)
         config = ModelConfig.from_dict(best.config).to_dict()
+        search_info = {"best_trial": best.trial_id, "search_wall_seconds": round(search_wall, 2),
+                       "trial_epochs": sum(r.epochs for r in records),
+                       "trials": len(records)}
+        if not opts.final:
+            art.write_json(run_dir / art.BEST_CONFIG, config)
+            art.write_json(run_dir / "search.json", search_info)
+            p(f"best trial {best.trial_id}: val_loss {best.best_val_loss:.4f}; no final "
+              f"retrain (--no-final)")
+            return RunResult(run_dir, config, search_info, records)
         p(f"best trial {best.trial_id}: val_loss {best.best_val_loss:.4f}, val_accuracy "
           f"{best.best_val_accuracy:.4f}; retraining it for up to {opts.max_epochs} epochs")
         fs = _final_settings(opts, res)
         out = tuning.retrain(config, data_ref, fs, fs.cpus, fs.gpus)
-        metrics = _finish(run_dir, config, out, summary.classes, p,
-                          {"best_trial": best.trial_id,
-                           "search_seconds": round(time.time() - t0, 1)})
+        metrics = _finish(run_dir, config, out, summary.classes, p, search_info)
     finally:
         tuning.shutdown()
     p(f"model: {run_dir / art.MODEL}")
@@ -398,10 +411,10 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
     _check_backend(opts.backend, opts.address)
     run_dir = opts.out.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
+    data_, summary = _prepare_data(opts, [cfg.image_size], run_dir, p)
     cluster = tuning.start(opts.address, opts.backend, quiet=opts.quiet)
     try:
         res = plan_resources(opts, cluster)
-        data_, summary = _prepare_data(opts, [cfg.image_size], run_dir, p)
         ref = tuning.put(data_)
         del data_
         _write_settings(run_dir, opts, {"config": cfg.to_dict(),

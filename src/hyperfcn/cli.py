@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--space", type=Path, help="search-space YAML (see `hyperfcn space`)")
     t.add_argument("--resume", action="store_true",
                    help="continue the interrupted search in --out")
+    t.add_argument("--no-final", dest="final", action="store_false",
+                   help="search only: write trials.csv and best_config.json, no final model")
 
     tr = sub.add_parser("train", help="train one configuration (no search)")
     _add_data_opts(tr)
@@ -124,7 +126,7 @@ def _opts(args: argparse.Namespace):
     if args.command == "tune":
         kw.update(samples=args.samples, budget_s=args.budget, searcher=args.searcher,
                   scheduler=args.scheduler, metric=args.metric, concurrency=args.concurrency,
-                  space=args.space, resume=args.resume)
+                  space=args.space, resume=args.resume, final=args.final)
     return TuneOptions(**kw)
 
 

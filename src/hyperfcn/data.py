@@ -244,10 +244,7 @@ def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple
         idx = np.flatnonzero(labels_a == c)
         rng.shuffle(idx)
         n_val = int(round(len(idx) * fraction))
-        if len(idx) >= 2:
-            n_val = min(max(n_val, 1), len(idx) - 1)
-        else:
-            n_val = 0
+        n_val = min(max(n_val, 1), len(idx) - 1) if len(idx) >= 2 else 0
         val += idx[:n_val].tolist()
         train += idx[n_val:].tolist()
     return sorted(train), sorted(val)

@@ -7,6 +7,7 @@ level of keys. Translating to a searcher's own format lives in :mod:`hyperfcn.tu
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from collections.abc import Iterator, Mapping
@@ -85,9 +86,14 @@ class RandInt(Param):
 @dataclass(frozen=True)
 class SearchSpace:
     params: tuple[Param, ...]
-    defaults: Mapping[str, Any] | None = None
+    points: tuple[Mapping[str, Any], ...] = ()  # evaluated first, in order
     source: str = "<space>"
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def defaults(self) -> Mapping[str, Any] | None:
+        """The initial best guess: the first point evaluated."""
+        return self.points[0] if self.points else None
 
     def walk(self) -> Iterator[Param]:
         """Every parameter, nested ones included."""
@@ -110,10 +116,8 @@ class SearchSpace:
             for p in params:
                 out.append(p)
                 if isinstance(p, Conditional) and p.name in config:
-                    try:
+                    with contextlib.suppress(KeyError):
                         visit(p.sub(config[p.name]))
-                    except KeyError:
-                        pass
 
         visit(self.params)
         return out
@@ -327,8 +331,9 @@ def parse_space(data: Any, source: str = "<space>",
                          f"'defaults'), got {type(data).__name__}")
     unknown = set(data) - {"parameters", "defaults"}
     if unknown:
-        raise SpaceError(f"{source}: unknown top-level key(s) {', '.join(sorted(map(str, unknown)))};"
-                         f" allowed: parameters, defaults")
+        names = ", ".join(sorted(map(str, unknown)))
+        raise SpaceError(f"{source}: unknown top-level key(s) {names}; allowed: parameters, "
+                         f"defaults")
     params_spec = data.get("parameters")
     if not isinstance(params_spec, Mapping) or not params_spec:
         raise SpaceError(f"{source}: 'parameters' must be a non-empty mapping")
@@ -344,9 +349,11 @@ def parse_space(data: Any, source: str = "<space>",
                              f"{', '.join(sorted(known_keys))}")
     space = SearchSpace(params=params, source=source, raw=data)
     defaults = data.get("defaults")
-    if defaults is not None:
-        defaults = space.validate_point(defaults, "defaults")
-    return SearchSpace(params=params, defaults=defaults, source=source, raw=data)
+    # `defaults` is one point, or a list of points to evaluate first in that order.
+    listed = defaults if isinstance(defaults, list) else [] if defaults is None else [defaults]
+    points = tuple(space.validate_point(d, "defaults" if len(listed) == 1 else f"defaults[{i}]")
+                   for i, d in enumerate(listed))
+    return SearchSpace(params=params, points=points, source=source, raw=data)
 
 
 def load_space(path: str | Path | None = None, known_keys: set[str] | None = None,

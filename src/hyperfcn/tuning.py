@@ -392,7 +392,7 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
         tuner._local_tuner._run_config.callbacks = callbacks  # noqa: SLF001
     else:
         plan = req.scheduler or plan_scheduler("asha", req.settings.max_epochs)
-        points = [dict(req.space.defaults)] if req.space.defaults else None
+        points = [dict(pt) for pt in req.space.points] or None
         searcher = make_searcher(req.searcher, req.space, metric, mode,
                                  req.settings.seed, points, req.n_initial_points)
         tuner = tune.Tuner(
@@ -417,7 +417,7 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
                       for t in trials)
     records = []
     for t in trials:
-        hist = _history_of(t)
+        hist = _history_of(t) or ([dict(t.last_result)] if t.last_result else [])
         epochs = max((int(h.get("epoch", 0)) for h in hist), default=0)
         vl = [h["val_loss"] for h in hist if "val_loss" in h]
         va = [h["val_accuracy"] for h in hist if "val_accuracy" in h]
@@ -442,9 +442,17 @@ def _history_of(t: Trial) -> list[dict[str, float]]:
     """Every reported epoch of a trial, read back from its result.json."""
     import json
 
-    path = Path(t.local_path) / "result.json" if t.local_path else None
-    out = []
-    if path and path.is_file():
+    # t.path is the trial's folder in the experiment storage (RUN_DIR/tune/...); a trial
+    # restored after a crash has no local_path of this session.
+    out: list[dict[str, float]] = []
+    path = None
+    for base in (t.path, t.local_path):
+        if base and not str(base).startswith(("s3://", "gs://", "abfs://", "hdfs://")):
+            cand = Path(base) / "result.json"
+            if cand.is_file():
+                path = cand
+                break
+    if path is not None:
         for line in path.read_text().splitlines():
             with contextlib.suppress(ValueError):
                 r = json.loads(line)

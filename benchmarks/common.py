@@ -1,0 +1,53 @@
+"""Shared helpers for the benchmarks: data loading, timing, medians."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FLOWERS = Path(os.environ.get("HYPERFCN_FLOWERS", ROOT.parent / "shared" / "datasets" /
+                              "flowers"))
+
+
+def machine() -> str:
+    gpu = ""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+        if out.returncode == 0 and out.stdout.strip():
+            gpu = ", " + out.stdout.strip().splitlines()[0]
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return f"{platform.machine()} {os.cpu_count()} cores{gpu}"
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+def load_flowers(sizes, split="train", limit=None):
+    """Decoded, bucketed flowers arrays, as a trial sees them."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from hyperfcn.prepare import prepare
+
+    data, summary = prepare(FLOWERS / "train", sizes, val_dir=FLOWERS / "val")
+    return data, summary
+
+
+def emit(result: dict, out: str | None = None) -> None:
+    """Write the result as JSON (to $OUT when on the device) and print the figure last."""
+    result = {**result, "machine": machine(), "date": time.strftime("%Y-%m-%d")}
+    text = json.dumps(result, indent=2)
+    target = out or os.environ.get("BENCH_OUT")
+    if target:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        Path(target).write_text(text)
+    print(text)
+    print(result["figure"])

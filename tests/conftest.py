@@ -1,0 +1,61 @@
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("HYPERFCN_SHARED", ROOT.parent / "shared"))
+FLOWERS = SHARED / "datasets" / "flowers"
+FLOWERS_SAMPLE = SHARED / "datasets" / "flowers-original-sample"
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+@pytest.fixture
+def flowers() -> Path:
+    if not (FLOWERS / "train").is_dir():
+        pytest.fail(f"{FLOWERS} is missing: tests read the flowers photos from ../shared")
+    return FLOWERS
+
+
+@pytest.fixture
+def deadline():
+    """Fail (rather than hang) if the body takes longer than the given seconds."""
+
+    def arm(seconds: int):
+        def boom(*_):
+            raise TimeoutError(f"took longer than {seconds} s (hang?)")
+
+        signal.signal(signal.SIGALRM, boom)
+        signal.alarm(seconds)
+
+    yield arm
+    signal.alarm(0)
+
+
+def make_packed(n_per_class=6, classes=2, shapes=((16, 16), (16, 24)), seed=0):
+    """Tiny bucketed data whose classes differ in brightness (learnable in 1-2 epochs)."""
+    from hyperfcn.buckets import pack, plan_buckets
+
+    rng = np.random.default_rng(seed)
+    imgs, labels = [], []
+    for c in range(classes):
+        for i in range(n_per_class):
+            h, w = shapes[i % len(shapes)]
+            base = 40 + 170 * c
+            imgs.append(np.clip(rng.normal(base, 20, (h, w, 3)), 0, 255).astype(np.uint8))
+            labels.append(c)
+    plan = plan_buckets([im.shape[:2] for im in imgs], 4)
+    return pack(imgs, labels, plan)
+
+
+@pytest.fixture
+def tiny_data():
+    from hyperfcn.trial import TrialData
+
+    return TrialData(classes=["dark", "light"], train={16: make_packed(8)},
+                     val={16: make_packed(4, seed=1)})

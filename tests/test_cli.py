@@ -1,0 +1,47 @@
+import argparse
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from hyperfcn.cli import main, parse_duration
+
+
+@pytest.mark.parametrize("text, seconds", [("90s", 90), ("20m", 1200), ("1.5h", 5400),
+                                           ("1h30m", 5400), ("45", 45)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_bad_duration():
+    with pytest.raises(argparse.ArgumentTypeError, match="20x"):
+        parse_duration("20x")
+
+
+def test_space_prints_the_yaml_that_space_reads(capsys):
+    assert main(["space"]) == 0
+    data = yaml.safe_load(capsys.readouterr().out)
+    assert "parameters" in data and "defaults" in data
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["tune", "/no/such/dir", "--samples", "1"], ["/no/such/dir", "does not exist"]),
+    (["tune", ".", "--val-split", "1.5"], ["--val-split 1.5", "between 0 and 1"]),
+    (["tune", ".", "--space", "/no/space.yaml"], ["/no/space.yaml", "hyperfcn space"]),
+    (["train", ".", "--config", "/no/cfg.json"], ["/no/cfg.json", "not found"]),
+    (["predict", "x.jpg", "--model", "/no/run"], ["/no/run/model.keras", "missing"]),
+])
+def test_bad_input_exits_2_with_one_line(argv, words, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    for w in words:
+        assert w in err
+
+
+def test_usage_error_exits_2():
+    r = subprocess.run([sys.executable, "-m", "hyperfcn.cli", "tune"], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "required" in r.stderr

@@ -1,0 +1,126 @@
+"""Searchers and schedulers driven with scripted metrics: no training, no Ray cluster."""
+
+import pytest
+
+from hyperfcn.config import ModelConfig
+from hyperfcn.space import load_space, parse_space
+
+tuning = pytest.importorskip("hyperfcn.tuning")
+KEYS = ModelConfig.keys()
+
+
+def _score(cfg):
+    # A made-up objective: smaller lr distance from 3e-3 and conv head are "better".
+    import math
+
+    return abs(math.log(cfg["learning_rate"] / 3e-3)) + (0.0 if cfg["head"] == "conv" else 0.5)
+
+
+@pytest.mark.parametrize("name", ["hyperopt", "random", "optuna"])
+def test_initial_point_first_then_valid_flat_suggestions(name, deadline):
+    deadline(60)
+    space = load_space(known_keys=KEYS)
+    s = tuning.make_searcher(name, space, "val_loss", "min", seed=3,
+                             points=[dict(space.defaults)], n_initial_points=4)
+    first = s.suggest("t0")
+    assert first == space.defaults
+    s.on_trial_complete("t0", {"val_loss": _score(first)})
+    for i in range(1, 14):
+        cfg = s.suggest(f"t{i}")
+        assert space.validate_point(cfg) == cfg  # flat, values form, only active keys
+        ModelConfig.from_dict(cfg)
+        s.on_trial_complete(f"t{i}", {"val_loss": _score(cfg)})
+
+
+def test_nested_initial_point_with_conditional_choices_does_not_hang(deadline):
+    """Ray 2.60's own HyperOptSearch hangs on exactly this; ours must not."""
+    deadline(30)
+    space = parse_space({
+        "parameters": {
+            "head": {"choice": {"dense": {"dense_units": {"choice": [64, 128]}},
+                                "conv": {"conv_head_filters": {"choice": [32, 64]}}}},
+            "rotation": {"choice": {True: {"rotation_factor": {"uniform": [0.0, 0.3]}},
+                                    False: {}}},
+            "learning_rate": {"loguniform": [1e-4, 1e-1]},
+        },
+        "defaults": {"head": "conv", "conv_head_filters": 64, "rotation": True,
+                     "rotation_factor": 0.2, "learning_rate": 0.01},
+    }, "nested", KEYS)
+    points = [dict(space.defaults), {"head": "dense", "dense_units": 128, "rotation": False,
+                                     "learning_rate": 0.001}]
+    s = tuning.make_searcher("hyperopt", space, "val_loss", "min", 0, points, 2)
+    got = [s.suggest("a"), s.suggest("b")]
+    assert got == points  # in order, values form
+    for i in range(len(got)):
+        s.on_trial_complete("ab"[i], {"val_loss": float(i)})
+    for i in range(10):  # TPE after the initial points, over the recorded nested docs
+        cfg = s.suggest(f"n{i}")
+        assert space.validate_point(cfg) == cfg
+        s.on_trial_complete(f"n{i}", {"val_loss": 1.0})
+
+
+def test_seeded_searcher_is_reproducible():
+    space = load_space(known_keys=KEYS)
+
+    def run():
+        s = tuning.make_searcher("hyperopt", space, "val_loss", "min", 7, None, 3)
+        out = []
+        for i in range(6):
+            c = s.suggest(str(i))
+            out.append(c)
+            s.on_trial_complete(str(i), {"val_loss": _score(c)})
+        return out
+
+    assert run() == run()
+
+
+def test_tpe_moves_towards_better_region():
+    """After the random start, TPE samples the good head more often than chance."""
+    space = load_space(known_keys=KEYS)
+    s = tuning.make_searcher("hyperopt", space, "val_loss", "min", 11, None, 8)
+    heads = []
+    for i in range(40):
+        c = s.suggest(str(i))
+        s.on_trial_complete(str(i), {"val_loss": _score(c)})
+        if i >= 20:
+            heads.append(c["head"])
+    assert heads.count("conv") > len(heads) / 2
+
+
+@pytest.mark.parametrize("max_epochs, rungs, rf", [
+    (1, [1], 2), (2, [1, 2], 2), (4, [1, 2, 4], 2), (10, [1, 3, 9, 10], 3),
+    (30, [1, 3, 9, 27, 30], 3), (100, [4, 12, 36, 100], 3)])
+def test_asha_plan_fits_budget(max_epochs, rungs, rf):
+    plan = tuning.plan_scheduler("asha", max_epochs)
+    assert plan.rungs() == rungs and plan.reduction_factor == rf
+    assert "grace_period" in plan.describe()
+
+
+class _FakeTrial:
+    def __init__(self, tid):
+        self.trial_id = tid
+        self.config = {}
+
+    def __repr__(self):
+        return self.trial_id
+
+    def __hash__(self):
+        return hash(self.trial_id)
+
+
+def test_asha_stops_the_worse_half_at_the_first_rung():
+    from ray.tune.schedulers import TrialScheduler
+
+    plan = tuning.plan_scheduler("asha", 4)
+    sched = tuning.make_scheduler(plan, "val_loss", "min")
+    trials = [_FakeTrial(f"t{i}") for i in range(6)]
+    for t in trials:
+        sched.on_trial_add(None, t)
+    decisions = {}
+    # scripted: trial i has val_loss i at epoch 1, reported in order
+    for i, t in enumerate(trials):
+        decisions[t.trial_id] = sched.on_trial_result(
+            None, t, {"epoch": 1, "val_loss": float(i), "training_iteration": 1})
+    assert decisions["t0"] == TrialScheduler.CONTINUE
+    stopped = [k for k, v in decisions.items() if v == TrialScheduler.STOP]
+    assert stopped and "t0" not in stopped and "t5" in stopped

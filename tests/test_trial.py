@@ -1,0 +1,96 @@
+"""The trial code on tiny arrays: build -> fit -> report, restore, NaN, final retrain path."""
+
+import contextlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hyperfcn.errors import TrialError
+from hyperfcn.trial import LocalReporter, TrialSettings, run_trial, score
+
+CFG = {"image_size": 16, "batch_size": 4, "blocks": 2, "filters": 8, "dense_units": 16,
+       "learning_rate": 0.01, "flip": "horizontal", "rotation": True, "contrast": True}
+
+
+class SavingReporter:
+    """Keeps a copy of every checkpoint, like Ray does, and can hand one back."""
+
+    def __init__(self, root: Path, restore: Path | None = None):
+        self.root, self.restore, self.history, self.saved = root, restore, [], []
+
+    def report(self, metrics, checkpoint_dir):
+        self.history.append(metrics)
+        if checkpoint_dir:
+            dst = self.root / f"ckpt{len(self.saved)}"
+            shutil.copytree(checkpoint_dir, dst)
+            self.saved.append(dst)
+
+    @contextlib.contextmanager
+    def restore_dir(self):
+        yield str(self.restore) if self.restore else None
+
+
+def test_reports_every_epoch_with_the_metrics_tune_needs(tiny_data, tmp_path):
+    rep = SavingReporter(tmp_path)
+    out = run_trial(CFG, tiny_data, TrialSettings(max_epochs=2), rep)
+    assert [m["epoch"] for m in rep.history] == [1, 2]
+    for m in rep.history:
+        assert {"val_loss", "val_accuracy", "loss", "accuracy", "epoch"} <= set(m)
+        assert 0 <= m["val_accuracy"] <= 1 and m["val_loss"] > 0
+    assert len(rep.saved) == 2
+    assert json.loads((rep.saved[-1] / "state.json").read_text())["epoch"] == 2
+    assert out.model is not None and out.best["epoch"] in (1, 2)
+
+
+def test_restores_from_checkpoint_and_continues(tiny_data, tmp_path):
+    first = SavingReporter(tmp_path / "a")
+    run_trial(CFG, tiny_data, TrialSettings(max_epochs=1), first)
+    second = SavingReporter(tmp_path / "b", restore=first.saved[-1])
+    run_trial(CFG, tiny_data, TrialSettings(max_epochs=3), second)
+    assert [m["epoch"] for m in second.history] == [2, 3]
+
+
+def test_nan_loss_fails_the_trial_with_the_reason(tiny_data, monkeypatch):
+    import keras
+
+    import hyperfcn.model as model_mod
+
+    real = model_mod.build_training_model
+
+    def nan_model(cfg, k, seed=None):
+        m, core = real(cfg, k, seed)
+        m.compile(optimizer="adam", loss=lambda y, p: keras.ops.mean(p) * np.nan)
+        return m, core
+
+    monkeypatch.setattr(model_mod, "build_training_model", nan_model)
+    with pytest.raises(TrialError, match="loss became nan in epoch 1"):
+        run_trial(CFG, tiny_data, TrialSettings(max_epochs=2), LocalReporter())
+
+
+def test_final_retrain_early_stops_and_restores_best(tiny_data):
+    rep = LocalReporter()
+    out = run_trial({**CFG, "learning_rate": 0.05}, tiny_data,
+                    TrialSettings(max_epochs=6, patience=1), rep)
+    best_epoch = out.best["epoch"]
+    assert len(rep.history) <= 6
+    from hyperfcn.trial import labels_of, predict_packed
+
+    val = tiny_data.val[16]
+    got = score(predict_packed(out.model, val, 4), labels_of(val))
+    assert got["val_loss"] == pytest.approx(rep.history[best_epoch - 1]["val_loss"], rel=1e-4)
+
+
+def test_unprepared_image_size_is_a_clear_error(tiny_data):
+    with pytest.raises(TrialError, match="image_size 32 was not prepared"):
+        run_trial({**CFG, "image_size": 32}, tiny_data, TrialSettings(max_epochs=1),
+                  LocalReporter())
+
+
+def test_score():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    s = score(probs, np.array([0, 1, 1]))
+    assert s["val_accuracy"] == pytest.approx(2 / 3)
+    assert s["val_loss"] == pytest.approx(-(np.log(0.9) + np.log(0.8) + np.log(0.4)) / 3)
