@@ -16,12 +16,12 @@ case "${1:-all}" in
     python3 -c "import jax, keras, ray, hyperopt; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__, 'ray', ray.__version__)"
     # augmentation cost on the GPU: seed model, 128 px, batch 128 (the DESIGN-NOTES setting)
     python3 benchmarks/augment_throughput.py --synthetic --model seed --size 128 --batch 128 \
-      --steps 60 --repeats 3 --keras-layers --out "$OUT/augment_gpu.json" 2>&1 | tail -3
+      --steps 60 --repeats 3 --keras-layers --out "$OUT/augment_gpu.json"
     ;;&
   packing|all)
     data=.bench-data/flowers
     [ -d "$data/train" ] || { echo "carry $data (cp -r ../shared/datasets/flowers .bench-data/)"; exit 2; }
     python3 benchmarks/gpu_packing.py --data "$data" --epochs 8 --levels 1,2,4,8 \
-      --out "$OUT/packing_gpu.json" 2>&1 | tail -8
+      --out "$OUT/packing_gpu.json"
     ;;
 esac
