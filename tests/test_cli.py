@@ -45,3 +45,13 @@ def test_usage_error_exits_2():
     r = subprocess.run([sys.executable, "-m", "hyperfcn.cli", "tune"], capture_output=True,
                        text=True)
     assert r.returncode == 2 and "required" in r.stderr
+
+
+def test_driver_never_imports_tensorflow_or_keras():
+    """TensorFlow costs the driver ~560 MB and seconds; only workers import it."""
+    code = ("import sys; import hyperfcn.api, hyperfcn.tuning, hyperfcn.prepare; "
+            "from hyperfcn.tb import HParamsLog; import tempfile; "
+            "HParamsLog(tempfile.mkdtemp()).start('t', {'a': 1}); "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.split() == ["False", "False"], r.stderr

@@ -131,7 +131,7 @@ def test_resume_after_kill_9(flowers, tmp_path):
     deadline = time.time() + 600
     # kill the driver once the first trial has finished and the second has checkpointed
     while time.time() < deadline:
-        dirs = sorted((run / "tune").glob("trainable_*")) if (run / "tune").exists() else []
+        dirs = sorted((run / "tune").glob("trial_*")) if (run / "tune").exists() else []
         if len(dirs) >= 2 and list(dirs[-1].glob("checkpoint_*")) and proc.poll() is None:
             break
         if proc.poll() is not None:
@@ -140,11 +140,11 @@ def test_resume_after_kill_9(flowers, tmp_path):
     time.sleep(1.0)  # let Ray save its experiment state
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = {d.name: _epochs(d) for d in (run / "tune").glob("trainable_*")}
+    before = {d.name: _epochs(d) for d in (run / "tune").glob("trial_*")}
     assert any(e == [1, 2, 3] for e in before.values()), before
     assert not (run / "model.keras").exists()
     hyperfcn(*args[:-1], "--resume")
-    after = {d.name: _epochs(d) for d in (run / "tune").glob("trainable_*")}
+    after = {d.name: _epochs(d) for d in (run / "tune").glob("trial_*")}
     assert len(after) == 3
     for name, epochs in after.items():
         assert epochs == [1, 2, 3], (name, epochs)  # nothing rerun, nothing lost

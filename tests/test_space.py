@@ -100,3 +100,15 @@ def test_missing_file_message(tmp_path):
     bad.write_text("parameters: [unclosed")
     with pytest.raises(SpaceError, match="not valid YAML"):
         load_space(bad, KEYS)
+
+
+def test_defaults_may_list_several_points():
+    params = {"dropout": {"uniform": [0.0, 0.5]}, "blocks": {"randint": [2, 4]}}
+    s = parse_space({"parameters": params,
+                     "defaults": [{"dropout": 0.1, "blocks": 2}, {"dropout": 0.3, "blocks": 4}]},
+                    "s", KEYS)
+    assert [p["blocks"] for p in s.points] == [2, 4] and s.defaults["dropout"] == 0.1
+    with pytest.raises(SpaceError, match=r"defaults\[1\]"):
+        parse_space({"parameters": params,
+                     "defaults": [{"dropout": 0.1, "blocks": 2}, {"dropout": 0.9, "blocks": 4}]},
+                    "s", KEYS)

@@ -256,6 +256,13 @@ def _final_settings(opts: TuneOptions, res: Resources):
                          patience=max(3, opts.max_epochs // 5))
 
 
+def _epoch_printer(p: _Printer, fs) -> Callable[[dict], None] | None:
+    if p.quiet:
+        return None
+    return lambda m: p(f"final model: epoch {m['epoch']}/{fs.max_epochs}: val_loss "
+                       f"{m['val_loss']:.4f} val_accuracy {m['val_accuracy']:.4f}")
+
+
 def _finish(run_dir: Path, config: dict[str, Any], out: dict, classes: list[str],
             say: _Printer, extra_metrics: dict[str, Any]) -> dict[str, Any]:
     """Write the final model and everything that describes it, each file atomically."""
@@ -384,7 +391,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
         p(f"best trial {best.trial_id}: val_loss {best.best_val_loss:.4f}, val_accuracy "
           f"{best.best_val_accuracy:.4f}; retraining it for up to {opts.max_epochs} epochs")
         fs = _final_settings(opts, res)
-        out = tuning.retrain(config, data_ref, fs, fs.cpus, fs.gpus)
+        out = tuning.retrain(config, data_ref, fs, fs.cpus, fs.gpus, _epoch_printer(p, fs))
         metrics = _finish(run_dir, config, out, summary.classes, p, search_info)
     finally:
         tuning.shutdown()
@@ -422,7 +429,7 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
         fs = _final_settings(opts, res)
         p(f"training for up to {opts.max_epochs} epochs (early stopping patience "
           f"{fs.patience})")
-        out = tuning.retrain(cfg.to_dict(), ref, fs, fs.cpus, fs.gpus)
+        out = tuning.retrain(cfg.to_dict(), ref, fs, fs.cpus, fs.gpus, _epoch_printer(p, fs))
         metrics = _finish(run_dir, cfg.to_dict(), out, summary.classes, p, {})
     finally:
         tuning.shutdown()

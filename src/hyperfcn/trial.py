@@ -22,6 +22,7 @@ import numpy as np
 
 from .buckets import Packed, batch_plan
 from .config import ModelConfig
+from .data import DECODES
 from .errors import TrialError
 
 CHECKPOINT_MODEL = "model.keras"
@@ -115,6 +116,14 @@ def configure_runtime(cpus: float, gpus: float) -> None:
             with contextlib.suppress(RuntimeError):
                 tf.config.experimental.set_memory_growth(gpu, True)
     _configured.update(cpus=n, gpus=gpus, backend=backend)
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):
+        return 0.0
 
 
 def _one_hot(y: np.ndarray, k: int) -> np.ndarray:
@@ -256,6 +265,10 @@ def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSetting
                        "accuracy": float(logs.get("accuracy", float("nan")))}
             metrics.update(score(predict_packed(core, val, cfg.batch_size), val_labels))
             metrics["seconds"] = time.time() - t0
+            # Diagnostics the benchmarks read: memory must stay flat across trials, and a
+            # trial never decodes an image itself.
+            metrics["worker_rss_mb"] = _rss_mb()
+            metrics["worker_decodes"] = DECODES[0]
             history.append(metrics)
             improved = _better(metrics[settings.metric], best.get(settings.metric), mode)
             if improved:

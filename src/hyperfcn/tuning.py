@@ -52,9 +52,11 @@ def start(address: str | None = None, backend: str = "tensorflow", num_cpus: int
     """Start (or join) Ray and return the cluster's CPU and GPU counts."""
     env = {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "1",
            "RAY_USAGE_STATS_ENABLED": "0", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    # Workers' stdout stays in Ray's logs (TensorFlow prints banners at import): progress
+    # reaches the driver as results, the final retrain's through a queue.
     kwargs: dict[str, Any] = dict(
         runtime_env={"env_vars": env}, logging_level=logging.WARNING,
-        log_to_driver=not quiet, configure_logging=True, ignore_reinit_error=True)
+        log_to_driver=False, configure_logging=True, ignore_reinit_error=True)
     if address:
         ray.init(address=address, **kwargs)
     else:
@@ -321,6 +323,50 @@ class HParamsCallback(tune.Callback):
         self.tb.end(trial.trial_id, "failed")
 
 
+class LineProgress(tune.Callback):
+    """One short line per event, readable in a terminal and in a CI log alike."""
+
+    def __init__(self, metric: str, mode: str, max_epochs: int,
+                 say: Callable[[str], None] = print) -> None:
+        self.metric, self.mode, self.max_epochs, self.say = metric, mode, max_epochs, say
+        self.best: float | None = None
+        self.t0 = time.time()
+
+    def _stamp(self) -> str:
+        s = int(time.time() - self.t0)
+        return f"[{s // 60:02d}:{s % 60:02d}]"
+
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info):
+        keys = ("learning_rate", "batch_size", "image_size", "blocks", "filters", "head")
+        shown = ", ".join(f"{k}={_fmt(trial.config[k])}" for k in keys if k in trial.config)
+        self.say(f"{self._stamp()} trial {trial.trial_id} started: {shown}")
+
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial,
+                        result: dict, **info):
+        v = result.get(self.metric)
+        if v is None:
+            return
+        if self.best is None or (v < self.best if self.mode == "min" else v > self.best):
+            self.best = v
+        self.say(f"{self._stamp()} trial {trial.trial_id} epoch {result.get('epoch')}/"
+                 f"{self.max_epochs}: val_loss {result.get('val_loss', float('nan')):.4f} "
+                 f"val_accuracy {result.get('val_accuracy', float('nan')):.4f} "
+                 f"(best {self.metric} so far {self.best:.4f})")
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info):
+        epochs = int((trial.last_result or {}).get("epoch", 0))
+        how = "done" if epochs >= self.max_epochs else f"stopped by the scheduler at epoch {epochs}"
+        self.say(f"{self._stamp()} trial {trial.trial_id} {how}")
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info):
+        self.say(f"{self._stamp()} trial {trial.trial_id} failed: "
+                 f"{_short_error(_read_error(trial))}")
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
 # ---------------------------------------------------------------- search
 
 @dataclass
@@ -357,6 +403,12 @@ class TrialRecord:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+def _trial_name(trial: Trial) -> str:
+    # Ray's default puts every parameter in the folder name: unreadable, and too long for
+    # some file systems.
+    return f"trial_{trial.trial_id}"
+
+
 def experiment_path(req: SearchRequest) -> str:
     base = req.storage or str(req.run_dir.resolve())
     return f"{base.rstrip('/')}/{req.name}"
@@ -383,7 +435,9 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
         {"cpu": req.cpus_per_trial, "gpu": req.gpus_per_trial})
     tb = HParamsLog(req.tb_dir or req.run_dir / "tensorboard")
     # Auto loggers are off (no duplicate TensorBoard files); keep result.json per trial.
-    callbacks = [JsonLoggerCallback(), HParamsCallback(tb)]
+    callbacks: list[tune.Callback] = [JsonLoggerCallback(), HParamsCallback(tb)]
+    if req.verbose:
+        callbacks.append(LineProgress(metric, mode, req.settings.max_epochs))
     path = experiment_path(req)
     if req.resume:
         tuner = tune.Tuner.restore(path, trainable=trainable_fn, resume_unfinished=True,
@@ -401,10 +455,14 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
                 search_alg=searcher, scheduler=make_scheduler(plan, metric, mode),
                 num_samples=req.samples if req.samples else -1,
                 max_concurrent_trials=req.concurrency,
-                time_budget_s=req.budget_s, reuse_actors=False),
+                time_budget_s=req.budget_s,
+                # Not reused: a function trainable whose thread outlives Ray's 2 s reset
+                # window (tf.data shutting down) fails the next trial and stalls the search.
+                reuse_actors=False,
+                trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
             run_config=tune.RunConfig(
                 name=req.name, storage_path=req.storage or str(req.run_dir.resolve()),
-                callbacks=callbacks, verbose=req.verbose,
+                callbacks=callbacks, verbose=0,
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 failure_config=tune.FailureConfig(max_failures=0)),
         )
@@ -476,12 +534,11 @@ def _read_error(t: Trial) -> str:
 
 # ---------------------------------------------------------------- final retrain
 
-def _retrain(config: dict[str, Any], data: TrialData, settings: TrialSettings) -> dict:
+def _retrain(config: dict[str, Any], data: TrialData, settings: TrialSettings,
+             progress: Any = None) -> dict:
     from .trial import labels_of, predict_packed
 
-    rep = LocalReporter(on_epoch=lambda m: print(
-        f"final model: epoch {m['epoch']}: val_loss {m['val_loss']:.4f} "
-        f"val_accuracy {m['val_accuracy']:.4f}", flush=True))
+    rep = LocalReporter(on_epoch=progress.put if progress is not None else None)
     out = run_trial(config, data, settings, rep)
     val = data.val[int(config["image_size"])]
     probs = predict_packed(out.model, val, int(config["batch_size"]))
@@ -494,10 +551,24 @@ def _retrain(config: dict[str, Any], data: TrialData, settings: TrialSettings) -
 
 
 def retrain(config: dict[str, Any], data_ref: Any, settings: TrialSettings,
-            cpus: float, gpus: float) -> dict:
+            cpus: float, gpus: float, on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train one config to the end on a Ray worker (TensorFlow stays out of the driver)."""
+    from ray.util.queue import Empty, Queue
+
     task = ray.remote(_retrain).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
     t0 = time.time()
-    out = ray.get(task.remote(config, data_ref, settings))
+    queue = Queue() if on_epoch else None
+    ref = task.remote(config, data_ref, settings, queue)
+    while queue is not None:
+        done, _ = ray.wait([ref], timeout=0.5)
+        with contextlib.suppress(Empty):
+            while True:
+                on_epoch(queue.get_nowait())
+        if done:
+            break
+    out = ray.get(ref)
+    if queue is not None:
+        with contextlib.suppress(Exception):
+            ray.kill(queue.actor)
     out.setdefault("wall_seconds", time.time() - t0)
     return out
