@@ -19,7 +19,7 @@ from typing import Any
 
 from . import artifacts as art
 from .config import ModelConfig, load_config
-from .errors import SpaceError, UserError
+from .errors import SearchFailed, SpaceError, UserError
 from .space import Constant, SearchSpace, load_space, parse_space
 
 Say = Callable[[str], None]
@@ -54,6 +54,7 @@ class TuneOptions:
     storage: str | None = None
     backend: str = field(default_factory=_default_backend)
     max_buckets: int = 4
+    max_failures: int = 0  # retries of a failed trial (from its last checkpoint)
     final: bool = True  # retrain and save the best config after the search
     quiet: bool = False
 
@@ -85,6 +86,7 @@ class TuneOptions:
              self.gpus_per_trial, "must be >= 0 (fractions like 0.25 share a GPU)")
         rule(1 <= self.max_buckets <= 16, "--max-buckets", self.max_buckets,
              "must be in 1..16")
+        rule(self.max_failures >= 0, "--max-failures", self.max_failures, "must be >= 0")
         rule(self.backend in ("tensorflow", "jax", "torch"), "KERAS_BACKEND", self.backend,
              "use tensorflow or jax")
 
@@ -358,7 +360,8 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
             req, data_ref=data_ref, settings=settings, searcher=opts.searcher, scheduler=plan,
             samples=opts.samples, budget_s=opts.budget_s, concurrency=res.concurrency,
             cpus_per_trial=res.cpus_per_trial, gpus_per_trial=res.gpus_per_trial,
-            resume=opts.resume, verbose=0 if opts.quiet else 1)
+            resume=opts.resume, verbose=0 if opts.quiet else 1,
+            max_failures=opts.max_failures)
         t_search = time.time()
         records, interrupted = tuning.run_search(req)
         search_wall = time.time() - t_search
@@ -372,7 +375,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
         if not usable:
             reasons = collections.Counter(r.error or "no result" for r in records)
             reason, n = reasons.most_common(1)[0] if reasons else ("no trials ran", 0)
-            raise RuntimeError(f"every trial failed ({n} of {len(records)}: {reason}); "
+            raise SearchFailed(f"every trial failed ({n} of {len(records)}: {reason}); "
                                f"see {run_dir / art.TRIALS}")
         if opts.metric == "val_loss":
             best = min(usable, key=lambda r: r.best_val_loss)

@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 
 from . import __version__
-from .errors import UserError
+from .errors import SearchFailed, UserError
 
 _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600}
 
@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--space", type=Path, help="search-space YAML (see `hyperfcn space`)")
     t.add_argument("--resume", action="store_true",
                    help="continue the interrupted search in --out")
+    t.add_argument("--max-failures", type=int, default=0,
+                   help="retry a failed trial up to N times from its last checkpoint")
     t.add_argument("--no-final", dest="final", action="store_false",
                    help="search only: write trials.csv and best_config.json, no final model")
 
@@ -126,7 +128,8 @@ def _opts(args: argparse.Namespace):
     if args.command == "tune":
         kw.update(samples=args.samples, budget_s=args.budget, searcher=args.searcher,
                   scheduler=args.scheduler, metric=args.metric, concurrency=args.concurrency,
-                  space=args.space, resume=args.resume, final=args.final)
+                  space=args.space, resume=args.resume, final=args.final,
+                  max_failures=args.max_failures)
     return TuneOptions(**kw)
 
 
@@ -218,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except SearchFailed as e:
+        print(f"hyperfcn: {e}", file=sys.stderr)
+        return 1
     except Exception as e:  # an internal error: say so, keep the traceback for a report
         traceback.print_exc()
         print(f"hyperfcn: internal error: {type(e).__name__}: {e}", file=sys.stderr)

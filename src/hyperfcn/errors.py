@@ -15,3 +15,7 @@ class DataError(UserError):
 
 class TrialError(RuntimeError):
     """A trial that cannot go on (loss turned NaN, ...): it fails, the search goes on."""
+
+
+class SearchFailed(RuntimeError):
+    """Every trial failed: exit 1 with the most common reason, not a traceback."""

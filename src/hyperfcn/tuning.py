@@ -51,7 +51,10 @@ def start(address: str | None = None, backend: str = "tensorflow", num_cpus: int
           num_gpus: int | None = None, quiet: bool = False) -> dict[str, float]:
     """Start (or join) Ray and return the cluster's CPU and GPU counts."""
     env = {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "1",
-           "RAY_USAGE_STATS_ENABLED": "0", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+           "RAY_USAGE_STATS_ENABLED": "0", "PYTHONWARNINGS": "ignore::DeprecationWarning",
+           # Trial workers are reused; Ray waits only 2 s for a finished trial's thread to
+           # end, and tf.data's shutdown can take longer: a failed reuse stalls the search.
+           "TUNE_FUNCTION_THREAD_TIMEOUT_S": "60"}
     # Workers' stdout stays in Ray's logs (TensorFlow prints banners at import): progress
     # reaches the driver as results, the final retrain's through a queue.
     kwargs: dict[str, Any] = dict(
@@ -388,6 +391,7 @@ class SearchRequest:
     verbose: int = 1
     name: str = "tune"
     tb_dir: Path | None = None
+    max_failures: int = 0
 
 
 @dataclass
@@ -456,15 +460,13 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
                 num_samples=req.samples if req.samples else -1,
                 max_concurrent_trials=req.concurrency,
                 time_budget_s=req.budget_s,
-                # Not reused: a function trainable whose thread outlives Ray's 2 s reset
-                # window (tf.data shutting down) fails the next trial and stalls the search.
-                reuse_actors=False,
+                reuse_actors=True,
                 trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
             run_config=tune.RunConfig(
                 name=req.name, storage_path=req.storage or str(req.run_dir.resolve()),
                 callbacks=callbacks, verbose=0,
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                failure_config=tune.FailureConfig(max_failures=0)),
+                failure_config=tune.FailureConfig(max_failures=req.max_failures)),
         )
     try:
         grid = tuner.fit()

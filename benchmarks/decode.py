@@ -1,0 +1,70 @@
+"""Decode once: count decodes over an 8-trial run, and decode throughput per core.
+
+    python benchmarks/decode.py [--size 64] [--repeats 3]
+
+Every process counts the files it decodes; the driver's count must equal the number of
+images and every trial's must be 0. Figure: decodes per image, and images/s per core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "src"))
+from common import FLOWERS, emit, median  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    from hyperfcn.data import decode_all, scan_folder
+
+    files = scan_folder(FLOWERS / "train").files + scan_folder(FLOWERS / "val").files
+    rates = {1: [], 2: []}
+    for _ in range(a.repeats):
+        for workers in (1, 2):
+            t = time.perf_counter()
+            d = decode_all(files, [a.size], workers=workers)
+            rates[workers].append(len(d.kept) / (time.perf_counter() - t))
+    per_core = median(rates[1])
+
+    work = Path(tempfile.mkdtemp(prefix="hyperfcn-decode-"))
+    run = work / "run"
+    shutil.rmtree(run, ignore_errors=True)
+    r = subprocess.run([sys.executable, "-m", "hyperfcn.cli", "tune", str(FLOWERS / "train"),
+                        "--val-dir", str(FLOWERS / "val"), "--out", str(run), "--image-size",
+                        "32", "--samples", "8", "--max-epochs", "1", "--no-final", "--quiet"],
+                       capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(r.stderr[-4000:])
+    driver = json.loads((run / "data.json").read_text())["decoded"]
+    trial_decodes = []
+    for p in (run / "tune").glob("trial_*/result.json"):
+        trial_decodes += [json.loads(line)["worker_decodes"] for line in
+                          p.read_text().splitlines() if line.strip()]
+    images = len(files)
+    per_image = (driver + sum(trial_decodes)) / images
+    emit({"benchmark": "decode", "images": images, "driver_decodes": driver,
+          "trials": len(list((run / "tune").glob("trial_*"))),
+          "decodes_in_trials": sum(trial_decodes), "decodes_per_image": per_image,
+          "size": a.size, "images_per_s_1_thread": [round(x) for x in rates[1]],
+          "images_per_s_2_threads": [round(x) for x in rates[2]],
+          "figure": f"decodes per image over 8 trials: {per_image:.2f}; decode+resize to "
+                    f"{a.size} px: {per_core:.0f} images/s per core "
+                    f"({median(rates[2]):.0f} on 2 threads)"}, a.out)
+
+
+if __name__ == "__main__":
+    main()

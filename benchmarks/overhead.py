@@ -1,0 +1,145 @@
+"""Orchestration overhead: 6 fixed configs x 3 epochs through `hyperfcn tune` vs plain Keras.
+
+    python benchmarks/overhead.py [--size 64] [--epochs 3] [--repeats 3]
+
+Baseline: the same six trainings back to back in one process with plain Keras on the same
+cached arrays (fit, then validation predictions each epoch), using both cores. Tune side:
+`hyperfcn tune --scheduler fifo --concurrency 1 --cpus-per-trial 2 --no-final` with the six
+configs as the space's `defaults` list. Also: concurrency 2 (1 CPU each) on 2 cores, and the
+time from the tune command's start to its first reported epoch. Figure: median ratio of the
+tune search's wall time to the baseline's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "src"))
+from common import FLOWERS, emit, median  # noqa: E402
+
+
+def six_configs(size: int) -> list[dict]:
+    from hyperfcn.config import ModelConfig
+    from hyperfcn.space import load_space
+
+    space = load_space(known_keys=ModelConfig.keys())
+    rng = random.Random(42)
+    out = []
+    while len(out) < 6:
+        c = space.sample(rng)
+        c["image_size"] = size
+        # keep each training within a few seconds an epoch on 2 cores
+        c["blocks"] = min(c["blocks"], 4)
+        c["filters"] = min(c["filters"], 32)
+        c["convs_per_block"] = 1
+        out.append(c)
+    return out
+
+
+def baseline(configs, epochs: int) -> float:
+    """Plain Keras, one process, both cores, cached arrays."""
+    code = f"""
+import json, sys, time, numpy as np
+sys.path.insert(0, {str(HERE.parent / 'src')!r})
+from hyperfcn.prepare import prepare
+from hyperfcn.trial import configure_runtime, _train_input, predict_packed, labels_of
+from hyperfcn.buckets import steps
+from hyperfcn.config import ModelConfig
+configs = json.loads(sys.argv[1])
+size = configs[0]["image_size"]
+data, _ = prepare({str(FLOWERS / 'train')!r}, [size], val_dir={str(FLOWERS / 'val')!r})
+configure_runtime(2, 0)
+import keras
+from hyperfcn.model import build_training_model
+tr, va = data.train[size], data.val[size]
+t = time.perf_counter()
+for c in configs:
+    cfg = ModelConfig.from_dict(c)
+    keras.backend.clear_session()
+    model, core = build_training_model(cfg, 5, seed=0)
+    class Val(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            predict_packed(core, va, cfg.batch_size)
+    model.fit(_train_input(tr, cfg.batch_size, 5, 0, 0), epochs={epochs},
+              steps_per_epoch=steps(tr, cfg.batch_size), callbacks=[Val()], verbose=0,
+              shuffle=False)
+print("SECONDS", time.perf_counter() - t)
+"""
+    r = subprocess.run([sys.executable, "-c", code, json.dumps(configs)], capture_output=True,
+                       text=True, env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+    if r.returncode:
+        raise SystemExit(r.stderr[-4000:])
+    return float(r.stdout.split("SECONDS")[-1])
+
+
+def tuned(configs, epochs: int, concurrency: int, work: Path) -> dict:
+    space = yaml.safe_load((HERE.parent / "src/hyperfcn/default_space.yaml").read_text())
+    space["defaults"] = configs
+    sp = work / "space.yaml"
+    sp.write_text(yaml.safe_dump(space))
+    out = work / f"run_c{concurrency}"
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "hyperfcn.cli", "tune", str(FLOWERS / "train"), "--val-dir",
+           str(FLOWERS / "val"), "--out", str(out), "--space", str(sp), "--image-size",
+           str(configs[0]["image_size"]), "--samples", "6", "--max-epochs", str(epochs),
+           "--scheduler", "fifo", "--concurrency", str(concurrency), "--cpus-per-trial",
+           str(2 // concurrency), "--no-final", "--quiet"]
+    t0 = time.time()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    total = time.time() - t0
+    if r.returncode:
+        raise SystemExit(r.stderr[-4000:])
+    info = json.loads((out / "search.json").read_text())
+    first = min(json.loads(p.read_text().splitlines()[0])["timestamp"]
+                for p in (out / "tune").glob("trial_*/result.json"))
+    assert info["trial_epochs"] == 6 * epochs, info
+    return {"search": info["search_wall_seconds"], "command": total,
+            "first_epoch_after_start": first - t0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    configs = six_configs(a.size)
+    work = Path(tempfile.mkdtemp(prefix="hyperfcn-overhead-"))
+    base, tune1, first = [], [], []
+    for _ in range(a.repeats):  # interleaved: machine noise hits both sides alike
+        base.append(baseline(configs, a.epochs))
+        t = tuned(configs, a.epochs, 1, work)
+        tune1.append(t["search"])
+        first.append(t["first_epoch_after_start"])
+        print(f"baseline {base[-1]:.1f} s, tune {tune1[-1]:.1f} s", flush=True)
+    c2 = tuned(configs, a.epochs, 2, work)["search"]
+    ratios = [t / b for t, b in zip(tune1, base)]
+    ratio = median(ratios)
+    emit({"benchmark": "overhead", "size": a.size, "epochs": a.epochs, "configs": configs,
+          "baseline_seconds": [round(x, 1) for x in base],
+          "tune_seconds": [round(x, 1) for x in tune1],
+          "ratios": [round(x, 3) for x in ratios],
+          "concurrency2_seconds": round(c2, 1),
+          "concurrency2_vs_baseline": round(c2 / median(base), 3),
+          "seconds_to_first_epoch": [round(x, 1) for x in first],
+          "figure": f"orchestration overhead (tune / plain Keras, median of {a.repeats}): "
+                    f"{ratio:.3f}x; concurrency 2: {c2 / median(base):.3f}x; first epoch "
+                    f"{median(first):.1f} s after start"}, a.out)
+
+
+if __name__ == "__main__":
+    main()
