@@ -23,6 +23,26 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
+
+
+def _secure_auth_mode() -> None:
+    """Ray binds its gRPC ports on every interface and its token authentication is what
+    protects them: never run with it off. Ray reads the mode when it is imported."""
+    mode = os.environ.get("RAY_AUTH_MODE")
+    if mode is not None and mode.lower() != "token":
+        logging.getLogger("hyperfcn").warning(
+            "ignoring RAY_AUTH_MODE=%s: hyperfcn runs Ray with token authentication", mode)
+        del os.environ["RAY_AUTH_MODE"]  # Ray's default for a local cluster: token auth
+    has_token = (os.environ.get("RAY_AUTH_TOKEN")
+                 or Path(os.environ.get("RAY_AUTH_TOKEN_PATH",
+                                        Path.home() / ".ray" / "auth_token")).is_file())
+    if has_token:
+        # Explicit, so Ray does not print its "set RAY_AUTH_MODE=disabled to opt out" hint.
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+_secure_auth_mode()
+
 import hyperopt as hpo  # noqa: E402
 import ray  # noqa: E402
 from hyperopt import hp  # noqa: E402
@@ -62,12 +82,26 @@ def start(address: str | None = None, backend: str = "tensorflow", num_cpus: int
         log_to_driver=False, configure_logging=True, ignore_reinit_error=True)
     if address:
         ray.init(address=address, **kwargs)
+        if not token_auth_enabled():
+            log.warning(
+                "the Ray cluster at %s runs without token authentication: anyone who reaches "
+                "its ports can run code on it (CVE-2023-48022). Start it with "
+                "RAY_AUTH_MODE=token (KubeRay: spec.authOptions); see the README.", address)
     else:
-        # The dashboard (and with it the Jobs API that can run code) stays off; Ray's token
-        # authentication protects the ports it must open.
+        # The dashboard (and with it the Jobs API, which runs code) stays off; token
+        # authentication stays on (see _secure_auth_mode).
         ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, **kwargs)
     res = ray.cluster_resources()
     return {"cpus": float(res.get("CPU", 0)), "gpus": float(res.get("GPU", 0))}
+
+
+def token_auth_enabled() -> bool:
+    try:
+        from ray._private.authentication.authentication_utils import is_token_auth_enabled
+
+        return bool(is_token_auth_enabled())
+    except ImportError:
+        return False
 
 
 def shutdown() -> None:
