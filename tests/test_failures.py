@@ -1,0 +1,68 @@
+"""Failing trials and interrupts: a trial killed by the OS, Ctrl-C during a search."""
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+FLOWERS = Path(__file__).resolve().parents[2] / "shared/datasets/flowers"
+
+
+def _cmd(run: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "hyperfcn.cli", "tune", str(FLOWERS / "train"), "--val-dir",
+            str(FLOWERS / "val"), "--out", str(run), "--image-size", "32", "--scheduler",
+            "fifo", "--concurrency", "1", *extra]
+
+
+def _first_result(run: Path, timeout: float = 300) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for p in (run / "tune").glob("trial_*/result.json") if (run / "tune").exists() else []:
+            lines = [ln for ln in p.read_text().splitlines() if ln.strip()]
+            if lines:
+                return json.loads(lines[0])
+        time.sleep(0.3)
+    raise AssertionError("no trial reported in time")
+
+
+def test_trial_killed_by_the_os_fails_and_the_search_goes_on(tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_cmd(run, "--samples", "3", "--max-epochs", "3"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = _first_result(run)
+    os.kill(first["pid"], signal.SIGKILL)  # the trial's worker, mid-trial
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+    rows = {r["trial_id"]: r for r in csv.DictReader(io.StringIO((run / "trials.csv")
+                                                                 .read_text()))}
+    killed = rows[first["trial_id"]]
+    assert killed["status"] == "failed" and killed["error"], killed
+    assert sorted(r["status"] for r in rows.values()) == ["completed", "completed", "failed"]
+    assert (run / "model.keras").is_file()
+    assert f"trial {first['trial_id']} failed" in out
+
+
+def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_cmd(run, "--samples", "4", "--max-epochs", "2"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _first_result(run)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-3000:]
+    assert "--resume" in err and str(run) in err
+    assert "Traceback" not in err
+    assert (run / "trials.csv").is_file() and not (run / "model.keras").exists()
+    r = subprocess.run(_cmd(run, "--samples", "4", "--max-epochs", "2", "--resume"),
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = list(csv.DictReader(io.StringIO((run / "trials.csv").read_text())))
+    assert len(rows) == 4 and all(r["status"] == "completed" for r in rows)
