@@ -87,6 +87,14 @@ def start(address: str | None = None, backend: str = "tensorflow", num_cpus: int
     else:
         # The dashboard (and with it the Jobs API, which runs code) stays off; token
         # authentication stays on (see _secure_auth_mode).
+        # A single-machine cluster lives on loopback: otherwise Ray's runtime-env agent
+        # serves HTTP on the machine's public address (tests/test_security.py). Ray maps
+        # 127.0.0.1 to the public address unless multi-node clusters are off, which is
+        # also how it runs on macOS and Windows; child processes read the variable.
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
         ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, **kwargs)
     res = ray.cluster_resources()
     return {"cpus": float(res.get("CPU", 0)), "gpus": float(res.get("GPU", 0))}
