@@ -511,13 +511,16 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 failure_config=tune.FailureConfig(max_failures=req.max_failures)),
         )
+    events: list[Any] = []
     try:
-        grid = tuner.fit()
+        with _catch_interrupt(events):
+            grid = tuner.fit()
     finally:
         tb.close()
     trials = grid._experiment_analysis.trials  # noqa: SLF001 (statuses are not public)
-    interrupted = any(t.status in (Trial.PENDING, Trial.RUNNING, Trial.PAUSED)
-                      for t in trials)
+    # Ray turns Ctrl-C into a clean stop and returns normally; its event says it happened.
+    interrupted = any(e.is_set() for e in events) or any(
+        t.status in (Trial.PENDING, Trial.RUNNING, Trial.PAUSED) for t in trials)
     records = []
     for t in trials:
         hist = _history_of(t) or ([dict(t.last_result)] if t.last_result else [])
@@ -539,6 +542,25 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
             seconds=float((t.last_result or {}).get("time_total_s", 0.0)), error=err,
             history=hist))
     return records, interrupted
+
+
+@contextlib.contextmanager
+def _catch_interrupt(events: list[Any]) -> Iterator[None]:
+    """Keep the event Ray's SIGINT handler sets (Tuner.fit does not report it)."""
+    from ray.tune import tune as tune_module
+
+    original = tune_module._setup_signal_catching  # noqa: SLF001
+
+    def capture():
+        ev = original()
+        events.append(ev)
+        return ev
+
+    tune_module._setup_signal_catching = capture  # noqa: SLF001
+    try:
+        yield
+    finally:
+        tune_module._setup_signal_catching = original  # noqa: SLF001
 
 
 def _history_of(t: Trial) -> list[dict[str, float]]:
