@@ -32,7 +32,7 @@ def median(xs):
     return statistics.median(xs)
 
 
-def load_flowers(sizes, split="train", limit=None):
+def load_flowers(sizes):
     """Decoded, bucketed flowers arrays, as a trial sees them."""
     sys.path.insert(0, str(ROOT / "src"))
     from hyperfcn.prepare import prepare

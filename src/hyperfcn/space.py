@@ -193,9 +193,6 @@ class SearchSpace:
             return list(range(p.low, p.high + 1))
         return None
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(dict(self.raw), sort_keys=False)
-
 
 def _walk(params: tuple[Param, ...]) -> Iterator[Param]:
     for p in params:

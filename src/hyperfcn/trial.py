@@ -14,7 +14,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -81,7 +81,6 @@ class TrialOutcome:
     best: dict[str, float]
     model: Any = None  # the core (inference) keras model, best weights
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 _configured: dict[str, Any] = {}

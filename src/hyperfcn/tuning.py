@@ -623,7 +623,6 @@ def retrain(config: dict[str, Any], data_ref: Any, settings: TrialSettings,
     from ray.util.queue import Empty, Queue
 
     task = ray.remote(_retrain).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
-    t0 = time.time()
     queue = Queue() if on_epoch else None
     ref = task.remote(config, data_ref, settings, queue)
     while queue is not None:
@@ -637,5 +636,4 @@ def retrain(config: dict[str, Any], data_ref: Any, settings: TrialSettings,
     if queue is not None:
         with contextlib.suppress(Exception):
             ray.kill(queue.actor)
-    out.setdefault("wall_seconds", time.time() - t0)
     return out
