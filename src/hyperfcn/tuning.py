@@ -22,6 +22,9 @@ from typing import Any
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+# Ray's new console output prints an experiment box even at verbose=0, which breaks --json
+# and the live view; the classic reporter is silent at verbose=0 (our views report).
+os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
 
 
 
@@ -365,48 +368,101 @@ class HParamsCallback(tune.Callback):
         self.tb.end(trial.trial_id, "failed")
 
 
-class LineProgress(tune.Callback):
-    """One short line per event, readable in a terminal and in a CI log alike."""
+class ProgressCallback(tune.Callback):
+    """Feeds a progress view (progress.py) from Ray Tune's events.
 
-    def __init__(self, metric: str, mode: str, max_epochs: int,
-                 say: Callable[[str], None] = print) -> None:
-        self.metric, self.mode, self.max_epochs, self.say = metric, mode, max_epochs, say
-        self.best: float | None = None
-        self.t0 = time.time()
+    Every step also looks for trials that ended without an event (a trial stopped while
+    its result was in flight), so each trial's end is shown once.
+    """
 
-    def _stamp(self) -> str:
-        s = int(time.time() - self.t0)
-        return f"[{s // 60:02d}:{s % 60:02d}]"
+    def __init__(self, view: Any) -> None:
+        self.view = view
+        self._last_tick = 0.0
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info):
-        keys = ("learning_rate", "batch_size", "image_size", "blocks", "filters", "head")
-        shown = ", ".join(f"{k}={_fmt(trial.config[k])}" for k in keys if k in trial.config)
-        self.say(f"{self._stamp()} trial {trial.trial_id} started: {shown}")
+        self.view.started(trial.trial_id, trial.config)
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial,
                         result: dict, **info):
-        v = result.get(self.metric)
-        if v is None:
-            return
-        if self.best is None or (v < self.best if self.mode == "min" else v > self.best):
-            self.best = v
-        self.say(f"{self._stamp()} trial {trial.trial_id} epoch {result.get('epoch')}/"
-                 f"{self.max_epochs}: val_loss {result.get('val_loss', float('nan')):.4f} "
-                 f"val_accuracy {result.get('val_accuracy', float('nan')):.4f} "
-                 f"(best {self.metric} so far {self.best:.4f})")
+        self.view.result(trial.trial_id, result)
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info):
-        epochs = int((trial.last_result or {}).get("epoch", 0))
-        how = "done" if epochs >= self.max_epochs else f"stopped by the scheduler at epoch {epochs}"
-        self.say(f"{self._stamp()} trial {trial.trial_id} {how}")
+        if self.view.board.is_open(trial.trial_id):
+            self.view.ended(trial.trial_id, int((trial.last_result or {}).get("epoch", 0)))
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info):
-        self.say(f"{self._stamp()} trial {trial.trial_id} failed: "
-                 f"{_short_error(_read_error(trial))}")
+        if self.view.board.is_open(trial.trial_id):
+            self.view.ended(trial.trial_id, int((trial.last_result or {}).get("epoch", 0)),
+                            error=_short_error(_read_error(trial)) or "failed")
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info):
+        for t in trials:
+            if t.status == Trial.TERMINATED and self.view.board.is_open(t.trial_id):
+                self.view.ended(t.trial_id, int((t.last_result or {}).get("epoch", 0)))
+        if time.time() - self._last_tick > 1.0:
+            self._last_tick = time.time()
+            self.view.tick()
+
+    def on_experiment_end(self, trials: list[Trial], **info):
+        self.view.close()
 
 
-def _fmt(v: Any) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
+# ---------------------------------------------------------------- experiment trackers
+
+def tracker_callbacks(mlflow_uri: str | None, wandb_project: str | None,
+                      experiment: str, run_dir: Path) -> list[tune.Callback]:
+    """Ray Tune's own MLflow and W&B logger callbacks: one tracker run per trial with its
+    parameters and per-epoch metrics."""
+    out: list[tune.Callback] = []
+    if mlflow_uri:
+        try:
+            import mlflow  # noqa: F401
+            from ray.air.integrations.mlflow import MLflowLoggerCallback
+        except ImportError:
+            raise UserError("--mlflow needs MLflow: pip install 'hyperfcn[mlflow]'") from None
+        _check_mlflow(mlflow_uri)
+        out.append(MLflowLoggerCallback(tracking_uri=mlflow_uri, experiment_name=experiment,
+                                        tags={"tool": "hyperfcn"}))
+    if wandb_project:
+        try:
+            import wandb  # noqa: F401
+            from ray.air.integrations.wandb import WandbLoggerCallback
+        except ImportError:
+            raise UserError("--wandb needs Weights & Biases: pip install 'hyperfcn[wandb]'"
+                            ) from None
+        mode = os.environ.get("WANDB_MODE")
+        if mode not in ("offline", "disabled") and not os.environ.get("WANDB_API_KEY"):
+            logged_in = False
+            with contextlib.suppress(Exception):
+                import wandb
+
+                logged_in = bool(wandb.api.api_key)
+            if not logged_in:
+                raise UserError("--wandb: not logged in to Weights & Biases; run "
+                                "`wandb login`, set WANDB_API_KEY, or set "
+                                "WANDB_MODE=offline to log locally (sync later)")
+        kw: dict[str, Any] = {"dir": str(run_dir)}
+        if mode:
+            kw["mode"] = mode
+        out.append(WandbLoggerCallback(project=wandb_project, group=experiment,
+                                       log_config=False, **kw))
+    return out
+
+
+def _check_mlflow(uri: str) -> None:
+    """Reach the tracking store before any work is done, with a message that says how."""
+    import mlflow
+
+    if "://" not in uri or uri.startswith("file:"):
+        # MLflow 3 keeps its file store behind a flag ("maintenance mode"); a user who
+        # asks for a folder gets one.
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    try:
+        mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as e:
+        raise UserError(f"--mlflow {uri}: cannot use this tracking URI "
+                        f"({_short_error(e)}); give a server URL, sqlite:///PATH.db or a "
+                        f"folder") from None
 
 
 # ---------------------------------------------------------------- search
@@ -427,7 +483,8 @@ class SearchRequest:
     resume: bool = False
     n_initial_points: int = 8
     storage: str | None = None
-    verbose: int = 1
+    view: Any = None  # a progress.LineView (None: quiet)
+    extra_callbacks: list[Any] = field(default_factory=list)  # experiment trackers
     name: str = "tune"
     tb_dir: Path | None = None
     max_failures: int = 0
@@ -479,8 +536,9 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
     tb = HParamsLog(req.tb_dir or req.run_dir / "tensorboard")
     # Auto loggers are off (no duplicate TensorBoard files); keep result.json per trial.
     callbacks: list[tune.Callback] = [JsonLoggerCallback(), HParamsCallback(tb)]
-    if req.verbose:
-        callbacks.append(LineProgress(metric, mode, req.settings.max_epochs))
+    if req.view is not None:
+        callbacks.append(ProgressCallback(req.view))
+    callbacks += req.extra_callbacks
     path = experiment_path(req)
     if req.resume:
         tuner = tune.Tuner.restore(path, trainable=trainable_fn, resume_unfinished=True,
@@ -517,6 +575,8 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
             grid = tuner.fit()
     finally:
         tb.close()
+        if req.view is not None:
+            req.view.close()
     trials = grid._experiment_analysis.trials  # noqa: SLF001 (statuses are not public)
     # Ray turns Ctrl-C into a clean stop and returns normally; its event says it happened.
     interrupted = any(e.is_set() for e in events) or any(
@@ -582,7 +642,8 @@ def _history_of(t: Trial) -> list[dict[str, float]]:
             with contextlib.suppress(ValueError):
                 r = json.loads(line)
                 out.append({k: r[k] for k in ("epoch", "loss", "accuracy", "val_loss",
-                                              "val_accuracy", "time_total_s") if k in r})
+                                              "val_accuracy", "time_total_s",
+                                              "timestamp") if k in r})
     return out
 
 
@@ -597,6 +658,24 @@ def _read_error(t: Trial) -> str:
         if p.is_file():
             return p.read_text()
     return "trial failed"
+
+
+# ---------------------------------------------------------------- backbone weights
+
+def _fetch(names: list[str]) -> None:
+    from .backbone import build_base
+
+    for n in names:
+        build_base(n, "imagenet")
+
+
+def fetch_weights(names: list[str], cpus: float) -> None:
+    """Download (or find in Keras' cache) the ImageNet weights on a worker."""
+    try:
+        ray.get(ray.remote(_fetch).options(num_cpus=cpus, max_retries=0).remote(names))
+    except ray.exceptions.RayTaskError as e:
+        cause = getattr(e, "cause", None) or e
+        raise UserError(_short_error(cause) if cause is e else str(cause)) from None
 
 
 # ---------------------------------------------------------------- final retrain
@@ -614,7 +693,40 @@ def _retrain(config: dict[str, Any], data: TrialData, settings: TrialSettings,
         out.model.save(p)
         blob = p.read_bytes()
     return {"model": blob, "history": out.history, "best": out.best, "val_probs": probs,
-            "val_labels": labels_of(val), "seconds": out.seconds}
+            "val_labels": labels_of(val), "seconds": out.seconds,
+            # position of each prediction in the validation file list (bucket order)
+            "val_order": [int(i) for b in val.buckets for i in b.index],
+            "augment_preview": _preview(config, val, settings.seed)}
+
+
+def _preview(config: dict[str, Any], val: Any, seed: int) -> bytes | None:
+    """PNG of the best config's augmentation on up to 8 validation images, one per class
+    first, from the largest bucket (one shape, so they stack)."""
+    import io
+
+    from PIL import Image
+
+    from .augment import preview_grid
+    from .config import ModelConfig
+
+    try:
+        bucket = max(val.buckets, key=lambda b: len(b.y))
+        picks: list[int] = []
+        for cls in dict.fromkeys(int(c) for c in bucket.y):
+            picks.append(next(i for i, c in enumerate(bucket.y) if int(c) == cls))
+        picks += [i for i in range(len(bucket.y)) if i not in picks]
+        grid = preview_grid(ModelConfig.from_dict(config), bucket.x[sorted(picks[:8])],
+                            seed=seed)
+        im = Image.fromarray(grid)
+        scale = max(1, 96 // int(bucket.x.shape[1]))  # small sizes stay visible
+        if scale > 1:
+            im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        return buf.getvalue()
+    except Exception as e:  # a preview must never cost the trained model
+        log.warning("augmentation preview failed: %s", e)
+        return None
 
 
 def retrain(config: dict[str, Any], data_ref: Any, settings: TrialSettings,

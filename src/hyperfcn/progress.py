@@ -1,0 +1,241 @@
+"""What a running search shows: a live table on a terminal, one line per event elsewhere.
+
+The views are plain objects fed by events (trial started, epoch reported, trial ended);
+tuning.ProgressCallback turns Ray Tune's callbacks into those events.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+KEY_PARAMS = ("image_size", "batch_size", "learning_rate", "optimizer", "blocks", "filters",
+              "head", "backbone", "fine_tune")
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def _clock(s: float) -> str:
+    s = max(0, int(s))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else \
+        f"{s // 60:02d}:{s % 60:02d}"
+
+
+@dataclass
+class TrialRow:
+    trial_id: str
+    params: str
+    epoch: int = 0
+    last: float | None = None
+    best: float | None = None
+    status: str = "running"
+    seconds_per_epoch: float | None = None
+
+
+@dataclass
+class Board:
+    """The state of a search, enough to draw it and to estimate what is left."""
+
+    metric: str
+    mode: str
+    max_epochs: int
+    budget_s: float | None = None
+    samples: int | None = None
+    concurrency: int = 1
+    rungs: tuple[int, ...] = ()
+    final: bool = True
+    t0: float = field(default_factory=time.time)
+    rows: dict[str, TrialRow] = field(default_factory=dict)
+    best: float | None = None
+    best_trial: str | None = None
+
+    def better(self, a: float, b: float | None) -> bool:
+        return b is None or (a < b if self.mode == "min" else a > b)
+
+    def started(self, trial_id: str, config: Mapping[str, Any]) -> TrialRow:
+        shown = " ".join(f"{k}={_fmt(config[k])}" for k in KEY_PARAMS if k in config)
+        row = self.rows.setdefault(trial_id, TrialRow(trial_id, shown))
+        row.status = "running"
+        return row
+
+    def result(self, trial_id: str, result: Mapping[str, Any]) -> TrialRow | None:
+        row = self.rows.get(trial_id) or self.started(trial_id, result.get("config") or {})
+        v = result.get(self.metric)
+        if v is None or not math.isfinite(v):
+            return None
+        row.epoch = int(result.get("epoch", row.epoch + 1))
+        row.last = float(v)
+        if self.better(v, row.best):
+            row.best = float(v)
+        if self.better(v, self.best):
+            self.best, self.best_trial = float(v), trial_id
+        secs = result.get("time_total_s")
+        if secs and row.epoch:
+            row.seconds_per_epoch = float(secs) / row.epoch
+        return row
+
+    def ended(self, trial_id: str, epochs: int | None = None, error: str = "") -> TrialRow:
+        row = self.rows.get(trial_id) or TrialRow(trial_id, "")
+        self.rows[trial_id] = row
+        if epochs is not None:
+            row.epoch = max(row.epoch, epochs)
+        if error:
+            row.status = f"failed: {error}"
+        elif row.epoch >= self.max_epochs:
+            row.status = "done"
+        else:
+            rung = (self.rungs.index(row.epoch) + 1) if row.epoch in self.rungs else None
+            row.status = (f"stopped at rung {rung} (epoch {row.epoch})" if rung
+                          else f"stopped at epoch {row.epoch}")
+        return row
+
+    def is_open(self, trial_id: str) -> bool:
+        row = self.rows.get(trial_id)
+        return row is not None and row.status == "running"
+
+    def elapsed(self) -> float:
+        return time.time() - self.t0
+
+    def eta(self) -> str:
+        """Time left in the search and a guess at when the final model is ready."""
+        speeds = [r.seconds_per_epoch for r in self.rows.values() if r.seconds_per_epoch]
+        final_s = (sorted(speeds)[len(speeds) // 2] * self.max_epochs) if speeds else None
+        if self.budget_s is not None:
+            left = max(0.0, self.budget_s - self.elapsed())
+            text = f"search: {_clock(left)} left of {_clock(self.budget_s)}"
+        elif self.samples and speeds:
+            done = sum(1 for r in self.rows.values() if r.status != "running")
+            per_trial = sorted(speeds)[len(speeds) // 2] * self.max_epochs
+            left = max(0.0, (self.samples - done) * per_trial / max(1, self.concurrency))
+            text = f"search: ~{_clock(left)} left (upper bound, {done}/{self.samples} trials)"
+        else:
+            return ""
+        if self.final and final_s is not None:
+            text += f"; final retrain ~{_clock(final_s)}, ready ~" + time.strftime(
+                "%H:%M", time.localtime(time.time() + left + final_s))
+        return text
+
+
+class LineView:
+    """One line per event: readable in CI logs and files."""
+
+    def __init__(self, board: Board, say: Callable[[str], None] | None = None) -> None:
+        self.board = board
+        self.say = say or (lambda m: print(m, flush=True))
+        self._last_eta = 0.0
+
+    def _stamp(self) -> str:
+        return f"[{_clock(self.board.elapsed())}]"
+
+    def started(self, trial_id: str, config: Mapping[str, Any]) -> None:
+        row = self.board.started(trial_id, config)
+        self.say(f"{self._stamp()} trial {trial_id} started: {row.params}")
+
+    def result(self, trial_id: str, result: Mapping[str, Any]) -> None:
+        row = self.board.result(trial_id, result)
+        if row is None:
+            return
+        b = self.board
+        self.say(f"{self._stamp()} trial {trial_id} epoch {row.epoch}/{b.max_epochs}: "
+                 f"val_loss {result.get('val_loss', float('nan')):.4f} val_accuracy "
+                 f"{result.get('val_accuracy', float('nan')):.4f} (best {b.metric} so far "
+                 f"{b.best:.4f})")
+        if time.time() - self._last_eta > 60 and b.eta():
+            self._last_eta = time.time()
+            self.say(f"{self._stamp()} {b.eta()}")
+
+    def ended(self, trial_id: str, epochs: int | None = None, error: str = "") -> None:
+        row = self.board.ended(trial_id, epochs, error)
+        self.say(f"{self._stamp()} trial {trial_id} {row.status}")
+
+    def tick(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class LiveView(LineView):
+    """A table redrawn in place (rich), for terminals."""
+
+    MAX_ROWS = 14
+
+    def __init__(self, board: Board, console: Any = None) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        super().__init__(board, say=lambda m: None)
+        self.console = console or Console()
+        self.live = Live(self._render(), console=self.console, refresh_per_second=2,
+                         transient=False, redirect_stdout=True, redirect_stderr=True)
+        self.live.start()
+
+    def _render(self) -> Any:
+        from rich.table import Table
+
+        b = self.board
+        title = f"hyperfcn search  [{_clock(b.elapsed())}]"
+        if b.best is not None:
+            title += f"  best {b.metric} {b.best:.4f} (trial {b.best_trial})"
+        t = Table(title=title, caption=b.eta() or None, expand=False, title_justify="left")
+        for col in ("trial", "parameters", "epoch", b.metric, "best", "status"):
+            t.add_column(col, overflow="fold" if col == "parameters" else "ellipsis",
+                         max_width=60 if col == "parameters" else None)
+        rows = list(b.rows.values())
+        running = [r for r in rows if r.status == "running"]
+        rest = sorted((r for r in rows if r.status != "running"),
+                      key=lambda r: (r.best is None,
+                                     (r.best or 0) * (1 if b.mode == "min" else -1)))
+        shown = running + rest[:max(3, self.MAX_ROWS - len(running))]
+        for r in shown:
+            style = ("bold green" if r.trial_id == b.best_trial else
+                     "red" if r.status.startswith("failed") else
+                     "dim" if r.status.startswith("stopped") else None)
+            t.add_row(r.trial_id, r.params, f"{r.epoch}/{b.max_epochs}",
+                      "" if r.last is None else f"{r.last:.4f}",
+                      "" if r.best is None else f"{r.best:.4f}", r.status[:60], style=style)
+        hidden = len(rows) - len(shown)
+        if hidden > 0:
+            t.add_row("", f"... {hidden} more (all in trials.csv at the end)", "", "", "", "")
+        return t
+
+    def _update(self) -> None:
+        self.live.update(self._render())
+
+    def started(self, trial_id: str, config: Mapping[str, Any]) -> None:
+        self.board.started(trial_id, config)
+        self._update()
+
+    def result(self, trial_id: str, result: Mapping[str, Any]) -> None:
+        self.board.result(trial_id, result)
+        self._update()
+
+    def ended(self, trial_id: str, epochs: int | None = None, error: str = "") -> None:
+        self.board.ended(trial_id, epochs, error)
+        self._update()
+
+    def tick(self) -> None:
+        self._update()
+
+    def close(self) -> None:
+        self._update()
+        self.live.stop()
+
+
+def make_view(board: Board, quiet: bool, say: Callable[[str], None] | None = None,
+              stream: Any = None) -> LineView | None:
+    """None when quiet; lines for a given `say`, a pipe or a file; a live table on a tty."""
+    if quiet:
+        return None
+    if say is not None:
+        return LineView(board, say)
+    stream = stream or sys.stdout
+    if hasattr(stream, "isatty") and stream.isatty():
+        return LiveView(board)
+    return LineView(board)

@@ -1,0 +1,45 @@
+"""The progress callback inside a real (small, local) Ray Tune run with scripted metrics."""
+
+import pytest
+
+tuning = pytest.importorskip("hyperfcn.tuning")
+
+
+def _scripted(config):
+    from ray import tune
+
+    for epoch in range(1, 5):
+        tune.report({"epoch": epoch, "val_loss": config["q"] + 1.0 / epoch,
+                     "val_accuracy": 0.5})
+
+
+def test_each_trial_end_is_shown_once_with_the_asha_rung(tmp_path, deadline):
+    import sys
+
+    import ray.cloudpickle
+    from ray import tune
+
+    from hyperfcn.progress import Board, LineView
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers lack tests/
+    deadline(240)
+    tuning.start(num_cpus=2)
+    try:
+        lines: list[str] = []
+        plan = tuning.plan_scheduler("asha", 4)
+        view = LineView(Board("val_loss", "min", 4, rungs=tuple(plan.rungs())), lines.append)
+        tuner = tune.Tuner(
+            _scripted, param_space={"q": tune.grid_search([0, 1, 2, 3, 4, 5])},
+            tune_config=tune.TuneConfig(scheduler=tuning.make_scheduler(plan, "val_loss",
+                                                                        "min"),
+                                        max_concurrent_trials=2),
+            run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0,
+                                      callbacks=[tuning.ProgressCallback(view)]))
+        tuner.fit()
+    finally:
+        tuning.shutdown()
+    text = "\n".join(lines)
+    ended = [ln for ln in lines if " done" in ln or " stopped at " in ln]
+    assert len(ended) == 6, text  # every trial's end is shown exactly once
+    assert "stopped at rung" in text, text
+    assert text.count(" done") >= 1
