@@ -59,3 +59,49 @@ def tiny_data():
 
     return TrialData(classes=["dark", "light"], train={16: make_packed(8)},
                      val={16: make_packed(4, seed=1)})
+
+
+ARTIFACTS = Path(os.environ.get("HYPERFCN_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+CHROMIUM = os.environ.get("HYPERFCN_CHROMIUM", "/usr/bin/chromium")
+
+
+def open_in_chromium(html_path: Path, screenshot: str) -> dict:
+    """Load a page in headless Chromium; return its console errors, page errors and images.
+
+    .ci/run installs Debian's chromium; without it the test is skipped with the reason.
+    """
+    missing = None
+    try:
+        from playwright import sync_api
+    except ImportError:
+        missing = "playwright is not installed (pip install -e '.[dev]')"
+    if not Path(CHROMIUM).is_file():
+        missing = f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)"
+    if missing:
+        if os.environ.get("HYPERFCN_REQUIRE_BROWSER"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+    errors: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"])
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            requests: list[str] = []
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(html_path.resolve().as_uri(), wait_until="load")
+            images = page.evaluate(
+                "() => Array.from(document.images).map(i => ({alt: i.alt, ok: i.complete "
+                "&& i.naturalWidth > 0, w: i.naturalWidth}))")
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
+            text = page.inner_text("body")
+        finally:
+            browser.close()
+    return {"errors": errors, "images": images, "text": text,
+            "external": [u for u in requests if not u.startswith(("file:", "data:"))]}

@@ -22,6 +22,11 @@ SKIPPED = "skipped_files.tsv"
 TENSORBOARD = "tensorboard"
 RAY_DIR = "tune"
 DATA_SUMMARY = "data.json"
+TRIALS_JSON = "trials.json"  # every trial with its config, status and per-epoch history
+VAL_PREDICTIONS = "val_predictions.csv"
+AUGMENT_PREVIEW = "augmentation_preview.png"
+REPORT = "report.html"
+REPORT_DIR = "report"  # the report's plots as PNG files
 
 
 def write_bytes(path: Path, data: bytes) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -163,3 +164,20 @@ def from_config(cfg, seed: int | None = None) -> Augment:
         contrast=cfg.contrast_factor if cfg.contrast else 0.0,
         brightness=cfg.brightness_factor if cfg.brightness else 0.0,
         seed=seed, name="augment")
+
+
+def preview_grid(cfg, images: np.ndarray, copies: int = 5, seed: int = 0,
+                 gap: int = 2) -> np.ndarray:
+    """What the policy does to real images: one row per image, the original first, then
+    `copies` draws of the training-time augmentation. uint8 (H, W, 3)."""
+    n, h, w, _ = images.shape
+    layer = from_config(cfg, seed)
+    x = np.asarray(images, np.float32)
+    cols = [x] + [np.asarray(ops.convert_to_numpy(layer(x, training=True)))
+                  for _ in range(copies)]
+    grid = np.full((n * (h + gap) - gap, len(cols) * (w + gap) - gap, 3), 255, np.uint8)
+    for c, col in enumerate(cols):
+        for r in range(n):
+            grid[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = (
+                np.clip(col[r], 0, 255).astype(np.uint8))
+    return grid

@@ -24,6 +24,10 @@ class DataSummary:
     padded_fraction: dict[int, float] = field(default_factory=dict)
     decode_seconds: float = 0.0
     decoded: int = 0
+    # Validation files in the order of the packed val set's `index`: the report's gallery
+    # maps predictions back to files with it.
+    val_files: list[str] = field(default_factory=list)
+    val_labels: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -88,7 +92,9 @@ def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path 
         train_counts={c: 0 for c in classes}, val_counts={c: 0 for c in classes},
         skipped=skipped, ignored=len(train_scan.ignored) + (len(val_scan.ignored)
                                                             if val_scan else 0),
-        decode_seconds=dt, decoded=len(dec.kept))
+        decode_seconds=dt, decoded=len(dec.kept),
+        val_files=[str(files[dec.kept[k]]) for k in va_idx],
+        val_labels=[kept_labels[k] for k in va_idx])
     for k in tr_idx:
         summary.train_counts[classes[kept_labels[k]]] += 1
     for k in va_idx:

@@ -1,0 +1,524 @@
+"""RUN_DIR/report.html: one self-contained page that says what was tried, what won, and what
+the final model gets wrong. Reads only RUN_DIR's files (no TensorFlow, no Ray); the plots are
+also written as PNG files in RUN_DIR/report/."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import artifacts as art
+from .errors import UserError
+
+GALLERY = 16  # most confident mistakes shown
+PARAMS_SHOWN = 8  # parameters on the parallel-coordinates plot
+MIN_TRIALS_FOR_IMPORTANCE = 8
+
+
+@dataclass
+class Run:
+    dir: Path
+    settings: dict[str, Any]
+    data: dict[str, Any]
+    trials: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    best_config: dict[str, Any]
+    predictions: list[dict[str, str]]
+    skipped: list[tuple[str, str]]
+
+    @property
+    def metric(self) -> str:
+        return self.settings.get("metric", "val_loss")
+
+    @property
+    def mode(self) -> str:
+        return "min" if self.metric.endswith("loss") else "max"
+
+
+def _read(path: Path, default: Any) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return default
+
+
+def load(run_dir: str | Path) -> Run:
+    d = Path(run_dir)
+    if not d.is_dir():
+        raise UserError(f"{d}: no such run folder; give the --out folder of `hyperfcn tune`")
+    if not (d / art.SETTINGS).is_file():
+        raise UserError(f"{d}: not a hyperfcn run folder (no {art.SETTINGS}); give the --out "
+                        f"folder of `hyperfcn tune` or `hyperfcn train`")
+    preds: list[dict[str, str]] = []
+    if (d / art.VAL_PREDICTIONS).is_file():
+        with open(d / art.VAL_PREDICTIONS, newline="", encoding="utf-8") as f:
+            preds = list(csv.DictReader(f))
+    skipped: list[tuple[str, str]] = []
+    if (d / art.SKIPPED).is_file():
+        for line in (d / art.SKIPPED).read_text(encoding="utf-8").splitlines():
+            path, _, why = line.partition("\t")
+            skipped.append((path, why))
+    return Run(dir=d, settings=_read(d / art.SETTINGS, {}), data=_read(d / art.DATA_SUMMARY, {}),
+               trials=_read(d / art.TRIALS_JSON, []), metrics=_read(d / art.METRICS, {}),
+               best_config=_read(d / art.BEST_CONFIG, {}), predictions=preds,
+               skipped=skipped)
+
+
+# ---------------------------------------------------------------- analysis (plain data)
+
+def best_of(trial: dict[str, Any], metric: str, mode: str) -> float | None:
+    vals = [h[metric] for h in trial.get("history", []) if metric in h
+            and h[metric] is not None and math.isfinite(h[metric])]
+    if not vals:
+        return None
+    return min(vals) if mode == "min" else max(vals)
+
+
+def best_so_far(trials: list[dict[str, Any]], metric: str, mode: str
+                ) -> list[tuple[float, float]]:
+    """(seconds since the search began, best value so far) at each improvement."""
+    points = [(h["timestamp"], h[metric]) for t in trials for h in t.get("history", [])
+              if "timestamp" in h and metric in h and math.isfinite(h[metric])]
+    if not points:
+        return []
+    starts = [h["timestamp"] - h.get("time_total_s", 0.0) for t in trials
+              for h in t.get("history", []) if "timestamp" in h]
+    t0 = min(starts)
+    out: list[tuple[float, float]] = []
+    best = None
+    for ts, v in sorted(points):
+        if best is None or (v < best if mode == "min" else v > best):
+            best = v
+            out.append((ts - t0, v))
+    return out
+
+
+def _param_names(trials: list[dict[str, Any]], space: dict[str, Any]) -> list[str]:
+    names: list[str] = []
+    for t in trials:
+        for k, v in t.get("config", {}).items():
+            if k not in names and not isinstance(v, dict):
+                names.append(k)
+    varying = [n for n in names
+               if len({json.dumps(t["config"].get(n)) for t in trials}) > 1]
+    return varying
+
+
+def importance(trials: list[dict[str, Any]], metric: str, mode: str) -> list[tuple[str, float]]:
+    """Share of the variance of each trial's best metric that a parameter explains (epsilon
+    squared, i.e. eta squared corrected for chance; numbers grouped in quartiles), highest
+    first. A rough guide, not causal: it
+    needs tens of trials to mean much, and correlated choices share the credit."""
+    rows = [(t["config"], best_of(t, metric, mode)) for t in trials]
+    rows = [(c, v) for c, v in rows if v is not None]
+    if len(rows) < MIN_TRIALS_FOR_IMPORTANCE:
+        return []
+    y = np.array([v for _, v in rows], dtype=float)
+    total = float(((y - y.mean()) ** 2).sum())
+    if total <= 0:
+        return []
+    out = []
+    for name in _param_names([{"config": c} for c, _ in rows], {}):
+        raw = [c.get(name) for c, _ in rows]
+        nums = [v for v in raw if isinstance(v, int | float) and not isinstance(v, bool)]
+        if len(nums) == len(raw) and len(set(raw)) > 4:
+            edges = np.quantile(np.array(nums, float), [0.25, 0.5, 0.75])
+            groups = [int(np.searchsorted(edges, v)) for v in nums]
+        else:
+            groups = [json.dumps(v) for v in raw]
+        between = 0.0
+        for g in set(groups):
+            sel = y[[i for i, gi in enumerate(groups) if gi == g]]
+            between += len(sel) * (sel.mean() - y.mean()) ** 2
+        # epsilon squared: eta squared less what k groups explain by chance alone
+        k, n = len(set(groups)), len(y)
+        within = (total - between) / max(n - k, 1)
+        out.append((name, max(0.0, float((between - (k - 1) * within) / (total + within)))))
+    return sorted(out, key=lambda kv: -kv[1])
+
+
+# ---------------------------------------------------------------- plots
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def plot_curves(run: Run) -> bytes | None:
+    trials = [t for t in run.trials if t.get("history")]
+    if not trials:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    max_epochs = int(run.settings.get("max_epochs", 0))
+    cmap = plt.get_cmap("tab20")
+    for i, t in enumerate(trials):
+        h = [x for x in t["history"] if run.metric in x]
+        ep = [x["epoch"] for x in h]
+        v = [x[run.metric] for x in h]
+        style = "--" if t["status"] == "failed" else "-"
+        ax.plot(ep, v, style, color=cmap(i % 20), lw=1.2, alpha=0.85)
+        if ep and t["status"] == "stopped":
+            ax.plot(ep[-1], v[-1], "x", color="black", ms=6)
+        elif ep and t["status"] == "failed":
+            ax.plot(ep[-1], v[-1], "v", color="red", ms=6)
+    final = run.metrics.get("history") or []
+    if final and run.metric in final[0]:
+        ax.plot([x["epoch"] for x in final], [x[run.metric] for x in final], color="black",
+                lw=2.5, label="final retrain")
+        ax.legend(loc="best")
+    plan = run.settings.get("scheduler_plan") or {}
+    if plan.get("name") == "asha":
+        t, rf = int(plan.get("grace_period", 1)), int(plan.get("reduction_factor", 3))
+        while t < max_epochs:
+            ax.axvline(t, color="grey", lw=0.8, ls=":")
+            t *= rf
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(run.metric)
+    ax.set_title("every trial (x: stopped early by the scheduler, dotted lines: its rungs)")
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def plot_best_so_far(run: Run) -> bytes | None:
+    pts = best_so_far(run.trials, run.metric, run.mode)
+    if not pts:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    end = max(h["timestamp"] for t in run.trials for h in t.get("history", [])
+              if "timestamp" in h)
+    t0 = end - max(h.get("time_total_s", 0) for t in run.trials for h in t.get("history", [])
+                   if h.get("timestamp") == end)
+    xs = [p[0] / 60 for p in pts]
+    ys = [p[1] for p in pts]
+    last = max(xs[-1], (end - t0) / 60, max(xs))
+    ax.step(xs + [last], ys + [ys[-1]], where="post", color="tab:blue", lw=2)
+    ax.plot(xs, ys, "o", color="tab:blue", ms=4)
+    ax.set_xlabel("minutes since the search began")
+    ax.set_ylabel(f"best {run.metric} so far")
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def _axis_values(vals: list[Any]) -> tuple[list[float], list[str] | None, bool]:
+    nums = all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals)
+    if nums and len(set(vals)) > 4:
+        arr = np.array(vals, float)
+        log = bool(arr.min() > 0 and arr.max() / arr.min() > 20)
+        a = np.log10(arr) if log else arr
+        lo, hi = float(a.min()), float(a.max())
+        return [float((x - lo) / (hi - lo)) if hi > lo else 0.5 for x in a], None, log
+    cats = sorted({json.dumps(v) for v in vals})
+    pos = {c: (i / (len(cats) - 1) if len(cats) > 1 else 0.5) for i, c in enumerate(cats)}
+    return [pos[json.dumps(v)] for v in vals], [json.loads(c) for c in cats], False
+
+
+def plot_parallel(run: Run, ranked: list[tuple[str, float]]) -> bytes | None:
+    rows = [(t["config"], best_of(t, run.metric, run.mode)) for t in run.trials]
+    rows = [(c, v) for c, v in rows if v is not None]
+    names = ([n for n, _ in ranked[:PARAMS_SHOWN]]
+             or _param_names([{"config": c} for c, _ in rows], {})[:PARAMS_SHOWN])
+    if len(rows) < 2 or not names:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * (len(names) + 1)), 4.2))
+    cols = []
+    for n in names:
+        pos, cats, log = _axis_values([c.get(n, "") for c, _ in rows])
+        cols.append(pos)
+        raw = [c.get(n, "") for c, _ in rows]
+        if cats is not None:
+            for cat, p in zip(cats, np.linspace(0, 1, len(cats)) if len(cats) > 1 else [0.5]):
+                ax.text(len(cols) - 1 + 0.03, p, _fmt(cat)[:12], fontsize=7, va="center")
+        else:
+            lo, hi = min(raw), max(raw)
+            ax.text(len(cols) - 1 + 0.03, 0, f"{lo:.3g}", fontsize=7, va="center")
+            ax.text(len(cols) - 1 + 0.03, 1, f"{hi:.3g}{' (log)' if log else ''}",
+                    fontsize=7, va="center")
+    y = np.array([v for _, v in rows])
+    cols.append(list((y - y.min()) / (y.max() - y.min()) if y.max() > y.min()
+                     else np.full(len(y), 0.5)))
+    good = (y.max() - y) if run.mode == "min" else (y - y.min())
+    good = good / good.max() if good.max() > 0 else np.ones_like(good)
+    cmap = plt.get_cmap("viridis")
+    order = np.argsort(good)
+    mat = np.array(cols)
+    for i in order:
+        ax.plot(range(len(cols)), mat[:, i], color=cmap(good[i]), alpha=0.7,
+                lw=2.2 if good[i] == 1 else 1)
+    for x in range(len(cols)):
+        ax.axvline(x, color="grey", lw=0.8)
+    ax.text(len(cols) - 1 + 0.03, 0, f"{y.min():.3g}", fontsize=7, va="center")
+    ax.text(len(cols) - 1 + 0.03, 1, f"{y.max():.3g}", fontsize=7, va="center")
+    ax.set_xticks(range(len(cols)), names + [run.metric], rotation=30, ha="right")
+    ax.set_yticks([])
+    ax.set_title("each line is a trial; yellow is best")
+    return _png(fig)
+
+
+def plot_importance(ranked: list[tuple[str, float]]) -> bytes | None:
+    if not ranked:
+        return None
+    plt = _plt()
+    top = ranked[:12][::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.35 * len(top) + 1))
+    ax.barh([n for n, _ in top], [v for _, v in top], color="tab:green")
+    ax.set_xlabel("share of the metric's variance it explains")
+    ax.set_xlim(0, 1)
+    ax.grid(alpha=0.3, axis="x")
+    return _png(fig)
+
+
+def plot_confusion(rep: dict[str, Any]) -> bytes | None:
+    cm = np.array(rep.get("confusion_matrix") or [])
+    classes = rep.get("classes") or []
+    if cm.size == 0:
+        return None
+    plt = _plt()
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * k, 0.8 + 0.6 * k))
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xticks(range(k), [c[:16] for c in classes], rotation=45, ha="right")
+    ax.set_yticks(range(k), [c[:16] for c in classes])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true class")
+    return _png(fig)
+
+
+# ---------------------------------------------------------------- HTML
+
+def _e(v: Any) -> str:
+    return html.escape(str(v), quote=True)
+
+
+def _img(png: bytes, alt: str, mime: str = "image/png") -> str:
+    return (f'<img alt="{_e(alt)}" src="data:{mime};base64,'
+            f'{base64.b64encode(png).decode("ascii")}">')
+
+
+def _thumb(path: str, size: int = 144) -> bytes | None:
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            im.draft("RGB", (size * 2, size * 2))
+            im = im.convert("RGB")
+            im.thumbnail((size, size))
+            buf = io.BytesIO()
+            im.save(buf, format="JPEG", quality=85)
+            return buf.getvalue()
+    except Exception:
+        return None
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> str:
+    th = "".join(f"<th>{_e(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return (f"<div class='scroll'><table><thead><tr>{th}</tr></thead><tbody>{body}</tbody>"
+            f"</table></div>")
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;
+max-width:1100px;padding:16px 24px;color:#222}
+h1{font-size:22px;margin:8px 0}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;
+text-align:left;font-variant-numeric:tabular-nums}th{background:#f4f4f4}
+.lead{font-size:15px;background:#f6f8fa;padding:10px 14px;border-radius:6px}
+.grid{display:flex;flex-wrap:wrap;gap:10px}.card{width:150px;font-size:12px;
+overflow-wrap:anywhere}.card img{display:block;max-width:144px;max-height:144px}
+img{max-width:100%}.muted{color:#666}.bad{color:#b00}.scroll{overflow-x:auto}
+.pixels{image-rendering:pixelated}
+"""
+
+
+def render(run: Run, out_dir: Path | None = None) -> tuple[str, dict[str, bytes]]:
+    """The page and its plots (name -> PNG bytes)."""
+    metric, mode = run.metric, run.mode
+    trials = run.trials
+    status = Counter(t.get("status", "?") for t in trials)
+    ranked = importance(trials, metric, mode)
+    plots: dict[str, bytes] = {}
+    for name, fn in (("learning_curves", lambda: plot_curves(run)),
+                     ("best_so_far", lambda: plot_best_so_far(run)),
+                     ("parallel_coordinates", lambda: plot_parallel(run, ranked)),
+                     ("parameter_importance", lambda: plot_importance(ranked)),
+                     ("confusion_matrix",
+                      lambda: plot_confusion(run.metrics.get("validation") or {}))):
+        png = fn()
+        if png:
+            plots[name] = png
+    rep = run.metrics.get("validation") or {}
+    classes = run.data.get("classes") or rep.get("classes") or []
+    s = run.settings
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+             f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
+             f"<title>hyperfcn report: {_e(run.dir.name)}</title><style>{CSS}</style>"
+             f"</head><body>", f"<h1>hyperfcn report <span class='muted'>{_e(run.dir)}"
+                               f"</span></h1>"]
+
+    # --- the one-minute summary
+    scored = [(t, best_of(t, metric, mode)) for t in trials]
+    scored = [(t, v) for t, v in scored if v is not None]
+    scored.sort(key=lambda tv: tv[1] if mode == "min" else -tv[1])
+    lead = []
+    if trials:
+        wall = (run.metrics.get("search_wall_seconds")
+                or _read(run.dir / "search.json", {}).get("search_wall_seconds"))
+        lead.append(f"{len(trials)} trials in {wall / 60:.1f} min" if wall else
+                    f"{len(trials)} trials")
+        lead.append(", ".join(f"{n} {_e(k)}" for k, n in status.most_common()))
+    if scored:
+        t, v = scored[0]
+        lead.append(f"best trial {_e(t['trial_id'])}: {metric} {v:.4f}")
+    if "val_accuracy" in run.metrics:
+        lead.append(f"final model: val accuracy <b>{run.metrics['val_accuracy']:.1%}</b>, "
+                    f"val loss {run.metrics['val_loss']:.4f} on {rep.get('count', '?')} "
+                    f"validation images")
+    if ranked:
+        lead.append("parameters that mattered most: " + ", ".join(
+            f"{_e(n)} ({v:.0%})" for n, v in ranked[:3]))
+    parts.append("<p class='lead'>" + "; ".join(lead) + ".</p>")
+
+    # --- data
+    tc, vc = run.data.get("train_counts", {}), run.data.get("val_counts", {})
+    parts.append("<h2>Data</h2>")
+    parts.append(_table(["class", "training images", "validation images"],
+                        [[c, tc.get(c, 0), vc.get(c, 0)] for c in classes]
+                        + [["all", sum(tc.values()), sum(vc.values())]]))
+    shapes = run.data.get("bucket_shapes", {})
+    pad = run.data.get("padded_fraction", {})
+    parts.append("<p>Image sizes searched: " + ", ".join(
+        f"{_e(k)} px (batch shapes {_e(', '.join(f'{h}x{w}' for h, w in v))}; padding "
+        f"{pad.get(k, 0):.1%})" for k, v in shapes.items()) + ".</p>")
+    if run.skipped:
+        parts.append(f"<p class='bad'>{len(run.skipped)} file(s) skipped as unreadable:</p>")
+        parts.append(_table(["file", "reason"], [[p, r] for p, r in run.skipped[:50]]))
+    else:
+        parts.append("<p>No files skipped.</p>")
+
+    # --- search
+    parts.append("<h2>Search</h2>")
+    plan = s.get("scheduler_plan") or {}
+    res = s.get("resources") or {}
+    budget = s.get("budget_s")
+    parts.append(_table(["setting", "value"], [
+        ["command", s.get("command", "")],
+        ["searcher", f"{s.get('searcher', '')} (seed {s.get('seed', '')})"],
+        ["scheduler", f"{plan.get('name', '')}: max {plan.get('max_t', '')} epochs, grace "
+                      f"{plan.get('grace_period', '')}, reduction factor "
+                      f"{plan.get('reduction_factor', '')}"],
+        ["metric", metric],
+        ["budget", f"{budget / 60:.1f} min" if budget else f"{s.get('samples')} samples"],
+        ["resources", "{} CPUs, {} GPUs; {} CPU and {} GPU per trial, up to {} at once"
+         .format(*(res.get(k, "?") for k in ("cpus", "gpus", "cpus_per_trial",
+                                              "gpus_per_trial", "concurrency")))],
+        ["backend", s.get("backend", "")]]))
+    for name, title in (("learning_curves", "Learning curves"),
+                        ("best_so_far", "Best so far against wall-clock time"),
+                        ("parallel_coordinates", "Parameters against the metric"),
+                        ("parameter_importance", "Parameter importance")):
+        if name in plots:
+            parts.append(f"<h3>{title}</h3>{_img(plots[name], title)}")
+    if not ranked:
+        parts.append(f"<p class='muted'>Parameter importance needs at least "
+                     f"{MIN_TRIALS_FOR_IMPORTANCE} trials with results.</p>")
+    else:
+        parts.append("<p class='muted'>Importance is the share of the variance of each "
+                     "trial's best metric explained by grouping trials on that parameter. "
+                     "It is a guide, not proof: it needs tens of trials, and parameters "
+                     "chosen together share the credit.</p>")
+    names = _param_names(trials, {})[:10]
+    rows = []
+    for t, v in scored[:15]:
+        rows.append([t["trial_id"], t["status"], t.get("epochs", ""), _fmt(v)]
+                    + [_fmt(t["config"].get(n, "")) for n in names])
+    failed = [t for t in trials if t.get("status") == "failed"]
+    parts.append("<h3>Best trials</h3>" + _table(
+        ["trial", "status", "epochs", f"best {metric}"] + names, rows))
+    if failed:
+        parts.append("<h3>Failed trials</h3>" + _table(
+            ["trial", "reason"], [[t["trial_id"], t.get("error", "")] for t in failed]))
+
+    # --- the final model
+    parts.append("<h2>Final model</h2>")
+    if run.best_config:
+        parts.append(_table(["parameter", "value"],
+                            [[k, _fmt(v)] for k, v in run.best_config.items()]))
+    if rep:
+        parts.append(_table(["class", "precision", "recall", "support"], [
+            [c, f"{pc['precision']:.3f}", f"{pc['recall']:.3f}", pc["support"]]
+            for c, pc in rep.get("per_class", {}).items()]))
+    if "confusion_matrix" in plots:
+        parts.append(f"<h3>Confusion matrix</h3>{_img(plots['confusion_matrix'], 'confusion')}")
+    mistakes = [r for r in run.predictions if r["label"] != r["predicted"]]
+    mistakes.sort(key=lambda r: -float(r["confidence"]))
+    if mistakes:
+        parts.append(f"<h3>Most confident mistakes</h3><p class='muted'>{len(mistakes)} of "
+                     f"{len(run.predictions)} validation images are misclassified; the "
+                     f"{min(GALLERY, len(mistakes))} the model was surest about:</p>"
+                     "<div class='grid'>")
+        for r in mistakes[:GALLERY]:
+            th = _thumb(r["path"])
+            pic = _img(th, Path(r["path"]).name, "image/jpeg") if th else (
+                "<p class='muted'>(file no longer readable)</p>")
+            parts.append(f"<div class='card'>{pic}<b>{_e(r['predicted'])}</b> "
+                         f"{float(r['confidence']):.0%}<br>true: {_e(r['label'])}<br>"
+                         f"<span class='muted'>{_e(Path(r['path']).name)}</span></div>")
+        parts.append("</div>")
+    prev = run.dir / art.AUGMENT_PREVIEW
+    if prev.is_file():
+        parts.append("<h3>Augmentation preview</h3><p class='muted'>Validation images "
+                     "(left) and five draws of the winning configuration's training-time "
+                     "augmentation. It is off at inference.</p>"
+                     + _img(prev.read_bytes(), "augmentation preview").replace(
+                         "<img ", "<img class='pixels' ", 1))
+    parts.append(f"<p class='muted'>Written {time.strftime('%Y-%m-%d %H:%M')} by hyperfcn "
+                 f"{_e((s.get('versions') or {}).get('hyperfcn', ''))}.</p></body></html>")
+    return "\n".join(parts), plots
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write RUN_DIR/report.html and RUN_DIR/report/*.png; return the HTML's path."""
+    run = load(run_dir)
+    page, plots = render(run)
+    for name, png in plots.items():
+        art.write_bytes(run.dir / art.REPORT_DIR / f"{name}.png", png)
+    out = run.dir / art.REPORT
+    art.write_text(out, page)
+    return out

@@ -1,0 +1,172 @@
+"""report.html from a made-up run folder: content, escaping, plots, and a real browser."""
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import open_in_chromium
+from PIL import Image
+
+from hyperfcn import artifacts as art
+from hyperfcn.progress import Board, LineView, LiveView
+from hyperfcn.report import best_so_far, importance, write_report
+
+EVIL = '<script>alert("x")</script>&'
+EVIL_FILE = "<img src=x onerror=alert(1)> été &q"  # no slash: it names a file
+
+
+def _run_dir(tmp: Path, n_trials: int = 12) -> Path:
+    run = tmp / "run"
+    run.mkdir()
+    classes = ["daisy", EVIL, "roses"]
+    rng = random.Random(0)
+    trials = []
+    t0 = 1_800_000_000.0
+    for i in range(n_trials):
+        lr = 10 ** rng.uniform(-4, -1)
+        batch = rng.choice([16, 32])
+        # the metric depends on the learning rate only: importance must rank it first
+        final = 0.5 + abs(np.log10(lr) + 2.5) * 0.4
+        epochs = 6 if i % 3 == 0 else 2
+        hist = [{"epoch": e, "val_loss": final + 0.3 / e, "val_accuracy": 0.5,
+                 "time_total_s": 5.0 * e, "timestamp": t0 + 20 * i + 5 * e}
+                for e in range(1, epochs + 1)]
+        trials.append({"trial_id": f"t{i:02d}", "config": {"learning_rate": lr,
+                                                           "batch_size": batch, "flip": "none"},
+                       "status": "completed" if epochs == 6 else "stopped",
+                       "epochs": epochs, "history": hist, "error": ""})
+    trials.append({"trial_id": "tbad", "config": {"learning_rate": 0.5, "batch_size": 16,
+                                                  "flip": "none"},
+                   "status": "failed", "epochs": 0, "history": [],
+                   "error": f"TrialError: loss became nan {EVIL}"})
+    art.write_json(run / art.TRIALS_JSON, trials)
+    art.write_json(run / art.SETTINGS, {
+        "metric": "val_loss", "max_epochs": 6, "searcher": "hyperopt", "seed": 0,
+        "budget_s": 600, "command": f"hyperfcn tune {EVIL}", "backend": "tensorflow",
+        "scheduler_plan": {"name": "asha", "max_t": 6, "grace_period": 1,
+                           "reduction_factor": 2},
+        "resources": {"cpus": 2, "gpus": 0, "cpus_per_trial": 1, "gpus_per_trial": 0,
+                      "concurrency": 2}, "versions": {"hyperfcn": "0"}})
+    art.write_json(run / art.DATA_SUMMARY, {
+        "classes": classes, "train_counts": {c: 10 for c in classes},
+        "val_counts": {c: 4 for c in classes}, "bucket_shapes": {"32": [[32, 32], [32, 48]]},
+        "padded_fraction": {"32": 0.07}})
+    cm = [[3, 1, 0], [0, 4, 0], [1, 1, 2]]
+    art.write_json(run / art.METRICS, {
+        "val_accuracy": 0.75, "val_loss": 0.6, "search_wall_seconds": 300,
+        "history": [{"epoch": e, "val_loss": 0.9 - 0.05 * e} for e in range(1, 7)],
+        "validation": {"accuracy": 0.75, "loss": 0.6, "count": 12, "classes": classes,
+                       "confusion_matrix": cm,
+                       "per_class": {c: {"precision": 0.7, "recall": 0.7, "support": 4}
+                                     for c in classes}}})
+    art.write_json(run / art.BEST_CONFIG, {"learning_rate": 0.003, "batch_size": 16})
+    imgs = tmp / "imgs"
+    imgs.mkdir()
+    rows = []
+    for i in range(12):
+        p = imgs / (f"{EVIL_FILE} {i}.jpg" if i % 2 else f"photo {i}.jpg")
+        Image.new("RGB", (60, 40), (20 * i, 100, 50)).save(p)
+        label, pred = classes[i % 3], classes[(i + (i % 4 < 2)) % 3]
+        rows.append({"path": str(p), "label": label, "predicted": pred,
+                     "confidence": 0.5 + i / 30, "p_label": 0.3})
+    with open(run / art.VAL_PREDICTIONS, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    Image.new("RGB", (120, 40), (200, 10, 10)).save(run / art.AUGMENT_PREVIEW)
+    (run / art.SKIPPED).write_text(f"{imgs}/{EVIL}.png\tcannot identify image file\n")
+    return run
+
+
+def test_report_is_self_contained_and_escapes_user_strings(tmp_path):
+    run = _run_dir(tmp_path)
+    page = write_report(run).read_text()
+    assert EVIL not in page and "<script" not in page.lower()
+    assert EVIL_FILE not in page and "&lt;img src=x onerror=alert(1)&gt; été &amp;q" in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;" in page
+    assert "http://" not in page and "https://" not in page  # nothing to fetch
+    for name in ("learning_curves", "best_so_far", "parallel_coordinates",
+                 "parameter_importance", "confusion_matrix"):
+        png = run / art.REPORT_DIR / f"{name}.png"
+        with Image.open(png) as im:
+            assert im.width > 100, name
+    assert page.count("data:image/png;base64,") == 6  # 5 plots + augmentation preview
+    assert page.count("data:image/jpeg;base64,") == 6  # the mistakes, as thumbnails
+    assert "12 trials" not in page and "13 trials" in page
+    assert "loss became nan" in page  # the failed trial's reason
+
+
+def test_importance_ranks_the_parameter_that_drives_the_metric(tmp_path):
+    trials = json.loads((_run_dir(tmp_path) / art.TRIALS_JSON).read_text())
+    ranked = importance(trials, "val_loss", "min")
+    assert ranked[0][0] == "learning_rate" and ranked[0][1] > 0.5
+    assert dict(ranked)["batch_size"] < 0.3
+    assert importance(trials[:5], "val_loss", "min") == []  # too few to say
+
+
+def test_best_so_far_only_improves(tmp_path):
+    trials = json.loads((_run_dir(tmp_path) / art.TRIALS_JSON).read_text())
+    pts = best_so_far(trials, "val_loss", "min")
+    assert pts[0][0] >= 0 and all(b[1] < a[1] for a, b in zip(pts, pts[1:]))
+    assert all(b[0] >= a[0] for a, b in zip(pts, pts[1:]))
+
+
+def test_report_loads_in_chromium_without_errors(tmp_path):
+    run = _run_dir(tmp_path)
+    got = open_in_chromium(write_report(run), "report-unit.png")
+    assert got["errors"] == []
+    assert got["external"] == []
+    assert len(got["images"]) == 12 and all(i["ok"] for i in got["images"]), got["images"]
+    assert EVIL in got["text"] and EVIL_FILE in got["text"]  # shown as text, not run
+
+
+def test_report_refuses_a_folder_that_is_not_a_run(tmp_path):
+    from hyperfcn.errors import UserError
+
+    with pytest.raises(UserError, match="not a hyperfcn run folder"):
+        write_report(tmp_path)
+
+
+# ---------------------------------------------------------------- progress views
+
+def _drive(view):
+    view.started("a", {"learning_rate": 0.01, "batch_size": 32})
+    view.started("b", {"learning_rate": 0.1, "batch_size": 16})
+    for e in (1, 2):
+        view.result("a", {"epoch": e, "val_loss": 1.0 / e, "val_accuracy": 0.5,
+                          "time_total_s": 10.0 * e})
+    view.result("b", {"epoch": 1, "val_loss": 2.0, "val_accuracy": 0.2, "time_total_s": 9})
+    view.ended("b", 1)
+    view.ended("a", 9)
+    view.started("c", {"learning_rate": 0.5})
+    view.ended("c", 0, error="TrialError: loss became nan")
+
+
+def test_line_view_says_how_each_trial_ended():
+    lines: list[str] = []
+    board = Board("val_loss", "min", max_epochs=9, budget_s=600, rungs=(1, 3, 9))
+    _drive(LineView(board, lines.append))
+    text = "\n".join(lines)
+    assert "trial b stopped at rung 1 (epoch 1)" in text
+    assert "trial a done" in text
+    assert "trial c failed: TrialError: loss became nan" in text
+    assert "best val_loss so far 0.5000" in text
+    assert board.best_trial == "a"
+    eta = board.eta()
+    assert "left of 10:00" in eta and "final retrain ~01:30" in eta
+
+
+def test_live_view_draws_a_table():
+    from rich.console import Console
+
+    console = Console(file=__import__("io").StringIO(), force_terminal=True, width=140)
+    board = Board("val_loss", "min", max_epochs=9, budget_s=600, rungs=(1, 3, 9))
+    view = LiveView(board, console=console)
+    _drive(view)
+    view.close()
+    out = console.file.getvalue()
+    for s in ("stopped at rung 1", "done", "failed", "learning_rate=0.01", "left of 10:00"):
+        assert s in out, s
