@@ -41,6 +41,30 @@ def test_bad_input_exits_2_with_one_line(argv, words, capsys, tmp_path, monkeypa
         assert w in err
 
 
+def test_json_mode_answers_in_json_even_on_bad_input(capsys, tmp_path):
+    import json
+
+    assert main(["tune", str(tmp_path / "nope"), "--json"]) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "error" and out["exit_code"] == 2 and "nope" in out["error"]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--mlflow", "postgresql://nobody@127.0.0.1:1/x"], ["--mlflow", "tracking URI"]),
+])
+def test_bad_tracker_is_refused_before_any_work(argv, words, capsys, flowers, tmp_path):
+    pytest.importorskip("mlflow")
+    assert main(["tune", str(flowers / "train"), "--out", str(tmp_path / "r"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert all(w in err for w in words) and "Traceback" not in err
+    assert not (tmp_path / "r" / "data.json").exists()  # refused before the data was read
+
+
+def test_report_of_a_folder_that_is_not_a_run(capsys, tmp_path):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "not a hyperfcn run folder" in capsys.readouterr().err
+
+
 def test_usage_error_exits_2():
     r = subprocess.run([sys.executable, "-m", "hyperfcn.cli", "tune"], capture_output=True,
                        text=True)

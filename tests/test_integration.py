@@ -31,9 +31,78 @@ def tuned(tmp_path_factory):
         pytest.fail("../shared/datasets/flowers is missing")
     flowers = Path(__file__).resolve().parents[2] / "shared/datasets/flowers"
     run = tmp_path_factory.mktemp("runs") / "flowers"
+    trackers = []
+    if _has("mlflow") and _has("wandb"):
+        trackers = ["--mlflow", (run.parent / "mlruns").as_uri(), "--wandb", "hyperfcn-ci"]
     r = hyperfcn("tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
-                 "--image-size", 32, "--samples", 2, "--max-epochs", 2, "--seed", 1)
+                 "--image-size", 32, "--samples", 2, "--max-epochs", 2, "--seed", 1,
+                 *trackers, env={"WANDB_MODE": "offline"})
     return run, r, flowers
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def test_report_written_at_the_end(tuned):
+    from PIL import Image
+
+    run, r, _ = tuned
+    assert (run / "report.html").is_file() and str(run / "report.html") in r.stdout
+    for name in ("learning_curves", "best_so_far", "parallel_coordinates",
+                 "confusion_matrix"):
+        with Image.open(run / "report" / f"{name}.png") as im:
+            assert im.width > 100
+    with Image.open(run / "augmentation_preview.png") as im:
+        assert im.height > 100
+    preds = list(csv.DictReader(io.StringIO((run / "val_predictions.csv").read_text())))
+    assert len(preds) == 736 and all(Path(p["path"]).is_file() for p in preds[:20])
+    wrong = sum(p["label"] != p["predicted"] for p in preds)
+    acc = json.loads((run / "metrics.json").read_text())["val_accuracy"]
+    assert abs(1 - wrong / 736 - acc) < 1e-6  # the gallery's rows are the model's answers
+    again = hyperfcn("report", run)
+    assert again.stdout.strip() == str(run / "report.html")
+
+
+def test_report_in_a_real_browser(tuned):
+    from conftest import open_in_chromium
+
+    run, _, _ = tuned
+    got = open_in_chromium(run / "report.html", "report-flowers.png")
+    assert got["errors"] == [] and got["external"] == []
+    assert len(got["images"]) >= 6 and all(i["ok"] for i in got["images"]), got["images"]
+    assert "Most confident mistakes" in got["text"] and "tulips" in got["text"]
+
+
+def test_trials_and_final_model_in_mlflow(tuned):
+    pytest.importorskip("mlflow")
+    import mlflow
+
+    run, r, _ = tuned
+    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    client = mlflow.MlflowClient(tracking_uri=(run.parent / "mlruns").as_uri())
+    exp = client.get_experiment_by_name(run.name)
+    runs = client.search_runs([exp.experiment_id])
+    final = [x for x in runs if x.data.tags.get("hyperfcn.role") == "final"]
+    trials = [x for x in runs if x.data.tags.get("hyperfcn.role") != "final"]
+    assert len(final) == 1 and len(trials) == 2
+    assert "val_loss" in trials[0].data.metrics and "learning_rate" in trials[0].data.params
+    hist = client.get_metric_history(trials[0].info.run_id, "val_loss")
+    assert len(hist) >= 1
+    arts = {a.path for a in client.list_artifacts(final[0].info.run_id, "model")}
+    assert "model/model.keras" in arts and "model/report.html" in arts
+    assert "logged to MLflow" in r.stdout
+
+
+def test_trials_and_final_model_in_wandb_offline(tuned):
+    pytest.importorskip("wandb")
+    run, r, _ = tuned
+    offline = list((run / "wandb").glob("offline-run-*"))
+    assert len(offline) == 3, offline  # 2 trials and the final model
+    assert len(list((run / "wandb").rglob("*.wandb"))) == 3
+    assert "logged to W&B" in r.stdout
 
 
 def test_tune_leaves_a_complete_run_dir(tuned):
@@ -166,8 +235,11 @@ def test_jax_backend_end_to_end(flowers, tmp_path):
     pytest.importorskip("jax")
     run = tmp_path / "jax"
     env = {"KERAS_BACKEND": "jax"}
-    hyperfcn("tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
-             "--image-size", 32, "--samples", 2, "--max-epochs", 1, env=env)
+    r = hyperfcn("tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
+                 "--image-size", 32, "--samples", 2, "--max-epochs", 1, "--json", env=env)
+    summary = json.loads(r.stdout)  # --json: nothing but one JSON object on stdout
+    assert summary["status"] == "done" and summary["model"] == str(run / "model.keras")
+    assert 0 < summary["val_accuracy"] <= 1 and sum(summary["trials"].values()) == 2
     settings = json.loads((run / "settings.json").read_text())
     assert settings["backend"] == "jax"
     r = hyperfcn("predict", flowers.parent / "flowers-original-sample", "--model", run,

@@ -60,8 +60,8 @@ def test_nan_loss_fails_the_trial_with_the_reason(tiny_data, monkeypatch):
 
     real = model_mod.build_training_model
 
-    def nan_model(cfg, k, seed=None):
-        m, core = real(cfg, k, seed)
+    def nan_model(cfg, k, seed=None, **kw):
+        m, core = real(cfg, k, seed, **kw)
         m.compile(optimizer="adam", loss=lambda y, p: keras.ops.mean(p) * np.nan)
         return m, core
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import artifacts as art
-from .config import ModelConfig, load_config
+from .config import BACKBONES, ModelConfig, load_config
 from .errors import SearchFailed, SpaceError, UserError
 from .space import Constant, SearchSpace, load_space, parse_space
 
@@ -57,6 +57,10 @@ class TuneOptions:
     max_failures: int = 0  # retries of a failed trial (from its last checkpoint)
     final: bool = True  # retrain and save the best config after the search
     quiet: bool = False
+    mlflow: str | None = None  # MLflow tracking URI
+    wandb: str | None = None  # Weights & Biases project
+    backbone: str | None = None  # tune the recipe of a standard network instead of the FCN
+    weights: str = "imagenet"  # backbone weights: imagenet | none | PATH.weights.h5
 
     def __post_init__(self) -> None:
         def rule(ok: bool, opt: str, value: Any, text: str) -> None:
@@ -89,6 +93,14 @@ class TuneOptions:
         rule(self.max_failures >= 0, "--max-failures", self.max_failures, "must be >= 0")
         rule(self.backend in ("tensorflow", "jax", "torch"), "KERAS_BACKEND", self.backend,
              "use tensorflow or jax")
+        rule(self.backbone is None or self.backbone in BACKBONES, "--backbone", self.backbone,
+             f"use one of {', '.join(BACKBONES)}")
+        if self.weights not in ("imagenet", "none"):
+            p = Path(self.weights)
+            rule(p.is_file(), "--weights", self.weights,
+                 "no such file; give imagenet, none, or a .weights.h5 file saved from the "
+                 "backbone without its top")
+            object.__setattr__(self, "weights", str(p.resolve()))
 
 
 @dataclass
@@ -119,19 +131,47 @@ def _check_backend(backend: str, address: str | None) -> None:
                         f"(or set KERAS_BACKEND to an installed one)")
 
 
+def _fix(space: SearchSpace, key: str, value: Any) -> SearchSpace:
+    """The space with `key` made a constant (in every default point too)."""
+    raw = dict(space.raw)
+    raw["parameters"] = {**raw["parameters"], key: value}
+    d = raw.get("defaults")
+    if isinstance(d, list):
+        raw["defaults"] = [{**pt, key: value} for pt in d]
+    elif d:
+        raw["defaults"] = {**d, key: value}
+    return parse_space(raw, space.source, ModelConfig.keys())
+
+
+def space_file(backbone: str | None) -> str:
+    return "backbone_space.yaml" if backbone else "default_space.yaml"
+
+
+def default_space_text(backbone: str | None = None) -> str:
+    """The packaged space (FCN, or the recipe space of a backbone) as YAML text."""
+    from .space import default_space_text as text
+
+    out = text(space_file(backbone))
+    if backbone:
+        if backbone not in BACKBONES:
+            raise UserError(f"--backbone {backbone}: use one of {', '.join(BACKBONES)}")
+        out = out.replace("  backbone: mobilenetv2", f"  backbone: {backbone}")
+    return out
+
+
+def uses_backbone(space: SearchSpace) -> bool:
+    if "backbone" not in space.names():
+        return False
+    return any(v != "none" for v in (space.values_of("backbone") or ["none"]))
+
+
 def resolve_space(opts: TuneOptions) -> SearchSpace:
-    space = load_space(opts.space, known_keys=ModelConfig.keys())
+    space = load_space(opts.space, known_keys=ModelConfig.keys(),
+                       name=space_file(opts.backbone))
+    if opts.backbone is not None:
+        space = _fix(space, "backbone", opts.backbone)
     if opts.image_size is not None:
-        raw = dict(space.raw)
-        params = dict(raw["parameters"])
-        params["image_size"] = opts.image_size
-        raw["parameters"] = params
-        d = raw.get("defaults")
-        if isinstance(d, list):
-            raw["defaults"] = [{**pt, "image_size": opts.image_size} for pt in d]
-        elif d:
-            raw["defaults"] = {**d, "image_size": opts.image_size}
-        space = parse_space(raw, space.source, ModelConfig.keys())
+        space = _fix(space, "image_size", opts.image_size)
     if "image_size" not in space.names():
         raw = dict(space.raw)
         raw["parameters"] = {**raw["parameters"], "image_size": ModelConfig.image_size}
@@ -248,10 +288,24 @@ def _trial_rows(records: Sequence[Any], space: SearchSpace) -> list[dict[str, An
     return rows
 
 
-def _final_settings(opts: TuneOptions, res: Resources):
+def _fetch_weights(space: SearchSpace, opts: TuneOptions, res: Resources, say: _Printer
+                   ) -> None:
+    """ImageNet weights are downloaded once, before any trial, so that an offline machine
+    fails in seconds with the way out, and trials never race to write Keras' cache."""
+    if opts.weights != "imagenet" or not uses_backbone(space):
+        return
+    from . import tuning
+
+    names = [str(v) for v in space.values_of("backbone") or [] if v != "none"]
+    say(f"getting ImageNet weights for {', '.join(names)} (Keras' cache, downloaded once)")
+    tuning.fetch_weights(names, res.cpus_per_trial)
+
+
+def _final_settings(opts: TuneOptions, res: Resources, weights: str | None = None):
     from .trial import TrialSettings
 
     return TrialSettings(max_epochs=opts.max_epochs, metric=opts.metric, seed=opts.seed,
+                         weights=weights,
                          cpus=max(res.cpus_per_trial, min(res.cpus, 8.0)) if res.gpus == 0
                          else res.cpus_per_trial,
                          gpus=1.0 if res.gpus >= 1 else res.gpus_per_trial,
@@ -265,12 +319,26 @@ def _epoch_printer(p: _Printer, fs) -> Callable[[dict], None] | None:
                        f"{m['val_loss']:.4f} val_accuracy {m['val_accuracy']:.4f}")
 
 
-def _finish(run_dir: Path, config: dict[str, Any], out: dict, classes: list[str],
+def _val_predictions(out: dict, summary: Any) -> list[dict[str, Any]]:
+    classes = summary.classes
+    rows = []
+    probs = out["val_probs"]
+    for j, pos in enumerate(out.get("val_order") or []):
+        pred = int(probs[j].argmax())
+        true = int(out["val_labels"][j])
+        rows.append({"path": summary.val_files[pos], "label": classes[true],
+                     "predicted": classes[pred], "confidence": round(float(probs[j, pred]), 5),
+                     "p_label": round(float(probs[j, true]), 5)})
+    return rows
+
+
+def _finish(run_dir: Path, config: dict[str, Any], out: dict, summary: Any,
             say: _Printer, extra_metrics: dict[str, Any]) -> dict[str, Any]:
     """Write the final model and everything that describes it, each file atomically."""
     from .metrics import classification_report, format_report
     from .tb import HParamsLog
 
+    classes = summary.classes
     rep = classification_report(out["val_probs"], out["val_labels"], classes)
     best = out["best"]
     metrics = {"val_accuracy": rep["accuracy"], "val_loss": rep["loss"],
@@ -281,6 +349,10 @@ def _finish(run_dir: Path, config: dict[str, Any], out: dict, classes: list[str]
     art.write_json(run_dir / art.CLASSES, classes)
     art.write_json(run_dir / art.BEST_CONFIG, config)
     art.write_json(run_dir / art.METRICS, metrics)
+    if summary.val_files:
+        art.write_csv(run_dir / art.VAL_PREDICTIONS, _val_predictions(out, summary), ["path"])
+    if out.get("augment_preview"):
+        art.write_bytes(run_dir / art.AUGMENT_PREVIEW, out["augment_preview"])
     art.write_bytes(run_dir / art.MODEL, out["model"])
     tb = HParamsLog(run_dir / art.TENSORBOARD)
     tb.start("final", config, group="final")
@@ -289,6 +361,38 @@ def _finish(run_dir: Path, config: dict[str, Any], out: dict, classes: list[str]
     tb.end("final", "ok")
     say(format_report(rep))
     return metrics
+
+
+def _report(run_dir: Path, say: _Printer) -> None:
+    from .report import write_report
+
+    try:
+        say(f"report: {write_report(run_dir)}")
+    except Exception as e:  # the model is saved; a plotting problem must not hide that
+        say(f"report: not written ({type(e).__name__}: {e}); retry with "
+            f"`hyperfcn report {run_dir}`")
+
+
+def _log_final(opts: TuneOptions, run_dir: Path, config: dict[str, Any],
+               metrics: dict[str, Any], say: _Printer) -> None:
+    if not (opts.mlflow or opts.wandb):
+        return
+    from .trackers import log_final
+
+    try:
+        for where in log_final(run_dir, run_dir.name, config, metrics, opts.mlflow,
+                               opts.wandb):
+            say(f"final model logged to {where}")
+    except Exception as e:  # the model is on disk already; say what failed
+        say(f"could not log the final model to the tracker ({type(e).__name__}: {e}); "
+            f"it is in {run_dir}")
+
+
+def report(run_dir: str | Path) -> Path:
+    """Write RUN_DIR/report.html (and its plots as PNG files in RUN_DIR/report/)."""
+    from .report import write_report
+
+    return write_report(run_dir)
 
 
 def _check_run_dir(run_dir: Path, resume: bool, exp_exists: bool) -> None:
@@ -319,6 +423,7 @@ def _space_infos(space: SearchSpace):
 def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     """Search, retrain the best config, and save it with everything that explains it."""
     from . import tuning
+    from .progress import Board, make_view
     from .tb import HParamsLog
     from .trial import TrialSettings
 
@@ -328,13 +433,15 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     sizes = sorted(space.values_of("image_size"))  # type: ignore[arg-type]
     run_dir = opts.out.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    settings = TrialSettings(max_epochs=opts.max_epochs, metric=opts.metric, seed=opts.seed)
+    settings = TrialSettings(max_epochs=opts.max_epochs, metric=opts.metric, seed=opts.seed,
+                             weights=opts.weights if uses_backbone(space) else None)
     req = tuning.SearchRequest(space=space, run_dir=run_dir, data_ref=None, settings=settings,
                                storage=opts.storage, tb_dir=run_dir / art.TENSORBOARD)
     _check_run_dir(run_dir, opts.resume, tuning.can_resume(req))
     if opts.samples is None and opts.budget_s is None:
         opts = dataclasses.replace(opts, samples=20)
     plan = tuning.plan_scheduler(opts.scheduler, opts.max_epochs)
+    trackers = tuning.tracker_callbacks(opts.mlflow, opts.wandb, run_dir.name, run_dir)
     t0 = time.time()
     # Data first: a bad folder fails in a second, before Ray starts.
     data, summary = _prepare_data(opts, sizes, run_dir, p)
@@ -349,6 +456,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
         p(plan.describe())
         p(f"searcher {opts.searcher} (seed {opts.seed}); samples "
           f"{opts.samples or 'unlimited'}; budget {_budget_text(opts.budget_s)}")
+        _fetch_weights(space, opts, res, p)
         data_ref = tuning.put(data)
         del data
         _write_settings(run_dir, opts, {
@@ -360,12 +468,17 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
             req, data_ref=data_ref, settings=settings, searcher=opts.searcher, scheduler=plan,
             samples=opts.samples, budget_s=opts.budget_s, concurrency=res.concurrency,
             cpus_per_trial=res.cpus_per_trial, gpus_per_trial=res.gpus_per_trial,
-            resume=opts.resume, verbose=0 if opts.quiet else 1,
-            max_failures=opts.max_failures)
+            resume=opts.resume, max_failures=opts.max_failures, extra_callbacks=trackers,
+            view=make_view(Board(
+                metric=opts.metric, mode=settings.mode, max_epochs=opts.max_epochs,
+                budget_s=opts.budget_s, samples=opts.samples, concurrency=res.concurrency,
+                rungs=tuple(plan.rungs()) if plan.name == "asha" else (),
+                final=opts.final), opts.quiet, say))
         t_search = time.time()
         records, interrupted = tuning.run_search(req)
         search_wall = time.time() - t_search
         art.write_csv(run_dir / art.TRIALS, _trial_rows(records, space), ["trial_id"])
+        art.write_json(run_dir / art.TRIALS_JSON, [dataclasses.asdict(r) for r in records])
         counts = collections.Counter(r.status for r in records)
         p(f"search: {len(records)} trials ({', '.join(f'{v} {k}' for k, v in counts.items())})"
           f" in {time.time() - t0:.0f} s; table in {run_dir / art.TRIALS}")
@@ -390,15 +503,18 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
             art.write_json(run_dir / "search.json", search_info)
             p(f"best trial {best.trial_id}: val_loss {best.best_val_loss:.4f}; no final "
               f"retrain (--no-final)")
+            _report(run_dir, p)
             return RunResult(run_dir, config, search_info, records)
         p(f"best trial {best.trial_id}: val_loss {best.best_val_loss:.4f}, val_accuracy "
           f"{best.best_val_accuracy:.4f}; retraining it for up to {opts.max_epochs} epochs")
-        fs = _final_settings(opts, res)
+        fs = _final_settings(opts, res, settings.weights)
         out = tuning.retrain(config, data_ref, fs, fs.cpus, fs.gpus, _epoch_printer(p, fs))
-        metrics = _finish(run_dir, config, out, summary.classes, p, search_info)
+        metrics = _finish(run_dir, config, out, summary, p, search_info)
     finally:
         tuning.shutdown()
     p(f"model: {run_dir / art.MODEL}")
+    _report(run_dir, p)
+    _log_final(opts, run_dir, config, metrics, p)
     p(f"logs:  tensorboard --logdir {run_dir}")
     return RunResult(run_dir, config, metrics, records)
 
@@ -429,14 +545,19 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
         del data_
         _write_settings(run_dir, opts, {"config": cfg.to_dict(),
                                         "resources": dataclasses.asdict(res)})
-        fs = _final_settings(opts, res)
+        weights = opts.weights if cfg.backbone != "none" else None
+        if weights == "imagenet":
+            tuning.fetch_weights([cfg.backbone], res.cpus_per_trial)
+        fs = _final_settings(opts, res, weights)
         p(f"training for up to {opts.max_epochs} epochs (early stopping patience "
           f"{fs.patience})")
         out = tuning.retrain(cfg.to_dict(), ref, fs, fs.cpus, fs.gpus, _epoch_printer(p, fs))
-        metrics = _finish(run_dir, cfg.to_dict(), out, summary.classes, p, {})
+        metrics = _finish(run_dir, cfg.to_dict(), out, summary, p, {})
     finally:
         tuning.shutdown()
     p(f"model: {run_dir / art.MODEL}")
+    _report(run_dir, p)
+    _log_final(opts, run_dir, cfg.to_dict(), metrics, p)
     p(f"logs:  tensorboard --logdir {run_dir}")
     return RunResult(run_dir, cfg.to_dict(), metrics)
 

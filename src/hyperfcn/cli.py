@@ -67,6 +67,17 @@ def _add_data_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-buckets", type=_positive_int, default=4,
                    help="most batch shapes per image size (default 4)")
     p.add_argument("--quiet", action="store_true", help="print only errors")
+    p.add_argument("--json", dest="json_out", action="store_true",
+                   help="print nothing but one JSON summary at the end (for scripts)")
+    p.add_argument("--weights", default="imagenet", metavar="imagenet|none|PATH",
+                   help="backbone mode: ImageNet weights (Keras' download and cache), none "
+                        "(random init), or a .weights.h5 file of the backbone without its top")
+    p.add_argument("--mlflow", metavar="URI",
+                   help="log trials and the final model to this MLflow tracking URI "
+                        "(needs hyperfcn[mlflow])")
+    p.add_argument("--wandb", metavar="PROJECT",
+                   help="log trials and the final model to this Weights & Biases project "
+                        "(needs hyperfcn[wandb]; WANDB_MODE=offline works without network)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--concurrency", type=_positive_int,
                    help="trials at once (default: as many as the resources fit)")
     t.add_argument("--space", type=Path, help="search-space YAML (see `hyperfcn space`)")
+    t.add_argument("--backbone", choices=["mobilenetv2", "efficientnetb0", "resnet50"],
+                   help="tune the training recipe of this standard network instead of the "
+                        "FCN's shape (its own space: `hyperfcn space --backbone NAME`)")
     t.add_argument("--resume", action="store_true",
                    help="continue the interrupted search in --out")
     t.add_argument("--max-failures", type=int, default=0,
@@ -113,7 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", type=Path, required=True, help="a RUN_DIR")
     ev.add_argument("--format", choices=["table", "json"], default="table")
 
-    sub.add_parser("space", help="print the default search space (the --space format)")
+    rp = sub.add_parser("report", help="write RUN_DIR/report.html (plots, mistakes, ...)")
+    rp.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+
+    sp = sub.add_parser("space", help="print the default search space (the --space format)")
+    sp.add_argument("--backbone", choices=["mobilenetv2", "efficientnetb0", "resnet50"],
+                    help="the recipe space of backbone mode instead of the FCN's")
     return ap
 
 
@@ -124,18 +143,39 @@ def _opts(args: argparse.Namespace):
               max_epochs=args.max_epochs, image_size=args.image_size,
               cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
               seed=args.seed, address=args.address, storage=args.storage,
-              max_buckets=args.max_buckets, quiet=args.quiet)
+              max_buckets=args.max_buckets, quiet=args.quiet or args.json_out,
+              mlflow=args.mlflow, wandb=args.wandb, weights=args.weights)
     if args.command == "tune":
         kw.update(samples=args.samples, budget_s=args.budget, searcher=args.searcher,
                   scheduler=args.scheduler, metric=args.metric, concurrency=args.concurrency,
                   space=args.space, resume=args.resume, final=args.final,
-                  max_failures=args.max_failures)
+                  max_failures=args.max_failures, backbone=args.backbone)
     return TuneOptions(**kw)
 
 
 def _resume_command(argv: list[str]) -> str:
     args = [a for a in argv if a != "--resume"]
     return "hyperfcn " + " ".join(shlex.quote(a) for a in args) + " --resume"
+
+
+def _summary(result, argv: list[str]) -> dict:
+    from collections import Counter
+
+    from . import artifacts as art
+
+    m = result.metrics
+    out = {"status": "interrupted" if result.interrupted else "done",
+           "run_dir": str(result.run_dir),
+           "trials": dict(Counter(t.status for t in result.trials)),
+           "best_config": result.best_config,
+           "val_accuracy": m.get("val_accuracy"), "val_loss": m.get("val_loss"),
+           "model": str(result.run_dir / art.MODEL)
+           if (result.run_dir / art.MODEL).is_file() else None,
+           "report": str(result.run_dir / art.REPORT)
+           if (result.run_dir / art.REPORT).is_file() else None}
+    if result.interrupted:
+        out["resume"] = _resume_command(argv)
+    return out
 
 
 def _print_predictions(rows, fmt: str, top_k: int) -> None:
@@ -167,9 +207,9 @@ def _print_predictions(rows, fmt: str, top_k: int) -> None:
 def run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "space":
-        from .space import default_space_text
+        from .api import default_space_text
 
-        sys.stdout.write(default_space_text())
+        sys.stdout.write(default_space_text(args.backbone))
         return 0
     if args.command in ("tune", "train"):
         from . import api
@@ -178,17 +218,26 @@ def run(argv: list[str]) -> int:
         try:
             if args.command == "tune":
                 result = api.tune(opts)
+                if args.json_out:
+                    print(json.dumps(_summary(result, argv)))
                 if result.interrupted:
                     print(f"search interrupted; finished trials are kept. Resume with:\n  "
                           f"{_resume_command(argv)}", file=sys.stderr)
                     return 130
             else:
-                api.train(args.data, args.config, opts)
+                result = api.train(args.data, args.config, opts)
+                if args.json_out:
+                    print(json.dumps(_summary(result, argv)))
         except KeyboardInterrupt:
             if args.command == "tune":
                 print(f"\ninterrupted. Resume with:\n  {_resume_command(argv)}",
                       file=sys.stderr)
             return 130
+        return 0
+    if args.command == "report":
+        from . import api
+
+        print(api.report(args.run_dir))
         return 0
     if args.command == "predict":
         from . import api
@@ -214,16 +263,22 @@ def run(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in argv
+
+    def fail(msg: str, code: int) -> int:
+        print(msg, file=sys.stderr)
+        if as_json:  # scripts get a JSON answer on stdout whatever happens
+            print(json.dumps({"status": "error", "error": msg, "exit_code": code}))
+        return code
+
     try:
         return run(argv)
     except UserError as e:
-        print(f"hyperfcn: error: {e}", file=sys.stderr)
-        return 2
+        return fail(f"hyperfcn: error: {e}", 2)
     except KeyboardInterrupt:
         return 130
     except SearchFailed as e:
-        print(f"hyperfcn: {e}", file=sys.stderr)
-        return 1
+        return fail(f"hyperfcn: {e}", 1)
     except Exception as e:  # an internal error: say so, keep the traceback for a report
         traceback.print_exc()
         print(f"hyperfcn: internal error: {type(e).__name__}: {e}", file=sys.stderr)

@@ -17,6 +17,9 @@ from .errors import SpaceError
 
 FLIP_MODES = ("none", "horizontal", "vertical", "horizontal_and_vertical")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+LR_SCHEDULES = ("constant", "cosine")
+BACKBONES = ("mobilenetv2", "efficientnetb0", "resnet50")
+FINE_TUNE = ("frozen", "top", "all", "two_stage")
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,14 @@ class ModelConfig:
     contrast_factor: float = 0.2
     brightness: bool = False
     brightness_factor: float = 0.2
+    # learning-rate schedule over the trial's epochs
+    lr_schedule: str = "constant"  # constant | cosine
+    # backbone mode: a standard network instead of the searched FCN ("none")
+    backbone: str = "none"
+    fine_tune: str = "frozen"  # frozen | top | all | two_stage
+    fine_tune_fraction: float = 0.3  # share of the backbone's layers "top"/"two_stage" train
+    head_epochs: int = 2  # two_stage: epochs of head-only training first
+    finetune_lr_factor: float = 0.1  # two_stage: learning rate x this for the fine-tuning
 
     def __post_init__(self) -> None:
         def rule(ok: bool, key: str, text: str) -> None:
@@ -81,6 +92,13 @@ class ModelConfig:
              "must be in [0, 0.5] (a fraction of a full turn)")
         for key in ("zoom_factor", "translation_factor", "contrast_factor", "brightness_factor"):
             rule(0 <= getattr(self, key) <= 1, key, "must be in [0, 1]")
+        rule(self.lr_schedule in LR_SCHEDULES, "lr_schedule", f"must be one of {LR_SCHEDULES}")
+        rule(self.backbone in ("none", *BACKBONES), "backbone",
+             f"must be none (the FCN) or one of {BACKBONES}")
+        rule(self.fine_tune in FINE_TUNE, "fine_tune", f"must be one of {FINE_TUNE}")
+        rule(0 < self.fine_tune_fraction <= 1, "fine_tune_fraction", "must be in (0, 1]")
+        rule(0 <= self.head_epochs <= 1000, "head_epochs", "must be in 0..1000")
+        rule(0 < self.finetune_lr_factor <= 1, "finetune_lr_factor", "must be in (0, 1]")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "config") -> ModelConfig:

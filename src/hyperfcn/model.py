@@ -53,27 +53,43 @@ def build_core(cfg: ModelConfig, num_classes: int) -> keras.Model:
     return keras.Model(inp, out, name="hyperfcn")
 
 
-def build_optimizer(cfg: ModelConfig) -> keras.optimizers.Optimizer:
+def build_optimizer(cfg: ModelConfig, learning_rate: float | None = None,
+                    decay_steps: int | None = None) -> keras.optimizers.Optimizer:
+    lr: float | keras.optimizers.schedules.LearningRateSchedule = (
+        learning_rate if learning_rate is not None else cfg.learning_rate)
+    if cfg.lr_schedule == "cosine" and decay_steps:
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, decay_steps))
     if cfg.optimizer == "adam":
-        return keras.optimizers.Adam(cfg.learning_rate)
+        return keras.optimizers.Adam(lr)
     if cfg.optimizer == "adamw":
-        return keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay)
+        return keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(cfg.learning_rate)
-    return keras.optimizers.SGD(cfg.learning_rate, momentum=0.9, nesterov=True)
+        return keras.optimizers.RMSprop(lr)
+    return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
 
 
-def build_training_model(cfg: ModelConfig, num_classes: int, seed: int | None = None
+def compile_model(model: keras.Model, cfg: ModelConfig, learning_rate: float | None = None,
+                  decay_steps: int | None = None) -> None:
+    model.compile(
+        optimizer=build_optimizer(cfg, learning_rate, decay_steps),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+
+
+def build_training_model(cfg: ModelConfig, num_classes: int, seed: int | None = None,
+                         weights: str | None = None, decay_steps: int | None = None
                          ) -> tuple[keras.Model, keras.Model]:
     """(training model with augmentation in front, the core it wraps), compiled."""
-    core = build_core(cfg, num_classes)
+    if cfg.backbone != "none":
+        from .backbone import build_backbone_core
+
+        core = build_backbone_core(cfg, num_classes, weights)
+    else:
+        core = build_core(cfg, num_classes)
     inp = keras.Input((None, None, 3), name="image")
     aug = augment.from_config(cfg, seed)
     out = core(aug(inp) if aug.active else inp)
     model = keras.Model(inp, out, name="hyperfcn_train")
-    model.compile(
-        optimizer=build_optimizer(cfg),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-    )
+    compile_model(model, cfg, decay_steps=decay_steps)
     return model, core

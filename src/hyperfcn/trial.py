@@ -46,6 +46,7 @@ class TrialSettings:
     cpus: float = 1.0
     gpus: float = 0.0
     patience: int | None = None  # early stopping (final retrain); None: run every epoch
+    weights: str | None = None  # backbone mode: imagenet | none | a .weights.h5 path
 
     @property
     def mode(self) -> str:
@@ -240,8 +241,15 @@ def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSetting
             model = keras.saving.load_model(Path(ckpt, CHECKPOINT_MODEL))
             start_epoch = int(state["epoch"])
             history = state["history"]
+    from .buckets import steps
+
+    n_steps = steps(train, cfg.batch_size)
+    two_stage = cfg.backbone != "none" and cfg.fine_tune == "two_stage"
+    switch = min(cfg.head_epochs, settings.max_epochs) if two_stage else 0
     if model is None:
-        model, core = build_training_model(cfg, k, seed=settings.seed)
+        model, core = build_training_model(cfg, k, seed=settings.seed,
+                                           weights=settings.weights,
+                                           decay_steps=n_steps * (switch or settings.max_epochs))
     else:
         core = model.get_layer("hyperfcn")
 
@@ -285,14 +293,29 @@ def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSetting
             if (settings.patience is not None
                     and epoch + 1 - int(best.get("epoch", 0)) >= settings.patience):
                 self.model.stop_training = True
+                stopped[0] = True
 
-    if start_epoch < settings.max_epochs:
-        from .buckets import steps
+    stopped = [False]
 
-        inputs = _train_input(train, cfg.batch_size, k, settings.seed, start_epoch)
-        model.fit(inputs, epochs=settings.max_epochs, initial_epoch=start_epoch,
-                  steps_per_epoch=steps(train, cfg.batch_size), callbacks=[EpochEnd()],
-                  shuffle=False, verbose=0)
+    def fit(first: int, last: int) -> None:
+        inputs = _train_input(train, cfg.batch_size, k, settings.seed, first)
+        model.fit(inputs, epochs=last, initial_epoch=first, steps_per_epoch=n_steps,
+                  callbacks=[EpochEnd()], shuffle=False, verbose=0)
+
+    if start_epoch < switch:  # two_stage, first stage: the head alone
+        fit(start_epoch, switch)
+        start_epoch = switch
+    if two_stage and start_epoch == switch and not stopped[0] and switch < settings.max_epochs:
+        # Second stage: unfreeze the top of the backbone, lower learning rate. (A checkpoint
+        # from after the switch already holds both.)
+        from .backbone import second_stage
+        from .model import compile_model
+
+        second_stage(core, cfg)
+        compile_model(model, cfg, cfg.learning_rate * cfg.finetune_lr_factor,
+                      decay_steps=n_steps * (settings.max_epochs - switch))
+    if start_epoch < settings.max_epochs and not stopped[0]:
+        fit(start_epoch, settings.max_epochs)
     if best_weights is not None:
         core.set_weights(best_weights)
     return TrialOutcome(history=history, best=best, model=core, seconds=time.time() - t0)
