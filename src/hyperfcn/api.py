@@ -195,11 +195,14 @@ class Resources:
     cpus_per_trial: float
     gpus_per_trial: float
     concurrency: int
+    node_cpus: float = 0.0  # the largest node's (0: unknown, take the cluster's)
+    node_gpus: float = 0.0
 
 
 def plan_resources(opts: TuneOptions, cluster: dict[str, float]) -> Resources:
     """Trials per machine from what Ray sees, not from hard-coded counts."""
     cpus, gpus = cluster["cpus"], cluster["gpus"]
+    node_cpus = cluster.get("node_cpus") or cpus  # a trial runs on one node
     gpt = opts.gpus_per_trial
     if gpt is None:
         # Several small trials share a GPU far better than one trial uses it alone.
@@ -211,17 +214,19 @@ def plan_resources(opts: TuneOptions, cluster: dict[str, float]) -> Resources:
     if cpt is None:
         if gpt > 0:
             slots = max(1, int(gpus / gpt))
-            cpt = max(1.0, float(int(cpus // slots)))
+            cpt = min(max(1.0, float(int(cpus // slots))), node_cpus)
         else:
             # Measured: two 1-thread trials beat one 2-thread trial on 2 cores (1.4x).
             cpt = 1.0
-    if cpt > cpus:
-        raise UserError(f"--cpus-per-trial {cpt}: more than the {cpus:g} CPUs Ray sees")
+    if cpt > node_cpus:
+        raise UserError(f"--cpus-per-trial {cpt}: more than the {node_cpus:g} CPUs of the "
+                        f"largest node Ray sees (a trial runs on one node)")
     fit = int(cpus // cpt)
     if gpt > 0:
         fit = min(fit, int(round(gpus / gpt, 6)))
     conc = opts.concurrency or max(1, fit)
-    return Resources(cpus, gpus, cpt, gpt, conc)
+    return Resources(cpus, gpus, cpt, gpt, conc, cluster.get("node_cpus", cpus),
+                     cluster.get("node_gpus", gpus))
 
 
 def _budget_text(s: float | None) -> str:
@@ -304,11 +309,15 @@ def _fetch_weights(space: SearchSpace, opts: TuneOptions, res: Resources, say: _
 def _final_settings(opts: TuneOptions, res: Resources, weights: str | None = None):
     from .trial import TrialSettings
 
+    # The final retrain is one task: all of one node's CPUs (up to 8) or one GPU; a task
+    # asking for more than any single node has would wait forever.
+    node_cpus = res.node_cpus or res.cpus
+    node_gpus = res.node_gpus or res.gpus
     return TrialSettings(max_epochs=opts.max_epochs, metric=opts.metric, seed=opts.seed,
                          weights=weights,
-                         cpus=max(res.cpus_per_trial, min(res.cpus, 8.0)) if res.gpus == 0
-                         else res.cpus_per_trial,
-                         gpus=1.0 if res.gpus >= 1 else res.gpus_per_trial,
+                         cpus=min(max(res.cpus_per_trial, min(node_cpus, 8.0)), node_cpus)
+                         if res.gpus == 0 else res.cpus_per_trial,
+                         gpus=1.0 if node_gpus >= 1 else res.gpus_per_trial,
                          patience=max(3, opts.max_epochs // 5))
 
 

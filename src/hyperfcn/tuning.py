@@ -100,7 +100,12 @@ def start(address: str | None = None, backend: str = "tensorflow", num_cpus: int
         ray_constants.ENABLE_RAY_CLUSTER = False
         ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, **kwargs)
     res = ray.cluster_resources()
-    return {"cpus": float(res.get("CPU", 0)), "gpus": float(res.get("GPU", 0))}
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    return {"cpus": float(res.get("CPU", 0)), "gpus": float(res.get("GPU", 0)),
+            # one task (the final retrain) cannot span nodes
+            "node_cpus": max((float(n.get("CPU", 0)) for n in nodes), default=0.0),
+            "node_gpus": max((float(n.get("GPU", 0)) for n in nodes), default=0.0),
+            "nodes": float(len(nodes))}
 
 
 def token_auth_enabled() -> bool:
@@ -320,6 +325,8 @@ def make_scheduler(plan: SchedulerPlan, metric: str, mode: str) -> TrialSchedule
 class RayReporter:
     def report(self, metrics: dict[str, float], checkpoint_dir: str | None) -> None:
         ckpt = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        # which node ran it: on a cluster, result.json shows where each epoch trained
+        metrics = {**metrics, "node_id": ray.get_runtime_context().get_node_id()}
         tune.report(metrics, checkpoint=ckpt)
 
     @contextlib.contextmanager
