@@ -98,7 +98,10 @@ def start(address: str | None = None, backend: str = "tensorflow", num_cpus: int
         from ray._private import ray_constants
 
         ray_constants.ENABLE_RAY_CLUSTER = False
-        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, **kwargs)
+        # address="local": always a cluster of our own. Without it Ray joins any cluster
+        # a `ray start` left on this machine (and fails if it has since died).
+        ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus,
+                 include_dashboard=False, **kwargs)
     res = ray.cluster_resources()
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     return {"cpus": float(res.get("CPU", 0)), "gpus": float(res.get("GPU", 0)),
