@@ -183,9 +183,32 @@ def resolve_space(opts: TuneOptions) -> SearchSpace:
                          f"to 8 integers (each size is decoded and cached once), got {p}")
     for s in sizes:
         ModelConfig(image_size=s)
+    _check_ranges(space)
     for pt in space.points:
         ModelConfig.from_dict(pt, f"{space.source}: defaults")
     return space
+
+
+def _check_ranges(space: SearchSpace) -> None:
+    """Every value a parameter can take must be a valid config value: a range that leaves
+    the rules fails here, in a second, not in the trials that happen to sample it."""
+    from .space import Choice, Conditional, LogUniform, QUniform, RandInt, Uniform
+
+    for p in space.walk():
+        if isinstance(p, Uniform | LogUniform | QUniform | RandInt):
+            ends = [p.low, p.high]
+        elif isinstance(p, Choice):
+            ends = list(p.values)
+        elif isinstance(p, Conditional):
+            ends = list(p.keys)
+        else:
+            ends = [p.value]  # type: ignore[attr-defined]
+        for v in ends:
+            try:
+                ModelConfig.from_dict({p.name: v}, space.source)
+            except SpaceError as e:
+                raise SpaceError(f"{e} (in the range of {p.name!r}: every value it can take "
+                                 f"must be valid)") from None
 
 
 @dataclass(frozen=True)
