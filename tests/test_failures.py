@@ -66,3 +66,36 @@ def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     rows = list(csv.DictReader(io.StringIO((run / "trials.csv").read_text())))
     assert len(rows) == 4 and all(r["status"] == "completed" for r in rows)
+
+
+def test_a_trial_that_raises_fails_with_its_reason_and_the_search_goes_on(tmp_path,
+                                                                           deadline):
+    """A real exception inside a real trial on a Ray worker: here, a config whose image size
+    the data was not prepared for (any exception takes the same path)."""
+    from conftest import make_packed
+
+    from hyperfcn import tuning
+    from hyperfcn.config import ModelConfig
+    from hyperfcn.space import parse_space
+    from hyperfcn.trial import TrialData, TrialSettings
+
+    deadline(300)
+    data = TrialData(classes=["dark", "light"], train={16: make_packed(8)},
+                     val={16: make_packed(4, seed=1)})
+    space = parse_space({"parameters": {"image_size": {"choice": [16, 24]}, "batch_size": 4,
+                                        "blocks": 2, "filters": 8},
+                         "defaults": [{"image_size": 24}, {"image_size": 16}]}, "test",
+                        ModelConfig.keys())
+    tuning.start(num_cpus=2)
+    try:
+        req = tuning.SearchRequest(space=space, run_dir=tmp_path, data_ref=tuning.put(data),
+                                   settings=TrialSettings(max_epochs=1), samples=2,
+                                   scheduler=tuning.plan_scheduler("fifo", 1), concurrency=1)
+        records, interrupted = tuning.run_search(req)
+    finally:
+        tuning.shutdown()
+    assert not interrupted
+    by_size = {r.config["image_size"]: r for r in records}
+    assert by_size[24].status == "failed"
+    assert "image_size 24 was not prepared" in by_size[24].error
+    assert by_size[16].status == "completed" and by_size[16].best_val_loss is not None

@@ -221,6 +221,9 @@ def test_resume_after_kill_9(flowers, tmp_path):
     assert (run / "model.keras").is_file()
     rows = list(csv.DictReader(io.StringIO((run / "trials.csv").read_text())))
     assert sorted(r["status"] for r in rows) == ["completed"] * 3
+    # the searcher was restored, not restarted: it did not propose its first points again
+    assert len({r["learning_rate"] for r in rows}) == 3
+    assert sum(r["learning_rate"] == "0.002" for r in rows) == 1  # the defaults point
 
 
 @pytest.fixture
