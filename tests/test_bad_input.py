@@ -160,6 +160,17 @@ def _make(tmp: Path, layout: dict[str, int]) -> Path:
     return tmp
 
 
+def _refused(argv: list[str], capsys, names: str, words: list[str]) -> None:
+    """Exit 2, one line, no traceback, naming the file and saying what is wrong."""
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert names in err, err
+    for w in words:
+        assert w in err, err
+
+
 @pytest.mark.parametrize("case, words", [
     ("missing", ["does not exist", "one sub-folder per class"]),
     ("a_file", ["is not a folder"]),
@@ -189,14 +200,8 @@ def test_bad_folders_are_refused_with_one_line(case, words, tmp_path, capsys):
     elif case == "val_missing":
         _make(data, {"cats": 3, "dogs": 3})
         extra = ["--val-dir", str(tmp_path / "nope")]
-    code = main(["tune", str(data), "--out", str(tmp_path / "run"), "--image-size", "16",
-                 *extra])
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and "Traceback" not in err
-    assert str(tmp_path) in err  # names the folder
-    for w in words:
-        assert w in err
+    _refused(["tune", str(data), "--out", str(tmp_path / "run"), "--image-size", "16",
+              *extra], capsys, str(tmp_path), words)  # names the folder
 
 
 @pytest.mark.parametrize("text, words", [
@@ -214,14 +219,8 @@ def test_bad_space_files_are_refused_with_one_line(text, words, tmp_path, capsys
     space = tmp_path / "my space.yaml"
     space.write_text(text)
     _make(tmp_path / "data", {"a": 2, "b": 2})
-    code = main(["tune", str(tmp_path / "data"), "--space", str(space), "--out",
-                 str(tmp_path / "run")])
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and "Traceback" not in err
-    assert "my space.yaml" in err
-    for w in words:
-        assert w in err, err
+    _refused(["tune", str(tmp_path / "data"), "--space", str(space), "--out",
+              str(tmp_path / "run")], capsys, "my space.yaml", words)
     assert not (tmp_path / "run" / "tune").exists()  # refused before any search
 
 
@@ -236,10 +235,5 @@ def test_bad_configs_are_refused_with_one_line(text, words, tmp_path, capsys):
     cfg = tmp_path / "cfg.json"
     cfg.write_text(text)
     _make(tmp_path / "data", {"a": 2, "b": 2})
-    code = main(["train", str(tmp_path / "data"), "--config", str(cfg), "--out",
-                 str(tmp_path / "run")])
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and "cfg.json" in err
-    for w in words:
-        assert w in err, err
+    _refused(["train", str(tmp_path / "data"), "--config", str(cfg), "--out",
+              str(tmp_path / "run")], capsys, "cfg.json", words)

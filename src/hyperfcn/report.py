@@ -104,7 +104,7 @@ def best_so_far(trials: list[dict[str, Any]], metric: str, mode: str
     return out
 
 
-def _param_names(trials: list[dict[str, Any]], space: dict[str, Any]) -> list[str]:
+def _param_names(trials: list[dict[str, Any]]) -> list[str]:
     names: list[str] = []
     for t in trials:
         for k, v in t.get("config", {}).items():
@@ -129,7 +129,7 @@ def importance(trials: list[dict[str, Any]], metric: str, mode: str) -> list[tup
     if total <= 0:
         return []
     out = []
-    for name in _param_names([{"config": c} for c, _ in rows], {}):
+    for name in _param_names([{"config": c} for c, _ in rows]):
         raw = [c.get(name) for c, _ in rows]
         nums = [v for v in raw if isinstance(v, int | float) and not isinstance(v, bool)]
         if len(nums) == len(raw) and len(set(raw)) > 4:
@@ -240,7 +240,7 @@ def plot_parallel(run: Run, ranked: list[tuple[str, float]]) -> bytes | None:
     rows = [(t["config"], best_of(t, run.metric, run.mode)) for t in run.trials]
     rows = [(c, v) for c, v in rows if v is not None]
     names = ([n for n, _ in ranked[:PARAMS_SHOWN]]
-             or _param_names([{"config": c} for c, _ in rows], {})[:PARAMS_SHOWN])
+             or _param_names([{"config": c} for c, _ in rows])[:PARAMS_SHOWN])
     if len(rows) < 2 or not names:
         return None
     plt = _plt()
@@ -367,7 +367,7 @@ img{max-width:100%}.muted{color:#666}.bad{color:#b00}.scroll{overflow-x:auto}
 """
 
 
-def render(run: Run, out_dir: Path | None = None) -> tuple[str, dict[str, bytes]]:
+def render(run: Run) -> tuple[str, dict[str, bytes]]:
     """The page and its plots (name -> PNG bytes)."""
     metric, mode = run.metric, run.mode
     trials = run.trials
@@ -463,7 +463,7 @@ def render(run: Run, out_dir: Path | None = None) -> tuple[str, dict[str, bytes]
                      "trial's best metric explained by grouping trials on that parameter. "
                      "It is a guide, not proof: it needs tens of trials, and parameters "
                      "chosen together share the credit.</p>")
-    names = _param_names(trials, {})[:10]
+    names = _param_names(trials)[:10]
     rows = []
     for t, v in scored[:15]:
         rows.append([t["trial_id"], t["status"], t.get("epochs", ""), _fmt(v)]
