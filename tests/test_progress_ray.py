@@ -43,3 +43,21 @@ def test_each_trial_end_is_shown_once_with_the_asha_rung(tmp_path, deadline):
     assert len(ended) == 6, text  # every trial's end is shown exactly once
     assert "stopped at rung" in text, text
     assert text.count(" done") >= 1
+
+
+def test_the_callback_pickles_with_a_live_terminal_view():
+    """Ray pickles callbacks with the experiment; a rich Live view holds locks."""
+    import io
+
+    import ray.cloudpickle
+    from rich.console import Console
+
+    from hyperfcn.progress import Board, LiveView
+
+    view = LiveView(Board("val_loss", "min", 3),
+                    console=Console(file=io.StringIO(), force_terminal=True))
+    try:
+        cb = ray.cloudpickle.loads(ray.cloudpickle.dumps(tuning.ProgressCallback(view)))
+    finally:
+        view.close()
+    cb.on_trial_result(0, [], type("T", (), {"trial_id": "x"})(), {"val_loss": 1.0})

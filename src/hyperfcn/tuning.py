@@ -378,6 +378,16 @@ class HParamsCallback(tune.Callback):
         self.tb.end(trial.trial_id, "failed")
 
 
+class _NullView:
+    class board:  # noqa: N801
+        @staticmethod
+        def is_open(trial_id: str) -> bool:
+            return False
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *a, **k: None
+
+
 class ProgressCallback(tune.Callback):
     """Feeds a progress view (progress.py) from Ray Tune's events.
 
@@ -388,6 +398,11 @@ class ProgressCallback(tune.Callback):
     def __init__(self, view: Any) -> None:
         self.view = view
         self._last_tick = 0.0
+
+    def __getstate__(self) -> dict:
+        # Ray pickles the run config (callbacks included) with the experiment; a live
+        # terminal view holds locks and threads. A resumed search gets a fresh view.
+        return {"view": _NullView(), "_last_tick": 0.0}
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info):
         self.view.started(trial.trial_id, trial.config)
