@@ -79,3 +79,17 @@ def test_driver_never_imports_tensorflow_or_keras():
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.split() == ["False", "False"], r.stderr
+
+
+@pytest.mark.parametrize("flag, module, words", [
+    ("--mlflow", "mlflow", "pip install 'hyperfcn[mlflow]'"),
+    ("--wandb", "wandb", "pip install 'hyperfcn[wandb]'"),
+])
+def test_missing_tracker_extra_says_what_to_install(flag, module, words, capsys, tmp_path,
+                                                    monkeypatch):
+    monkeypatch.setitem(sys.modules, module, None)  # as if it were not installed
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert main(["tune", str(tmp_path), "--out", str(tmp_path / "r"), flag, "x"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1
