@@ -170,3 +170,17 @@ def test_live_view_draws_a_table():
     out = console.file.getvalue()
     for s in ("stopped at rung 1", "done", "failed", "learning_rate=0.01", "left of 10:00"):
         assert s in out, s
+
+
+def test_report_reads_rays_results_when_trials_json_is_missing(tmp_path):
+    run = _run_dir(tmp_path)
+    trials = json.loads((run / art.TRIALS_JSON).read_text())
+    (run / art.TRIALS_JSON).unlink()
+    for t in trials[:9]:
+        d = run / art.RAY_DIR / f"trial_{t['trial_id']}"
+        d.mkdir(parents=True)
+        (d / "result.json").write_text("".join(
+            json.dumps({**h, "config": t["config"]}) + "\n" for h in t["history"]))
+    page = write_report(run).read_text()
+    assert "9 trials" in page and "Best trials" in page
+    assert (run / art.REPORT_DIR / "learning_curves.png").is_file()

@@ -69,10 +69,35 @@ def load(run_dir: str | Path) -> Run:
         for line in (d / art.SKIPPED).read_text(encoding="utf-8").splitlines():
             path, _, why = line.partition("\t")
             skipped.append((path, why))
-    return Run(dir=d, settings=_read(d / art.SETTINGS, {}), data=_read(d / art.DATA_SUMMARY, {}),
-               trials=_read(d / art.TRIALS_JSON, []), metrics=_read(d / art.METRICS, {}),
+    settings = _read(d / art.SETTINGS, {})
+    trials = _read(d / art.TRIALS_JSON, None)
+    if trials is None:  # a run that stopped before writing it: read Ray's own results
+        trials = _trials_from_ray(d / art.RAY_DIR, int(settings.get("max_epochs", 0)))
+    return Run(dir=d, settings=settings, data=_read(d / art.DATA_SUMMARY, {}),
+               trials=trials, metrics=_read(d / art.METRICS, {}),
                best_config=_read(d / art.BEST_CONFIG, {}), predictions=preds,
                skipped=skipped)
+
+
+def _trials_from_ray(tune_dir: Path, max_epochs: int) -> list[dict[str, Any]]:
+    out = []
+    for p in sorted(tune_dir.glob("trial_*/result.json")):
+        rows = []
+        for line in p.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+        if not rows:
+            continue
+        epochs = max(int(r.get("epoch", 0)) for r in rows)
+        out.append({"trial_id": p.parent.name.removeprefix("trial_"),
+                    "config": rows[0].get("config", {}), "epochs": epochs, "error": "",
+                    "status": "completed" if epochs >= max_epochs else "stopped",
+                    "history": [{k: r[k] for k in ("epoch", "loss", "accuracy", "val_loss",
+                                                   "val_accuracy", "time_total_s", "timestamp")
+                                 if k in r} for r in rows]})
+    return out
 
 
 # ---------------------------------------------------------------- analysis (plain data)
@@ -469,8 +494,9 @@ def render(run: Run) -> tuple[str, dict[str, bytes]]:
         rows.append([t["trial_id"], t["status"], t.get("epochs", ""), _fmt(v)]
                     + [_fmt(t["config"].get(n, "")) for n in names])
     failed = [t for t in trials if t.get("status") == "failed"]
-    parts.append("<h3>Best trials</h3>" + _table(
-        ["trial", "status", "epochs", f"best {metric}"] + names, rows))
+    if rows:
+        parts.append("<h3>Best trials</h3>" + _table(
+            ["trial", "status", "epochs", f"best {metric}"] + names, rows))
     if failed:
         parts.append("<h3>Failed trials</h3>" + _table(
             ["trial", "reason"], [[t["trial_id"], t.get("error", "")] for t in failed]))
