@@ -444,10 +444,9 @@ def _space_infos(space: SearchSpace):
     for p in space.walk():
         if isinstance(p, Constant):
             continue
-        interval = (p.low, p.high) if isinstance(p, Uniform | LogUniform | QUniform) else None
-        vals = None if isinstance(p, RandInt) else space.values_of(p.name)
-        if isinstance(p, RandInt):
-            interval = (p.low, p.high)
+        ranged = isinstance(p, Uniform | LogUniform | QUniform | RandInt)
+        interval = (p.low, p.high) if ranged else None
+        vals = None if ranged else space.values_of(p.name)
         infos.append(hparam_info(p.name, vals, interval))
     return infos
 

@@ -27,6 +27,9 @@ VAL_PREDICTIONS = "val_predictions.csv"
 AUGMENT_PREVIEW = "augmentation_preview.png"
 REPORT = "report.html"
 REPORT_DIR = "report"  # the report's plots as PNG files
+# What a trial's per-epoch history keeps of each Ray result (trials.json, the report).
+HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "time_total_s",
+                "timestamp")
 
 
 def write_bytes(path: Path, data: bytes) -> None:

@@ -94,8 +94,7 @@ def _trials_from_ray(tune_dir: Path, max_epochs: int) -> list[dict[str, Any]]:
         out.append({"trial_id": p.parent.name.removeprefix("trial_"),
                     "config": rows[0].get("config", {}), "epochs": epochs, "error": "",
                     "status": "completed" if epochs >= max_epochs else "stopped",
-                    "history": [{k: r[k] for k in ("epoch", "loss", "accuracy", "val_loss",
-                                                   "val_accuracy", "time_total_s", "timestamp")
+                    "history": [{k: r[k] for k in art.HISTORY_KEYS
                                  if k in r} for r in rows]})
     return out
 

@@ -60,6 +60,7 @@ from ray.tune.schedulers import (  # noqa: E402
 )
 from ray.tune.search.hyperopt import HyperOptSearch  # noqa: E402
 
+from . import artifacts as art  # noqa: E402
 from . import space as sp  # noqa: E402
 from .errors import UserError  # noqa: E402
 from .tb import HParamsLog  # noqa: E402
@@ -666,9 +667,7 @@ def _history_of(t: Trial) -> list[dict[str, float]]:
         for line in path.read_text().splitlines():
             with contextlib.suppress(ValueError):
                 r = json.loads(line)
-                out.append({k: r[k] for k in ("epoch", "loss", "accuracy", "val_loss",
-                                              "val_accuracy", "time_total_s",
-                                              "timestamp") if k in r})
+                out.append({k: r[k] for k in art.HISTORY_KEYS if k in r})
     return out
 
 
