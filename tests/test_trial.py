@@ -94,3 +94,40 @@ def test_score():
     s = score(probs, np.array([0, 1, 1]))
     assert s["val_accuracy"] == pytest.approx(2 / 3)
     assert s["val_loss"] == pytest.approx(-(np.log(0.9) + np.log(0.8) + np.log(0.4)) / 3)
+
+
+def test_a_reused_worker_keeps_nothing_compiled_from_earlier_trials(tiny_data):
+    """Workers are reused across trials, so a trial must not leave traced graphs behind.
+
+    Before forget_compiled, each TensorFlow trial left its whole training step alive through
+    a gradient function registered in TensorFlow's global registry (~10 MB per trial).
+    """
+    import gc
+
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the registry leak is TensorFlow's")
+    from tensorflow.python.framework import ops
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    def live_graphs() -> int:
+        gc.collect()
+        return sum(isinstance(o, FuncGraph) for o in gc.get_objects())
+
+    def custom_gradients() -> int:
+        return sum(str(k).startswith("CustomGradient-") for k in ops._gradient_registry._registry)
+
+    counts = []
+    for lr in (0.01, 0.02, 0.03):
+        run_trial({**CFG, "learning_rate": lr}, tiny_data, TrialSettings(max_epochs=1),
+                  LocalReporter())
+        counts.append((live_graphs(), custom_gradients()))
+    # the last trial's own graphs are still registered until the next trial starts;
+    # earlier trials' are gone, so the counts do not grow with the number of trials
+    assert counts[0][1] > 0, "the trial should trace a graph-mode custom gradient"
+    assert counts[1] == counts[2], counts
+    from hyperfcn.trial import forget_compiled
+
+    forget_compiled()
+    assert custom_gradients() == 0 and live_graphs() == 0
