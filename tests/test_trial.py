@@ -131,3 +131,23 @@ def test_a_reused_worker_keeps_nothing_compiled_from_earlier_trials(tiny_data):
 
     forget_compiled()
     assert custom_gradients() == 0 and live_graphs() == 0
+
+
+def test_a_trial_stopped_by_the_scheduler_ends_within_a_step(tiny_data, tmp_path):
+    """A reused worker waits for the stopped trial's thread; it must not finish its epoch."""
+
+    class StoppingReporter(SavingReporter):
+        def __init__(self, root, stop_after_steps):
+            super().__init__(root)
+            self.asked, self.stop_after = 0, stop_after_steps
+
+        def stop_requested(self):
+            self.asked += 1
+            return self.asked > self.stop_after
+
+    # 16 images, batch 4: 4 steps an epoch. Asked to stop during epoch 2's second step.
+    rep = StoppingReporter(tmp_path, stop_after_steps=5)
+    out = run_trial(CFG, tiny_data, TrialSettings(max_epochs=5), rep)
+    assert [m["epoch"] for m in rep.history] == [1]
+    assert rep.asked == 6, "checked before every step until asked, then no more steps"
+    assert [h["epoch"] for h in out.history] == [1]

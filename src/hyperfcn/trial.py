@@ -59,6 +59,9 @@ class Reporter(Protocol):
 
     def restore_dir(self) -> contextlib.AbstractContextManager[str | None]: ...
 
+    # Optional: ``stop_requested() -> bool``, true once the scheduler has stopped the trial;
+    # the trial then ends within a step instead of finishing its epoch (see run_trial).
+
 
 class LocalReporter:
     """Keeps every epoch's metrics; no checkpoints (the final retrain runs in one go)."""
@@ -288,9 +291,24 @@ def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSetting
             best = dict(h)
     mode = settings.mode
 
+    stop_requested = getattr(reporter, "stop_requested", None)
+    asked_to_stop = [False]
+
+    class StopWhenAsked(keras.callbacks.Callback):
+        """A reused worker can start its next trial only once this one has returned, and
+        Ray waits for that only briefly: when ASHA stops the trial mid-epoch, end within a
+        step. (A batch-begin hook keeps Keras' asynchronous batch-end dispatch.)"""
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if stop_requested is not None and stop_requested():
+                asked_to_stop[0] = True
+                self.model.stop_training = True
+
     class EpochEnd(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             nonlocal best, best_weights
+            if asked_to_stop[0]:
+                return
             logs = logs or {}
             loss = float(logs.get("loss", float("nan")))
             if not math.isfinite(loss):
@@ -328,11 +346,12 @@ def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSetting
     def fit(first: int, last: int) -> None:
         inputs = _train_input(train, cfg.batch_size, k, settings.seed, first)
         model.fit(inputs, epochs=last, initial_epoch=first, steps_per_epoch=n_steps,
-                  callbacks=[EpochEnd()], shuffle=False, verbose=0)
+                  callbacks=[StopWhenAsked(), EpochEnd()], shuffle=False, verbose=0)
 
     if start_epoch < switch:  # two_stage, first stage: the head alone
         fit(start_epoch, switch)
         start_epoch = switch
+        stopped[0] = stopped[0] or asked_to_stop[0]
     if two_stage and start_epoch == switch and not stopped[0] and switch < settings.max_epochs:
         # Second stage: unfreeze the top of the backbone, lower learning rate. (A checkpoint
         # from after the switch already holds both.)

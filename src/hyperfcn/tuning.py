@@ -75,7 +75,11 @@ def start(address: str | None = None, backend: str = "tensorflow", num_cpus: int
           num_gpus: int | None = None, quiet: bool = False) -> dict[str, float]:
     """Start (or join) Ray and return the cluster's CPU and GPU counts."""
     env = {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "1",
-           "RAY_USAGE_STATS_ENABLED": "0", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+           "RAY_USAGE_STATS_ENABLED": "0", "PYTHONWARNINGS": "ignore::DeprecationWarning",
+           # A reused worker waits this long for the last trial's thread to return (Ray's
+           # default, 2 s, is shorter than a loaded machine needs to tear down a fit; a
+           # missed wait fails the next trial).
+           "TUNE_FUNCTION_THREAD_TIMEOUT_S": "120"}
     # Workers' stdout stays in Ray's logs (TensorFlow prints banners at import): progress
     # reaches the driver as results, the final retrain's through a queue.
     kwargs: dict[str, Any] = dict(
@@ -332,6 +336,17 @@ class RayReporter:
         # which node ran it: on a cluster, result.json shows where each epoch trained
         metrics = {**metrics, "node_id": ray.get_runtime_context().get_node_id()}
         tune.report(metrics, checkpoint=ckpt)
+
+    def stop_requested(self) -> bool:
+        # Tune sets the session's stop event when the scheduler stops the trial; the
+        # function would only notice at its next report, an epoch later.
+        try:
+            from ray.train._internal.session import get_session
+
+            event = getattr(get_session(), "stop_event", None)
+        except ImportError:  # a Ray that moved it: stop at the next report, as before
+            return False
+        return bool(event is not None and event.is_set())
 
     @contextlib.contextmanager
     def restore_dir(self) -> Iterator[str | None]:
