@@ -500,6 +500,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
             samples=opts.samples, budget_s=opts.budget_s, concurrency=res.concurrency,
             cpus_per_trial=res.cpus_per_trial, gpus_per_trial=res.gpus_per_trial,
             resume=opts.resume, max_failures=opts.max_failures, extra_callbacks=trackers,
+            reuse_workers=opts.backend == "tensorflow",
             view=make_view(Board(
                 metric=opts.metric, mode=settings.mode, max_epochs=opts.max_epochs,
                 budget_s=opts.budget_s, samples=opts.samples, concurrency=res.concurrency,

@@ -529,6 +529,9 @@ class SearchRequest:
     name: str = "tune"
     tb_dir: Path | None = None
     max_failures: int = 0
+    # TensorFlow workers are reused (trial.forget_compiled keeps them flat); JAX workers
+    # still grow ~30 MB a trial after jax.clear_caches(), so each JAX trial gets a new one.
+    reuse_workers: bool = True
 
 
 @dataclass
@@ -598,10 +601,9 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
                 num_samples=req.samples if req.samples else -1,
                 max_concurrent_trials=req.concurrency,
                 time_budget_s=req.budget_s,
-                # Workers are reused: a fresh process per trial cost ~3 s of framework import
-                # (overhead 1.19x instead of ~1.08x). Memory stays flat because each trial
-                # first frees what the last one compiled (trial.forget_compiled).
-                reuse_actors=True,
+                # Reused workers skip the framework import (~3 s a trial with TensorFlow:
+                # overhead 1.19x with a process per trial, benchmarks/overhead.py).
+                reuse_actors=req.reuse_workers,
                 trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
             run_config=tune.RunConfig(
                 name=req.name, storage_path=req.storage or str(req.run_dir.resolve()),
