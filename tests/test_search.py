@@ -124,3 +124,36 @@ def test_asha_stops_the_worse_half_at_the_first_rung():
     assert decisions["t0"] == TrialScheduler.CONTINUE
     stopped = [k for k, v in decisions.items() if v == TrialScheduler.STOP]
     assert stopped and "t0" not in stopped and "t5" in stopped
+
+
+def test_asha_lets_the_initial_point_run_to_the_end_but_counts_its_results():
+    from ray.tune.schedulers import TrialScheduler
+
+    seed = {"blocks": 4, "learning_rate": 0.003}
+    plan = tuning.plan_scheduler("asha", 9)  # rungs 1, 3, 9
+    sched = tuning.make_scheduler(plan, "val_loss", "min", seeded=[seed])
+    trials = [_FakeTrial(f"t{i}") for i in range(6)]
+    trials[0].config = {**seed, "dropout": 0.3}  # the initial point, as Tune hands it over
+    trials[1].config = {"blocks": 4, "learning_rate": 0.004}  # near it, but not it
+    for t in trials:
+        sched.on_trial_add(None, t)
+    got = {}
+    # scripted: the seeded trial starts slowest (val_loss 9 at each rung), the rest better
+    for epoch in (1, 3):
+        for i, t in enumerate(trials[1:], 1):
+            got[t.trial_id, epoch] = sched.on_trial_result(
+                None, t, {"epoch": epoch, "val_loss": float(i), "training_iteration": epoch})
+        got["t0", epoch] = sched.on_trial_result(
+            None, trials[0], {"epoch": epoch, "val_loss": 9.0, "training_iteration": epoch})
+    assert got["t0", 1] == got["t0", 3] == TrialScheduler.CONTINUE
+    assert got["t5", 1] == TrialScheduler.STOP  # plain ASHA for everyone else
+    assert sched.is_seeded(trials[0].config) and not sched.is_seeded(trials[1].config)
+    # its results count: a later trial as slow as it is stopped at the first rung
+    late = _FakeTrial("late")
+    late.config = {"blocks": 2}
+    sched.on_trial_add(None, late)
+    assert sched.on_trial_result(None, late, {"epoch": 1, "val_loss": 8.0,
+                                              "training_iteration": 1}) == TrialScheduler.STOP
+    # at max_t every trial stops, the seeded one too
+    assert sched.on_trial_result(None, trials[0], {"epoch": 9, "val_loss": 0.5,
+                                                   "training_iteration": 9}) == TrialScheduler.STOP

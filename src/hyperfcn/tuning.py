@@ -317,11 +317,38 @@ def plan_scheduler(name: str, max_epochs: int) -> SchedulerPlan:
     return SchedulerPlan(name, max_epochs, grace, rf)
 
 
-def make_scheduler(plan: SchedulerPlan, metric: str, mode: str) -> TrialScheduler:
+class SeededASHA(ASHAScheduler):
+    """ASHA that lets the space's initial points (``defaults``) run all their epochs.
+
+    The initial point is the user's best guess. ASHA judges at early rungs, where slower
+    starters (bigger networks, a cosine schedule still at its high learning rate) look
+    worst: on flowers it stopped the default recipe at epoch 3 (val accuracy 0.41, then a
+    trial that reached 0.80 on its own). Their results still count at every rung.
+    """
+
+    def __init__(self, *args: Any, seeded: list[dict[str, Any]] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._seeded = [dict(p) for p in seeded or []]
+
+    def is_seeded(self, config: Mapping[str, Any]) -> bool:
+        return any(p and all(config.get(k) == v for k, v in p.items()) for p in self._seeded)
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
+        action = super().on_trial_result(tune_controller, trial, result)
+        if (action == TrialScheduler.STOP and result.get(self._time_attr, 0) < self._max_t
+                and self.is_seeded(trial.config)):
+            self._num_stopped -= 1
+            return TrialScheduler.CONTINUE
+        return action
+
+
+def make_scheduler(plan: SchedulerPlan, metric: str, mode: str,
+                   seeded: list[dict[str, Any]] | None = None) -> TrialScheduler:
     if plan.name == "asha":
-        return ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=plan.max_t,
-                             grace_period=plan.grace_period,
-                             reduction_factor=plan.reduction_factor)
+        return SeededASHA(time_attr="epoch", metric=metric, mode=mode, max_t=plan.max_t,
+                          grace_period=plan.grace_period,
+                          reduction_factor=plan.reduction_factor, seeded=seeded)
     if plan.name == "hyperband":
         return HyperBandScheduler(time_attr="epoch", metric=metric, mode=mode,
                                   max_t=plan.max_t, reduction_factor=plan.reduction_factor)
@@ -597,7 +624,8 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
         tuner = tune.Tuner(
             trainable_fn,
             tune_config=tune.TuneConfig(
-                search_alg=searcher, scheduler=make_scheduler(plan, metric, mode),
+                search_alg=searcher,
+                scheduler=make_scheduler(plan, metric, mode, seeded=points),
                 num_samples=req.samples if req.samples else -1,
                 max_concurrent_trials=req.concurrency,
                 time_budget_s=req.budget_s,
