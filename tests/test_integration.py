@@ -223,7 +223,11 @@ def test_resume_after_kill_9(flowers, tmp_path):
     assert sorted(r["status"] for r in rows) == ["completed"] * 3
     # the searcher was restored, not restarted: it did not propose its first points again
     assert len({r["learning_rate"] for r in rows}) == 3
-    assert sum(r["learning_rate"] == "0.002" for r in rows) == 1  # the defaults point
+    from hyperfcn.config import ModelConfig
+    from hyperfcn.space import load_space
+
+    first = load_space(known_keys=ModelConfig.keys()).defaults["learning_rate"]
+    assert sum(float(r["learning_rate"]) == first for r in rows) == 1  # the defaults point
 
 
 @pytest.fixture
