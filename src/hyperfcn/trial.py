@@ -125,26 +125,22 @@ def configure_runtime(cpus: float, gpus: float) -> None:
 def forget_compiled() -> None:
     """Free what earlier trials in this process compiled, so a reused worker stays flat.
 
-    TensorFlow: Keras' optimizer sums gradients through a graph-mode ``custom_gradient``,
-    which registers a gradient function under a fresh name in TensorFlow's global registry
-    and never removes it; the function's closure holds the whole traced training step
-    (~10 MB per trial, and the only thing left once the model is gone). JAX keeps each
-    compiled program in its jit caches. Call it only when no earlier model is in use.
+    Keras' optimizer sums gradients through a graph-mode ``custom_gradient`` under
+    TensorFlow, which registers a gradient function under a fresh name in TensorFlow's
+    global registry and never removes it; the function's closure holds the whole traced
+    training step (~10 MB per trial, and the only thing left once the model is gone).
+    Call it only when no earlier model is in use. (JAX workers are not reused: they grew
+    even with jax.clear_caches().)
     """
-    backend = _configured.get("backend")
-    if backend == "tensorflow":
+    if _configured.get("backend") == "tensorflow":
         try:
             from tensorflow.python.framework import ops as tf_ops
 
             registry = tf_ops._gradient_registry._registry  # noqa: SLF001
         except (ImportError, AttributeError):  # a TensorFlow that has moved it: just leak
-            return
+            registry = {}
         for name in [k for k in registry if str(k).startswith("CustomGradient-")]:
             del registry[name]
-    elif backend == "jax":
-        import jax
-
-        jax.clear_caches()
     gc.collect()
 
 
@@ -301,7 +297,7 @@ def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSetting
 
         def on_train_batch_begin(self, batch, logs=None):
             if stop_requested is not None and stop_requested():
-                asked_to_stop[0] = True
+                asked_to_stop[0] = stopped[0] = True
                 self.model.stop_training = True
 
     class EpochEnd(keras.callbacks.Callback):
@@ -351,7 +347,6 @@ def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSetting
     if start_epoch < switch:  # two_stage, first stage: the head alone
         fit(start_epoch, switch)
         start_epoch = switch
-        stopped[0] = stopped[0] or asked_to_stop[0]
     if two_stage and start_epoch == switch and not stopped[0] and switch < settings.max_epochs:
         # Second stage: unfreeze the top of the backbone, lower learning rate. (A checkpoint
         # from after the switch already holds both.)

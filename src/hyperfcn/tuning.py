@@ -364,16 +364,20 @@ class RayReporter:
         metrics = {**metrics, "node_id": ray.get_runtime_context().get_node_id()}
         tune.report(metrics, checkpoint=ckpt)
 
-    def stop_requested(self) -> bool:
-        # Tune sets the session's stop event when the scheduler stops the trial; the
-        # function would only notice at its next report, an epoch later.
+    def __init__(self) -> None:
+        # Tune sets this session's stop event when the scheduler stops the trial; the
+        # function would only notice at its next report, an epoch later. Looked up once:
+        # it is polled before every training step, and a reused worker gets a new one per
+        # trial (before the trial's function starts).
         try:
             from ray.train._internal.session import get_session
 
-            event = getattr(get_session(), "stop_event", None)
+            self._stop_event = getattr(get_session(), "stop_event", None)
         except ImportError:  # a Ray that moved it: stop at the next report, as before
-            return False
-        return bool(event is not None and event.is_set())
+            self._stop_event = None
+
+    def stop_requested(self) -> bool:
+        return self._stop_event is not None and self._stop_event.is_set()
 
     @contextlib.contextmanager
     def restore_dir(self) -> Iterator[str | None]:
