@@ -73,7 +73,7 @@ for c in configs:
     class Val(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             predict_packed(core, va, cfg.batch_size)
-    model.fit(_train_input(tr, cfg.batch_size, 5, 0, 0), epochs={epochs},
+    model.fit(_train_input(tr, cfg.batch_size, 5, 0, 0, {epochs}), epochs={epochs},
               steps_per_epoch=steps(tr, cfg.batch_size), callbacks=[Val()], verbose=0,
               shuffle=False)
 print("SECONDS", time.perf_counter() - t)

@@ -151,3 +151,30 @@ def test_a_trial_stopped_by_the_scheduler_ends_within_a_step(tiny_data, tmp_path
     assert [m["epoch"] for m in rep.history] == [1]
     assert rep.asked == 6, "checked before every step until asked, then no more steps"
     assert [h["epoch"] for h in out.history] == [1]
+
+
+def test_training_batches_follow_each_epochs_plan_with_no_python_in_the_pipeline(tiny_data):
+    """Epoch e's batches depend only on (seed, e), so a resumed trial sees the batches it
+    would have seen; under TensorFlow the pipeline is TensorFlow ops with autotuning off (a
+    Python generator or the autotuner's thread held up the end of every fit)."""
+    import keras
+
+    from hyperfcn.buckets import batch_plan
+    from hyperfcn.trial import _train_input
+
+    packed = tiny_data.train[16]
+    ds = _train_input(packed, 4, 3, seed=7, first_epoch=1, last_epoch=3)
+    expected = [(packed.buckets[b].x[idx], packed.buckets[b].y[idx])
+                for e in (1, 2)
+                for b, idx, _ in batch_plan(packed, 4, np.random.default_rng([7, e]))]
+    if keras.backend.backend() == "tensorflow":
+        assert ds.options().autotune.enabled is False
+        got = [(np.asarray(x), np.asarray(y)) for x, y in ds]
+    else:
+        got = [ds[i] for i in range(len(ds))]
+        ds.on_epoch_end()
+        got += [ds[i] for i in range(len(ds))]
+    assert len(got) == len(expected)
+    for (x, y), (ex, ey) in zip(got, expected):
+        assert x.dtype == np.float32 and np.array_equal(x, ex.astype(np.float32))
+        assert np.array_equal(y.argmax(1), ey) and y.shape == (4, 3)

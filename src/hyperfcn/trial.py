@@ -159,44 +159,54 @@ def _one_hot(y: np.ndarray, k: int) -> np.ndarray:
 
 
 def _train_input(packed: Packed, batch_size: int, num_classes: int, seed: int,
-                 start_epoch: int):
-    """Shuffled fixed-size batches drawn from the cached uint8 arrays; nothing is decoded.
+                 first_epoch: int, last_epoch: int):
+    """Shuffled fixed-size batches for epochs [first_epoch, last_epoch) drawn from the cached
+    uint8 arrays; nothing is decoded. Epoch e's order depends only on (seed, e), so a resumed
+    trial sees the batches it would have seen.
 
-    TensorFlow gets a tf.data pipeline whose element spec leaves height and width open:
-    Keras' own adapters infer the spec from the first batches and then reject a later
-    bucket's shape. Other backends get a PyDataset (JAX compiles once per bucket shape).
+    TensorFlow gets a tf.data pipeline made of TensorFlow ops alone: one dataset per bucket
+    (its own batch shape) and the epochs' bucket order choosing among them. A Python
+    generator (``from_generator``) would do, but destroying its iterator at the end of a fit
+    blocks on the prefetch thread, which needs the GIL the destroying thread holds: fits took
+    up to 35 s to return on a loaded machine. Other backends get a PyDataset (JAX compiles
+    once per bucket shape).
     """
     import keras
 
-    def epoch_batches(epoch: int):
-        rng = np.random.default_rng([seed, epoch])
-        for b, idx, _ in batch_plan(packed, batch_size, rng):
-            bucket = packed.buckets[b]
-            yield bucket.x[idx].astype(np.float32), _one_hot(bucket.y[idx], num_classes)
+    def plan(epoch: int) -> list[tuple[int, np.ndarray, int]]:
+        return batch_plan(packed, batch_size, np.random.default_rng([seed, epoch]))
 
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        def forever():
-            epoch = start_epoch
-            while True:
-                yield from epoch_batches(epoch)
-                epoch += 1
+        order = [item for e in range(first_epoch, last_epoch) for item in plan(e)]
+        per_bucket = []
+        for b, bucket in enumerate(packed.buckets):
+            rows = [idx for bb, idx, _ in order if bb == b]
+            idx = (np.stack(rows) if rows else np.zeros((0, batch_size), np.int64))
+            x, y = tf.constant(bucket.x), tf.constant(bucket.y)
 
-        ds = tf.data.Dataset.from_generator(forever, output_signature=(
-            tf.TensorSpec((batch_size, None, None, 3), tf.float32),
-            tf.TensorSpec((batch_size, num_classes), tf.float32)))
-        return ds.prefetch(2)
+            def gather(i, x=x, y=y):
+                return (tf.cast(tf.gather(x, i), tf.float32),
+                        tf.one_hot(tf.gather(y, i), num_classes))
+
+            per_bucket.append(tf.data.Dataset.from_tensor_slices(idx).map(gather))
+        choice = tf.data.Dataset.from_tensor_slices(
+            np.asarray([b for b, _, _ in order], dtype=np.int64))
+        ds = tf.data.Dataset.choose_from_datasets(per_bucket, choice,
+                                                  stop_on_empty_dataset=False)
+        options = tf.data.Options()
+        # No autotuning: its model thread can be mid-optimisation when the fit ends, and
+        # the iterator's destructor waits for it (seconds on a loaded machine). A gather
+        # needs no tuning.
+        options.autotune.enabled = False
+        return ds.prefetch(2).with_options(options)
 
     class TrainBatches(keras.utils.PyDataset):
         def __init__(self) -> None:
             super().__init__()
-            self.epoch = start_epoch
-            self._plan()
-
-        def _plan(self) -> None:
-            rng = np.random.default_rng([seed, self.epoch])
-            self.items = batch_plan(packed, batch_size, rng)
+            self.epoch = first_epoch
+            self.items = plan(self.epoch)
 
         def __len__(self) -> int:
             return len(self.items)
@@ -209,7 +219,7 @@ def _train_input(packed: Packed, batch_size: int, num_classes: int, seed: int,
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
-            self._plan()
+            self.items = plan(self.epoch)
 
     return TrainBatches()
 
@@ -340,7 +350,7 @@ def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSetting
     stopped = [False]
 
     def fit(first: int, last: int) -> None:
-        inputs = _train_input(train, cfg.batch_size, k, settings.seed, first)
+        inputs = _train_input(train, cfg.batch_size, k, settings.seed, first, last)
         model.fit(inputs, epochs=last, initial_epoch=first, steps_per_epoch=n_steps,
                   callbacks=[StopWhenAsked(), EpochEnd()], shuffle=False, verbose=0)
 
