@@ -153,10 +153,10 @@ def test_a_trial_stopped_by_the_scheduler_ends_within_a_step(tiny_data, tmp_path
     assert [h["epoch"] for h in out.history] == [1]
 
 
-def test_training_batches_follow_each_epochs_plan_with_no_python_in_the_pipeline(tiny_data):
+def test_training_batches_follow_each_epochs_plan_with_autotuning_off(tiny_data):
     """Epoch e's batches depend only on (seed, e), so a resumed trial sees the batches it
-    would have seen; under TensorFlow the pipeline is TensorFlow ops with autotuning off (a
-    Python generator or the autotuner's thread held up the end of every fit)."""
+    would have seen; under TensorFlow, tf.data's autotuner stays off (its thread held up
+    the end of fits by seconds)."""
     import keras
 
     from hyperfcn.buckets import batch_plan

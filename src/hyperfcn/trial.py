@@ -164,12 +164,12 @@ def _train_input(packed: Packed, batch_size: int, num_classes: int, seed: int,
     uint8 arrays; nothing is decoded. Epoch e's order depends only on (seed, e), so a resumed
     trial sees the batches it would have seen.
 
-    TensorFlow gets a tf.data pipeline made of TensorFlow ops alone: one dataset per bucket
-    (its own batch shape) and the epochs' bucket order choosing among them. A Python
-    generator (``from_generator``) would do, but destroying its iterator at the end of a fit
-    blocks on the prefetch thread, which needs the GIL the destroying thread holds: fits took
-    up to 35 s to return on a loaded machine. Other backends get a PyDataset (JAX compiles
-    once per bucket shape).
+    TensorFlow gets a tf.data pipeline whose element spec leaves height and width open:
+    Keras' own adapters infer the spec from the first batches and then reject a later
+    bucket's shape. The batches are gathered from the arrays Ray shares with every worker, not
+    from a TensorFlow copy of them: a copy per trial made reused workers grow ~2 MB a trial
+    (benchmarks/memory.py). Other backends get a PyDataset (JAX compiles once per bucket
+    shape).
     """
     import keras
 
@@ -179,26 +179,19 @@ def _train_input(packed: Packed, batch_size: int, num_classes: int, seed: int,
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        order = [item for e in range(first_epoch, last_epoch) for item in plan(e)]
-        per_bucket = []
-        for b, bucket in enumerate(packed.buckets):
-            rows = [idx for bb, idx, _ in order if bb == b]
-            idx = (np.stack(rows) if rows else np.zeros((0, batch_size), np.int64))
-            x, y = tf.constant(bucket.x), tf.constant(bucket.y)
+        def batches():
+            for e in range(first_epoch, last_epoch):
+                for b, idx, _ in plan(e):
+                    bucket = packed.buckets[b]
+                    yield bucket.x[idx].astype(np.float32), _one_hot(bucket.y[idx], num_classes)
 
-            def gather(i, x=x, y=y):
-                return (tf.cast(tf.gather(x, i), tf.float32),
-                        tf.one_hot(tf.gather(y, i), num_classes))
-
-            per_bucket.append(tf.data.Dataset.from_tensor_slices(idx).map(gather))
-        choice = tf.data.Dataset.from_tensor_slices(
-            np.asarray([b for b, _, _ in order], dtype=np.int64))
-        ds = tf.data.Dataset.choose_from_datasets(per_bucket, choice,
-                                                  stop_on_empty_dataset=False)
+        ds = tf.data.Dataset.from_generator(batches, output_signature=(
+            tf.TensorSpec((batch_size, None, None, 3), tf.float32),
+            tf.TensorSpec((batch_size, num_classes), tf.float32)))
         options = tf.data.Options()
         # No autotuning: its model thread can be mid-optimisation when the fit ends, and
-        # the iterator's destructor waits for it (seconds on a loaded machine). A gather
-        # needs no tuning.
+        # the iterator's destructor waits for it, holding the GIL (3-35 s per fit on a
+        # loaded machine; under 5 ms without). Prefetching two batches needs no tuning.
         options.autotune.enabled = False
         return ds.prefetch(2).with_options(options)
 
