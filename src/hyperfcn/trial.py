@@ -176,14 +176,17 @@ def _train_input(packed: Packed, batch_size: int, num_classes: int, seed: int,
     def plan(epoch: int) -> list[tuple[int, np.ndarray, int]]:
         return batch_plan(packed, batch_size, np.random.default_rng([seed, epoch]))
 
+    def gather(b: int, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        bucket = packed.buckets[b]
+        return bucket.x[idx].astype(np.float32), _one_hot(bucket.y[idx], num_classes)
+
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         def batches():
             for e in range(first_epoch, last_epoch):
                 for b, idx, _ in plan(e):
-                    bucket = packed.buckets[b]
-                    yield bucket.x[idx].astype(np.float32), _one_hot(bucket.y[idx], num_classes)
+                    yield gather(b, idx)
 
         ds = tf.data.Dataset.from_generator(batches, output_signature=(
             tf.TensorSpec((batch_size, None, None, 3), tf.float32),
@@ -206,9 +209,7 @@ def _train_input(packed: Packed, batch_size: int, num_classes: int, seed: int,
 
         def __getitem__(self, i: int):
             b, idx, _ = self.items[i]
-            bucket = packed.buckets[b]
-            return (bucket.x[idx].astype(np.float32),
-                    _one_hot(bucket.y[idx], num_classes))
+            return gather(b, idx)
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
