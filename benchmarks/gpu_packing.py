@@ -5,6 +5,9 @@
 Each level runs `hyperfcn tune` with the seed-size model at 128 px, FIFO (no early stopping),
 `--gpus-per-trial 1/N` and N trials at once (memory limits set automatically from the share).
 Throughput = trial-epochs finished / search wall time. Figure: 4-trial throughput / 1-trial.
+Each row also says where a trial's time went (medians over its trials): setup (process start
+to the first fit: worker start, imports, build), first epoch (compiles), a later epoch, and
+validation within a later epoch.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -22,6 +26,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FLOWERS, emit  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+
+
+def phases(out: Path) -> dict[str, float]:
+    """Medians over the level's trials of where their time went, from Ray's result.json."""
+    setup, first, later, val = [], [], [], []
+    for f in sorted((out / "tune").glob("trial_*/result.json")):
+        rs = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+        if not rs:
+            continue
+        setup.append(rs[0].get("setup_seconds", 0.0))
+        first.append(rs[0].get("epoch_seconds", 0.0))
+        later += [r.get("epoch_seconds", 0.0) for r in rs[1:]]
+        val += [r.get("val_seconds", 0.0) for r in rs[1:]]
+
+    def med(xs: list[float]) -> float | None:
+        return round(statistics.median(xs), 2) if xs else None
+
+    return {"setup_s": med(setup), "first_epoch_s": med(first), "later_epoch_s": med(later),
+            "later_val_s": med(val)}
 
 
 def main() -> None:
@@ -58,7 +81,7 @@ def main() -> None:
                      "trial_epochs": info["trial_epochs"],
                      "search_seconds": info["search_wall_seconds"],
                      "command_seconds": round(wall, 1),
-                     "trial_epochs_per_min": round(rate, 2)})
+                     "trial_epochs_per_min": round(rate, 2), **phases(out)})
         print(json.dumps(rows[-1]), flush=True)
     base = rows[0]["trial_epochs_per_min"]
     for r in rows:

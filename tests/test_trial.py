@@ -45,6 +45,19 @@ def test_reports_every_epoch_with_the_metrics_tune_needs(tiny_data, tmp_path):
     assert out.model is not None and out.best["epoch"] in (1, 2)
 
 
+def test_reports_where_the_trials_time_went(tiny_data, tmp_path):
+    rep = SavingReporter(tmp_path)
+    run_trial(CFG, tiny_data, TrialSettings(max_epochs=2), rep)
+    first, second = rep.history
+    # setup: once per trial, before the first fit (it includes this process's start)
+    assert first["setup_seconds"] == second["setup_seconds"] > 0
+    for m in rep.history:
+        assert 0 < m["val_seconds"] < m["epoch_seconds"] <= m["seconds"]
+    # the epochs' own times add up to the time since the first fit began
+    assert (second["seconds"] - first["seconds"]
+            == pytest.approx(second["epoch_seconds"], abs=0.5))
+
+
 def test_restores_from_checkpoint_and_continues(tiny_data, tmp_path):
     first = SavingReporter(tmp_path / "a")
     run_trial(CFG, tiny_data, TrialSettings(max_epochs=1), first)
