@@ -166,17 +166,29 @@ def test_a_trial_stopped_by_the_scheduler_ends_within_a_step(tiny_data, tmp_path
     assert [h["epoch"] for h in out.history] == [1]
 
 
-def test_training_batches_follow_each_epochs_plan_with_autotuning_off(tiny_data):
+@pytest.mark.parametrize("tf_copy", [True, False], ids=["tf-ops", "generator"])
+def test_training_batches_follow_each_epochs_plan_with_autotuning_off(tiny_data, tf_copy,
+                                                                      monkeypatch):
     """Epoch e's batches depend only on (seed, e), so a resumed trial sees the batches it
     would have seen; under TensorFlow, tf.data's autotuner stays off (its thread held up
-    the end of fits by seconds)."""
+    the end of fits by seconds), with the worker's TensorFlow copy of the arrays or, past
+    the copy limit, a generator over the shared arrays."""
     import keras
 
+    from hyperfcn import trial
     from hyperfcn.buckets import batch_plan
     from hyperfcn.trial import _train_input
 
+    if not tf_copy:
+        monkeypatch.setattr(trial, "TF_COPY_LIMIT_BYTES", 0)
+    monkeypatch.setattr(trial, "_tf_copies", {})
     packed = tiny_data.train[16]
     ds = _train_input(packed, 4, 3, seed=7, first_epoch=1, last_epoch=3)
+    if keras.backend.backend() == "tensorflow":
+        copies = dict(trial._tf_copies)
+        assert len(copies) == (len(packed.buckets) if tf_copy else 0)
+        _train_input(packed, 4, 3, seed=8, first_epoch=0, last_epoch=1)
+        assert trial._tf_copies == copies, "one copy per worker, not one per trial"
     expected = [(packed.buckets[b].x[idx], packed.buckets[b].y[idx])
                 for e in (1, 2)
                 for b, idx, _ in batch_plan(packed, 4, np.random.default_rng([7, e]))]

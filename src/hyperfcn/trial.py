@@ -169,18 +169,59 @@ def _one_hot(y: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def _no_autotune():
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    # No autotuning: its model thread can be mid-optimisation when the fit ends, and the
+    # iterator's destructor waits for it, holding the GIL (3-35 s per fit on a loaded
+    # machine; under 5 ms without). Prefetching two batches needs no tuning.
+    options.autotune.enabled = False
+    return options
+
+
+# A worker's TensorFlow copies of the training arrays, kept across its trials. Keyed by the
+# shared arrays' addresses; each entry holds the arrays too, so no other array can take an
+# address while its entry lives.
+TF_COPY_LIMIT_BYTES = 1 << 30
+_tf_copies: dict[tuple, tuple[np.ndarray, np.ndarray, Any, Any]] = {}
+
+
+def _tf_arrays(packed: Packed) -> list[tuple[Any, Any]] | None:
+    """TensorFlow copies of packed's (x, y) per bucket, made once per worker; None when
+    they would take this worker past TF_COPY_LIMIT_BYTES."""
+    import tensorflow as tf
+
+    def key(b) -> tuple:
+        return (b.x.__array_interface__["data"][0], b.x.shape,
+                b.y.__array_interface__["data"][0], b.y.shape)
+
+    held = sum(e[0].nbytes + e[1].nbytes for e in _tf_copies.values())
+    new = sum(b.x.nbytes + b.y.nbytes for b in packed.buckets if key(b) not in _tf_copies)
+    if held + new > TF_COPY_LIMIT_BYTES:
+        return None
+    out = []
+    for b in packed.buckets:
+        k = key(b)
+        if k not in _tf_copies:
+            _tf_copies[k] = (b.x, b.y, tf.constant(b.x), tf.constant(b.y))
+        out.append(_tf_copies[k][2:])
+    return out
+
+
 def _train_input(packed: Packed, batch_size: int, num_classes: int, seed: int,
                  first_epoch: int, last_epoch: int):
     """Shuffled fixed-size batches for epochs [first_epoch, last_epoch) drawn from the cached
     uint8 arrays; nothing is decoded. Epoch e's order depends only on (seed, e), so a resumed
     trial sees the batches it would have seen.
 
-    TensorFlow gets a tf.data pipeline whose element spec leaves height and width open:
-    Keras' own adapters infer the spec from the first batches and then reject a later
-    bucket's shape. The batches are gathered from the arrays Ray shares with every worker, not
-    from a TensorFlow copy of them: a copy per trial made reused workers grow ~2 MB a trial
-    (benchmarks/memory.py). Other backends get a PyDataset (JAX compiles once per bucket
-    shape).
+    TensorFlow gets a tf.data pipeline of TensorFlow ops: one dataset per bucket (its own
+    batch shape) gathering from a TensorFlow copy of the bucket's arrays, and the epochs'
+    bucket order choosing among them (0.65 ms of CPU a batch, against 2.2 ms for a Python
+    generator). The copy is made once per worker and kept for the trials after (a copy per
+    trial made reused workers grow ~2 MB a trial, benchmarks/memory.py); past
+    TF_COPY_LIMIT_BYTES per worker, batches come from a generator over the shared arrays
+    instead. Other backends get a PyDataset (JAX compiles once per bucket shape).
     """
     import keras
 
@@ -194,6 +235,25 @@ def _train_input(packed: Packed, batch_size: int, num_classes: int, seed: int,
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
+        tensors = _tf_arrays(packed)
+        if tensors is not None:
+            order = [item for e in range(first_epoch, last_epoch) for item in plan(e)]
+            per_bucket = []
+            for b, (x, y) in enumerate(tensors):
+                rows = [idx for bb, idx, _ in order if bb == b]
+                idx = np.stack(rows) if rows else np.zeros((0, batch_size), np.int64)
+
+                def take(i, x=x, y=y):
+                    return (tf.cast(tf.gather(x, i), tf.float32),
+                            tf.one_hot(tf.gather(y, i), num_classes))
+
+                per_bucket.append(tf.data.Dataset.from_tensor_slices(idx).map(take))
+            choice = tf.data.Dataset.from_tensor_slices(
+                np.asarray([b for b, _, _ in order], dtype=np.int64))
+            ds = tf.data.Dataset.choose_from_datasets(per_bucket, choice,
+                                                      stop_on_empty_dataset=False)
+            return ds.prefetch(2).with_options(_no_autotune())
+
         def batches():
             for e in range(first_epoch, last_epoch):
                 for b, idx, _ in plan(e):
@@ -202,12 +262,7 @@ def _train_input(packed: Packed, batch_size: int, num_classes: int, seed: int,
         ds = tf.data.Dataset.from_generator(batches, output_signature=(
             tf.TensorSpec((batch_size, None, None, 3), tf.float32),
             tf.TensorSpec((batch_size, num_classes), tf.float32)))
-        options = tf.data.Options()
-        # No autotuning: its model thread can be mid-optimisation when the fit ends, and
-        # the iterator's destructor waits for it, holding the GIL (3-35 s per fit on a
-        # loaded machine; under 5 ms without). Prefetching two batches needs no tuning.
-        options.autotune.enabled = False
-        return ds.prefetch(2).with_options(options)
+        return ds.prefetch(2).with_options(_no_autotune())
 
     class TrainBatches(keras.utils.PyDataset):
         def __init__(self) -> None:
@@ -262,6 +317,12 @@ def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSetting
 
     from . import augment  # noqa: F401  (registers Augment for checkpoint loading)
     from .model import build_training_model
+
+    if not _configured.get("frozen"):
+        # The ~500k objects the imports made live as long as the worker: leave them out of
+        # every later collection (a full one took 0.22 s with them, 0.03 s without).
+        gc.freeze()
+        _configured["frozen"] = True
 
     cfg = ModelConfig.from_dict(config, "trial config")
     t0 = time.time()
