@@ -124,6 +124,9 @@ def test_tune_leaves_a_complete_run_dir(tuned):
                     "best_val_accuracy", "seconds"):
             assert col in row
         assert row["status"] in ("completed", "stopped")
+    for t in json.loads((run / "trials.json").read_text()):
+        for h in t["history"]:  # where each trial's time went, epoch by epoch
+            assert h["setup_seconds"] > 0 and 0 < h["val_seconds"] < h["epoch_seconds"]
     settings = json.loads((run / "settings.json").read_text())
     assert settings["seed"] == 1 and "ray" in settings["versions"]
     assert "ASHA" in r.stdout and "grace_period" in r.stdout

@@ -29,7 +29,7 @@ REPORT = "report.html"
 REPORT_DIR = "report"  # the report's plots as PNG files
 # What a trial's per-epoch history keeps of each Ray result (trials.json, the report).
 HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "time_total_s",
-                "timestamp")
+                "timestamp", "seconds", "setup_seconds", "epoch_seconds", "val_seconds")
 
 
 def write_bytes(path: Path, data: bytes) -> None:
