@@ -11,14 +11,12 @@ export PYTHONPATH=/tmp/site:$PWD/src KERAS_BACKEND=jax PYTHONUNBUFFERED=1
 export RAY_USAGE_STATS_ENABLED=0
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 case "${1:-all}" in
-  install)
-    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
-    python3 -c "import jax, keras, ray, hyperopt; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__, 'ray', ray.__version__)"
-    ;;
-  install-and-augment|all)
+  install|install-and-augment|all)
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
     python3 -c "import jax, keras, ray, hyperopt; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__, 'ray', ray.__version__)"
+    ;;&
+  install-and-augment|all)
     # augmentation cost on the GPU: seed model, 128 px, batch 128 (the DESIGN-NOTES setting)
     python3 benchmarks/augment_throughput.py --synthetic --model seed --size 128 --batch 128 \
       --steps 60 --repeats 3 --keras-layers --out "$OUT/augment_gpu.json"
