@@ -93,3 +93,13 @@ def test_missing_tracker_extra_says_what_to_install(flag, module, words, capsys,
     assert main(["tune", str(tmp_path), "--out", str(tmp_path / "r"), flag, "x"]) == 2
     err = capsys.readouterr().err
     assert words in err and len(err.strip().splitlines()) == 1
+
+
+def test_python_api_checks_random_starts_too():
+    from pathlib import Path
+
+    from hyperfcn.api import TuneOptions
+    from hyperfcn.errors import UserError
+
+    with pytest.raises(UserError, match="--random-starts 0: must be >= 1"):
+        TuneOptions(data=Path("."), random_starts=0)

@@ -59,6 +59,32 @@ def test_nested_initial_point_with_conditional_choices_does_not_hang(deadline):
         s.on_trial_complete(f"n{i}", {"val_loss": 1.0})
 
 
+@pytest.mark.parametrize("concurrency, samples, n", [
+    (1, None, 4), (2, None, 4), (4, None, 8), (32, None, 20), (2, 6, 2), (1, 2, 1),
+    (8, 30, 10)])
+def test_random_starts_scale_with_concurrency_and_samples(concurrency, samples, n):
+    assert tuning.random_starts(concurrency, samples) == n
+
+
+def test_tpe_takes_over_after_the_random_starts():
+    """The same seed draws the same random configs; TPE's first own pick differs."""
+    space = load_space(known_keys=KEYS)
+
+    def run(n_initial):
+        s = tuning.make_searcher("hyperopt", space, "val_loss", "min", 5,
+                                 [dict(space.defaults)], n_initial)
+        out = []
+        for i in range(4):
+            c = s.suggest(str(i))
+            out.append(c)
+            s.on_trial_complete(str(i), {"val_loss": _score(c)})
+        return out
+
+    early, late = run(1 + 2), run(1 + 8)
+    assert early[:3] == late[:3]  # the defaults, then two random draws
+    assert early[3] != late[3]  # TPE (a model of 3 results) against a 4th random draw
+
+
 def test_seeded_searcher_is_reproducible():
     space = load_space(known_keys=KEYS)
 

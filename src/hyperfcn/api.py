@@ -55,6 +55,7 @@ class TuneOptions:
     backend: str = field(default_factory=_default_backend)
     max_buckets: int = 4
     max_failures: int = 0  # retries of a failed trial (from its last checkpoint)
+    random_starts: int | None = None  # random configs before TPE (None: from concurrency)
     final: bool = True  # retrain and save the best config after the search
     quiet: bool = False
     mlflow: str | None = None  # MLflow tracking URI
@@ -91,6 +92,8 @@ class TuneOptions:
         rule(1 <= self.max_buckets <= 16, "--max-buckets", self.max_buckets,
              "must be in 1..16")
         rule(self.max_failures >= 0, "--max-failures", self.max_failures, "must be >= 0")
+        rule(self.random_starts is None or self.random_starts >= 1, "--random-starts",
+             self.random_starts, "must be >= 1")
         rule(self.backend in ("tensorflow", "jax", "torch"), "KERAS_BACKEND", self.backend,
              "use tensorflow or jax")
         rule(self.backbone is None or self.backbone in BACKBONES, "--backbone", self.backbone,
@@ -485,7 +488,13 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
           f"{', ' + format(res.gpus_per_trial, 'g') + ' GPU' if res.gpus_per_trial else ''}; "
           f"up to {res.concurrency} at once; backend {opts.backend}")
         p(plan.describe())
-        p(f"searcher {opts.searcher} (seed {opts.seed}); samples "
+        starts = ""
+        if opts.searcher in ("hyperopt", "optuna") and not opts.resume:
+            n = opts.random_starts or tuning.random_starts(res.concurrency, opts.samples)
+            starts = f", TPE after {n} random configurations"
+            if space.points:
+                starts += f" and {len(space.points)} from the space's defaults"
+        p(f"searcher {opts.searcher} (seed {opts.seed}{starts}); samples "
           f"{opts.samples or 'unlimited'}; budget {_budget_text(opts.budget_s)}")
         _fetch_weights(space, opts, res, p)
         data_ref = tuning.put(data)
@@ -500,6 +509,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
             samples=opts.samples, budget_s=opts.budget_s, concurrency=res.concurrency,
             cpus_per_trial=res.cpus_per_trial, gpus_per_trial=res.gpus_per_trial,
             resume=opts.resume, max_failures=opts.max_failures, extra_callbacks=trackers,
+            random_starts=opts.random_starts,
             reuse_workers=opts.backend == "tensorflow",
             view=make_view(Board(
                 metric=opts.metric, mode=settings.mode, max_epochs=opts.max_epochs,

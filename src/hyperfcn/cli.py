@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--searcher", choices=["hyperopt", "random", "optuna"], default="hyperopt")
     t.add_argument("--scheduler", choices=["asha", "hyperband", "fifo"], default="asha")
     t.add_argument("--metric", choices=["val_loss", "val_accuracy"], default="val_loss")
+    t.add_argument("--random-starts", type=_positive_int, metavar="N",
+                   help="random configurations before TPE models the results (default: "
+                        "twice --concurrency, 4 to 20, at most a third of --samples)")
     t.add_argument("--concurrency", type=_positive_int,
                    help="trials at once (default: as many as the resources fit)")
     t.add_argument("--space", type=Path, help="search-space YAML (see `hyperfcn space`)")
@@ -149,7 +152,8 @@ def _opts(args: argparse.Namespace):
         kw.update(samples=args.samples, budget_s=args.budget, searcher=args.searcher,
                   scheduler=args.scheduler, metric=args.metric, concurrency=args.concurrency,
                   space=args.space, resume=args.resume, final=args.final,
-                  max_failures=args.max_failures, backbone=args.backbone)
+                  max_failures=args.max_failures, backbone=args.backbone,
+                  random_starts=args.random_starts)
     return TuneOptions(**kw)
 
 

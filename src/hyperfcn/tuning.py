@@ -261,8 +261,22 @@ def optuna_define_by_run(space: sp.SearchSpace) -> Callable[[Any], dict[str, Any
     return define
 
 
+def random_starts(concurrency: int, samples: int | None = None) -> int:
+    """How many random configurations TPE draws before it models the results.
+
+    hyperopt's default (20, Ray's too) is all of a laptop search: at 2-5 trials a run on 2
+    cores, TPE never left its random start and ran the very trials random search ran
+    (BENCHMARKS row 7). With C trials at once the first C have nothing to learn from, and
+    TPE needs a few finished ones, so: twice the concurrency, at least 4, at most 20, and
+    no more than a third of --samples.
+    """
+    n = min(20, max(4, 2 * concurrency))
+    return max(1, min(n, samples // 3)) if samples else n
+
+
 def make_searcher(name: str, space: sp.SearchSpace, metric: str, mode: str, seed: int,
                   points: list[dict[str, Any]] | None, n_initial_points: int = 8):
+    """``n_initial_points`` counts ``points`` too (hyperopt and Optuna both do)."""
     if name in ("hyperopt", "random"):
         return FlatHyperOptSearch(space, metric, mode, seed, points, n_initial_points,
                                   algo="tpe" if name == "hyperopt" else "random")
@@ -553,7 +567,7 @@ class SearchRequest:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     resume: bool = False
-    n_initial_points: int = 8
+    random_starts: int | None = None  # None: random_starts(concurrency, samples)
     storage: str | None = None
     view: Any = None  # a progress.LineView (None: quiet)
     extra_callbacks: list[Any] = field(default_factory=list)  # experiment trackers
@@ -623,8 +637,9 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
     else:
         plan = req.scheduler or plan_scheduler("asha", req.settings.max_epochs)
         points = [dict(pt) for pt in req.space.points] or None
+        n_random = req.random_starts or random_starts(req.concurrency, req.samples)
         searcher = make_searcher(req.searcher, req.space, metric, mode,
-                                 req.settings.seed, points, req.n_initial_points)
+                                 req.settings.seed, points, len(points or ()) + n_random)
         tuner = tune.Tuner(
             trainable_fn,
             tune_config=tune.TuneConfig(
