@@ -197,7 +197,7 @@ def test_resume_after_kill_9(flowers, tmp_path):
     run = tmp_path / "resumed"
     args = ["tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
             "--image-size", 32, "--samples", 3, "--max-epochs", 3, "--scheduler", "fifo",
-            "--concurrency", 1, "--quiet"]
+            "--concurrency", 1, "--checkpoint-every", 0, "--quiet"]
     proc = subprocess.Popen([sys.executable, "-m", "hyperfcn.cli", *map(str, args)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600

@@ -183,3 +183,14 @@ def test_asha_lets_the_initial_point_run_to_the_end_but_counts_its_results():
     # at max_t every trial stops, the seeded one too
     assert sched.on_trial_result(None, trials[0], {"epoch": 9, "val_loss": 0.5,
                                                    "training_iteration": 9}) == TrialScheduler.STOP
+
+
+def test_a_resumed_trials_redone_epochs_replace_its_first_reports(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    lines = [{"epoch": 1, "val_loss": 1.0}, {"epoch": 2, "val_loss": 0.9},
+             {"epoch": 2, "val_loss": 0.8}, {"epoch": 3, "val_loss": 0.7}]
+    (tmp_path / "result.json").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    hist = tuning._history_of(SimpleNamespace(path=str(tmp_path), local_path=None))
+    assert [(h["epoch"], h["val_loss"]) for h in hist] == [(1, 1.0), (2, 0.8), (3, 0.7)]

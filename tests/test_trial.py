@@ -40,8 +40,7 @@ def test_reports_every_epoch_with_the_metrics_tune_needs(tiny_data, tmp_path):
     for m in rep.history:
         assert {"val_loss", "val_accuracy", "loss", "accuracy", "epoch"} <= set(m)
         assert 0 <= m["val_accuracy"] <= 1 and m["val_loss"] > 0
-    assert len(rep.saved) == 2
-    assert json.loads((rep.saved[-1] / "state.json").read_text())["epoch"] == 2
+    assert rep.saved == []  # a short trial saves no checkpoint (the default: every 60 s)
     assert out.model is not None and out.best["epoch"] in (1, 2)
 
 
@@ -58,9 +57,33 @@ def test_reports_where_the_trials_time_went(tiny_data, tmp_path):
             == pytest.approx(second["epoch_seconds"], abs=0.5))
 
 
+def test_checkpoints_every_epoch_but_the_last_when_asked(tiny_data, tmp_path):
+    rep = SavingReporter(tmp_path)
+    run_trial(CFG, tiny_data, TrialSettings(max_epochs=3, checkpoint_every_s=0), rep)
+    assert [json.loads((d / "state.json").read_text())["epoch"] for d in rep.saved] == [1, 2]
+
+
+def test_checkpoints_once_the_interval_has_passed(tiny_data, tmp_path, monkeypatch):
+    import hyperfcn.trial as trial_mod
+
+    clock = [0.0]
+
+    def tick():  # 10 s later at each reading: the start, each epoch's end, each save
+        clock[0] += 10.0
+        return clock[0]
+
+    monkeypatch.setattr(trial_mod, "_clock", tick)
+    rep = SavingReporter(tmp_path)
+    run_trial(CFG, tiny_data, TrialSettings(max_epochs=6, checkpoint_every_s=25), rep)
+    epochs = [json.loads((d / "state.json").read_text())["epoch"] for d in rep.saved]
+    # 30 s after the start at epoch 3; epoch 6 is as far past that save, but the last
+    assert epochs == [3]
+
+
 def test_restores_from_checkpoint_and_continues(tiny_data, tmp_path):
     first = SavingReporter(tmp_path / "a")
-    run_trial(CFG, tiny_data, TrialSettings(max_epochs=1), first)
+    run_trial(CFG, tiny_data, TrialSettings(max_epochs=2, checkpoint_every_s=0), first)
+    assert len(first.saved) == 1
     second = SavingReporter(tmp_path / "b", restore=first.saved[-1])
     run_trial(CFG, tiny_data, TrialSettings(max_epochs=3), second)
     assert [m["epoch"] for m in second.history] == [2, 3]

@@ -56,6 +56,7 @@ class TuneOptions:
     max_buckets: int = 4
     max_failures: int = 0  # retries of a failed trial (from its last checkpoint)
     random_starts: int | None = None  # random configs before TPE (None: from concurrency)
+    checkpoint_every_s: float = 60.0  # a trial's checkpoints at least this far apart; 0: all
     final: bool = True  # retrain and save the best config after the search
     quiet: bool = False
     mlflow: str | None = None  # MLflow tracking URI
@@ -92,6 +93,8 @@ class TuneOptions:
         rule(1 <= self.max_buckets <= 16, "--max-buckets", self.max_buckets,
              "must be in 1..16")
         rule(self.max_failures >= 0, "--max-failures", self.max_failures, "must be >= 0")
+        rule(self.checkpoint_every_s >= 0, "--checkpoint-every", self.checkpoint_every_s,
+             "must be >= 0 (0: every epoch)")
         rule(self.random_starts is None or self.random_starts >= 1, "--random-starts",
              self.random_starts, "must be >= 1")
         rule(self.backend in ("tensorflow", "jax", "torch"), "KERAS_BACKEND", self.backend,
@@ -468,7 +471,8 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     run_dir = opts.out.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = TrialSettings(max_epochs=opts.max_epochs, metric=opts.metric, seed=opts.seed,
-                             weights=opts.weights if uses_backbone(space) else None)
+                             weights=opts.weights if uses_backbone(space) else None,
+                             checkpoint_every_s=opts.checkpoint_every_s)
     req = tuning.SearchRequest(space=space, run_dir=run_dir, data_ref=None, settings=settings,
                                storage=opts.storage, tb_dir=run_dir / art.TENSORBOARD)
     _check_run_dir(run_dir, opts.resume, tuning.can_resume(req))

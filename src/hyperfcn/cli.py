@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "FCN's shape (its own space: `hyperfcn space --backbone NAME`)")
     t.add_argument("--resume", action="store_true",
                    help="continue the interrupted search in --out")
+    t.add_argument("--checkpoint-every", type=parse_duration, default=60.0, metavar="DURATION",
+                   help="save a trial's checkpoint (to resume it) at an epoch's end at most "
+                        "this often (default 60s; 0: every epoch)")
     t.add_argument("--max-failures", type=int, default=0,
                    help="retry a failed trial up to N times from its last checkpoint")
     t.add_argument("--no-final", dest="final", action="store_false",
@@ -153,7 +156,8 @@ def _opts(args: argparse.Namespace):
                   scheduler=args.scheduler, metric=args.metric, concurrency=args.concurrency,
                   space=args.space, resume=args.resume, final=args.final,
                   max_failures=args.max_failures, backbone=args.backbone,
-                  random_starts=args.random_starts)
+                  random_starts=args.random_starts,
+                  checkpoint_every_s=args.checkpoint_every)
     return TuneOptions(**kw)
 
 

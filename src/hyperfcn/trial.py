@@ -48,6 +48,10 @@ class TrialSettings:
     gpus: float = 0.0
     patience: int | None = None  # early stopping (final retrain); None: run every epoch
     weights: str | None = None  # backbone mode: imagenet | none | a .weights.h5 path
+    # A searched trial saves a checkpoint (to resume it) at an epoch's end once this long has
+    # passed since its last one; 0: every epoch. Saving a model takes ~0.1-0.2 s however
+    # small it is: every epoch, that is a few % of a CPU trial and far more of a GPU epoch.
+    checkpoint_every_s: float = 60.0
 
     @property
     def mode(self) -> str:
@@ -89,6 +93,7 @@ class TrialOutcome:
 
 
 _configured: dict[str, Any] = {}
+_clock = time.monotonic  # times the checkpoint interval (a test steps it)
 
 
 def configure_runtime(cpus: float, gpus: float) -> None:
@@ -383,7 +388,7 @@ def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSetting
 
     class EpochEnd(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            nonlocal best, best_weights, epoch_began
+            nonlocal best, best_weights, epoch_began, last_checkpoint
             if asked_to_stop[0]:
                 return
             logs = logs or {}
@@ -413,13 +418,17 @@ def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSetting
                 best = dict(metrics)
                 if settings.patience is not None:
                     best_weights = core.get_weights()
+            # Only searched trials can be resumed, and a trial's last epoch ends it.
+            due = (settings.patience is None and epoch + 1 < settings.max_epochs
+                   and _clock() - last_checkpoint >= settings.checkpoint_every_s)
             with tempfile.TemporaryDirectory(prefix="hyperfcn-ckpt-") as d:
                 ckpt_dir = None
-                if settings.patience is None:  # only searched trials can be resumed
+                if due:
                     self.model.save(Path(d, CHECKPOINT_MODEL))
                     Path(d, CHECKPOINT_STATE).write_text(
                         json.dumps({"epoch": epoch + 1, "history": history}))
                     ckpt_dir = d
+                    last_checkpoint = _clock()
                 reporter.report(metrics, ckpt_dir)
             if (settings.patience is not None
                     and epoch + 1 - int(best.get("epoch", 0)) >= settings.patience):
@@ -430,6 +439,7 @@ def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSetting
 
     setup_seconds = 0.0  # to the first fit
     epoch_began = 0.0
+    last_checkpoint = _clock()
 
     def fit(first: int, last: int) -> None:
         nonlocal setup_seconds, epoch_began

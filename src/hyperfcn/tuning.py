@@ -713,7 +713,11 @@ def _catch_interrupt(events: list[Any]) -> Iterator[None]:
 
 
 def _history_of(t: Trial) -> list[dict[str, float]]:
-    """Every reported epoch of a trial, read back from its result.json."""
+    """Every reported epoch of a trial, read back from its result.json.
+
+    A resumed trial reports again the epochs after its last checkpoint: the later report of
+    an epoch replaces the earlier one.
+    """
     import json
 
     # t.path is the trial's folder in the experiment storage (RUN_DIR/tune/...); a trial
@@ -731,7 +735,8 @@ def _history_of(t: Trial) -> list[dict[str, float]]:
             with contextlib.suppress(ValueError):
                 r = json.loads(line)
                 out.append({k: r[k] for k in art.HISTORY_KEYS if k in r})
-    return out
+    by_epoch = {h.get("epoch"): h for h in out}
+    return list(by_epoch.values()) if len(by_epoch) < len(out) else out
 
 
 def _read_error(t: Trial) -> str:
