@@ -16,6 +16,16 @@ def _score(cfg):
     return abs(math.log(cfg["learning_rate"] / 3e-3)) + (0.0 if cfg["head"] == "conv" else 0.5)
 
 
+def _drive(searcher, n):
+    """n suggestions, each completed with its made-up score, in order."""
+    out = []
+    for i in range(n):
+        c = searcher.suggest(str(i))
+        out.append(c)
+        searcher.on_trial_complete(str(i), {"val_loss": _score(c)})
+    return out
+
+
 @pytest.mark.parametrize("name", ["hyperopt", "random", "optuna"])
 def test_initial_point_first_then_valid_flat_suggestions(name, deadline):
     deadline(60)
@@ -71,14 +81,8 @@ def test_tpe_takes_over_after_the_random_starts():
     space = load_space(known_keys=KEYS)
 
     def run(n_initial):
-        s = tuning.make_searcher("hyperopt", space, "val_loss", "min", 5,
-                                 [dict(space.defaults)], n_initial)
-        out = []
-        for i in range(4):
-            c = s.suggest(str(i))
-            out.append(c)
-            s.on_trial_complete(str(i), {"val_loss": _score(c)})
-        return out
+        return _drive(tuning.make_searcher("hyperopt", space, "val_loss", "min", 5,
+                                           [dict(space.defaults)], n_initial), 4)
 
     early, late = run(1 + 2), run(1 + 8)
     assert early[:3] == late[:3]  # the defaults, then two random draws
@@ -89,13 +93,7 @@ def test_seeded_searcher_is_reproducible():
     space = load_space(known_keys=KEYS)
 
     def run():
-        s = tuning.make_searcher("hyperopt", space, "val_loss", "min", 7, None, 3)
-        out = []
-        for i in range(6):
-            c = s.suggest(str(i))
-            out.append(c)
-            s.on_trial_complete(str(i), {"val_loss": _score(c)})
-        return out
+        return _drive(tuning.make_searcher("hyperopt", space, "val_loss", "min", 7, None, 3), 6)
 
     assert run() == run()
 
@@ -104,12 +102,7 @@ def test_tpe_moves_towards_better_region():
     """After the random start, TPE samples the good head more often than chance."""
     space = load_space(known_keys=KEYS)
     s = tuning.make_searcher("hyperopt", space, "val_loss", "min", 11, None, 8)
-    heads = []
-    for i in range(40):
-        c = s.suggest(str(i))
-        s.on_trial_complete(str(i), {"val_loss": _score(c)})
-        if i >= 20:
-            heads.append(c["head"])
+    heads = [c["head"] for c in _drive(s, 40)[20:]]
     assert heads.count("conv") > len(heads) / 2
 
 
