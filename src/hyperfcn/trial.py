@@ -421,13 +421,12 @@ def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSetting
             # Only searched trials can be resumed, and a trial's last epoch ends it.
             due = (settings.patience is None and epoch + 1 < settings.max_epochs
                    and _clock() - last_checkpoint >= settings.checkpoint_every_s)
-            with tempfile.TemporaryDirectory(prefix="hyperfcn-ckpt-") as d:
-                ckpt_dir = None
-                if due:
-                    self.model.save(Path(d, CHECKPOINT_MODEL))
-                    Path(d, CHECKPOINT_STATE).write_text(
+            with (tempfile.TemporaryDirectory(prefix="hyperfcn-ckpt-") if due
+                  else contextlib.nullcontext()) as ckpt_dir:
+                if ckpt_dir:
+                    self.model.save(Path(ckpt_dir, CHECKPOINT_MODEL))
+                    Path(ckpt_dir, CHECKPOINT_STATE).write_text(
                         json.dumps({"epoch": epoch + 1, "history": history}))
-                    ckpt_dir = d
                     last_checkpoint = _clock()
                 reporter.report(metrics, ckpt_dir)
             if (settings.patience is not None
