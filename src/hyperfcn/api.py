@@ -493,9 +493,9 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
           f"up to {res.concurrency} at once; backend {opts.backend}")
         p(plan.describe())
         starts = ""
+        n_random = opts.random_starts or tuning.random_starts(res.concurrency, opts.samples)
         if opts.searcher in ("hyperopt", "optuna") and not opts.resume:
-            n = opts.random_starts or tuning.random_starts(res.concurrency, opts.samples)
-            starts = f", TPE after {n} random configurations"
+            starts = f", TPE after {n_random} random configurations"
             if space.points:
                 starts += f" and {len(space.points)} from the space's defaults"
         p(f"searcher {opts.searcher} (seed {opts.seed}{starts}); samples "
@@ -513,7 +513,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
             samples=opts.samples, budget_s=opts.budget_s, concurrency=res.concurrency,
             cpus_per_trial=res.cpus_per_trial, gpus_per_trial=res.gpus_per_trial,
             resume=opts.resume, max_failures=opts.max_failures, extra_callbacks=trackers,
-            random_starts=opts.random_starts,
+            random_starts=n_random,
             reuse_workers=opts.backend == "tensorflow",
             view=make_view(Board(
                 metric=opts.metric, mode=settings.mode, max_epochs=opts.max_epochs,

@@ -735,8 +735,7 @@ def _history_of(t: Trial) -> list[dict[str, float]]:
             with contextlib.suppress(ValueError):
                 r = json.loads(line)
                 out.append({k: r[k] for k in art.HISTORY_KEYS if k in r})
-    by_epoch = {h.get("epoch"): h for h in out}
-    return list(by_epoch.values()) if len(by_epoch) < len(out) else out
+    return list({h.get("epoch"): h for h in out}.values())
 
 
 def _read_error(t: Trial) -> str:
