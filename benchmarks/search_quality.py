@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -59,9 +60,13 @@ def one(strategy: str, seed: int, budget: str, size: int, epochs: int, work: Pat
     start = min(x["timestamp"] - x["time_total_s"] for x in results)
     best = max(x["val_accuracy"] for x in results)
     hits = [x["timestamp"] - start for x in results if x["val_accuracy"] >= 0.70]
+    trials = json.loads((run / "trials.json").read_text())
+    statuses = dict(Counter(t["status"] for t in trials))
+    best_trial = max((t["best_val_accuracy"] or 0, t["trial_id"], t["epochs"]) for t in trials)
     return {"strategy": strategy, "seed": seed, "best_val_accuracy": round(best, 4),
             "seconds_to_70": round(min(hits), 1) if hits else None,
-            "trials": len(list((run / "tune").glob("trial_*")))}
+            "trials": len(list((run / "tune").glob("trial_*"))), "statuses": statuses,
+            "best_trial": {"id": best_trial[1], "epochs": best_trial[2]}}
 
 
 def main() -> None:

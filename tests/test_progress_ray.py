@@ -45,6 +45,43 @@ def test_each_trial_end_is_shown_once_with_the_asha_rung(tmp_path, deadline):
     assert text.count(" done") >= 1
 
 
+def _slow(config):
+    import time
+
+    from ray import tune
+
+    for epoch in range(1, 200):
+        time.sleep(0.1)
+        tune.report({"epoch": epoch, "val_loss": 1.0 / epoch, "val_accuracy": 0.5})
+
+
+def test_a_trial_the_budget_cuts_off_is_shown_as_out_of_budget(tmp_path, deadline):
+    import sys
+
+    import ray.cloudpickle
+    from ray import tune
+
+    from hyperfcn.progress import Board, LineView
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    deadline(240)
+    tuning.start(num_cpus=2)
+    try:
+        lines: list[str] = []
+        plan = tuning.plan_scheduler("fifo", 199)
+        log = tuning.StopLog(tmp_path / "stops.txt")
+        view = LineView(Board("val_loss", "min", 199, budget_s=3), lines.append)
+        cut = __import__("functools").partial(tuning.cut_by_budget, plan, 3, log)
+        tune.Tuner(_slow, tune_config=tune.TuneConfig(num_samples=1, time_budget_s=3),
+                   run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0,
+                                             callbacks=[tuning.ProgressCallback(view, cut)])
+                   ).fit()
+    finally:
+        tuning.shutdown()
+    text = "\n".join(lines)
+    assert "out of budget at epoch" in text and "stopped" not in text, text
+
+
 def test_the_callback_pickles_with_a_live_terminal_view():
     """Ray pickles callbacks with the experiment; a rich Live view holds locks."""
     import io

@@ -143,6 +143,9 @@ def _drive(view):
     view.ended("a", 9)
     view.started("c", {"learning_rate": 0.5})
     view.ended("c", 0, error="TrialError: loss became nan")
+    view.started("d", {"learning_rate": 0.02})
+    view.result("d", {"epoch": 2, "val_loss": 0.9, "val_accuracy": 0.4, "time_total_s": 20})
+    view.ended("d", 2, out_of_budget=True)
 
 
 def test_line_view_says_how_each_trial_ended():
@@ -153,6 +156,7 @@ def test_line_view_says_how_each_trial_ended():
     assert "trial b stopped at rung 1 (epoch 1)" in text
     assert "trial a done" in text
     assert "trial c failed: TrialError: loss became nan" in text
+    assert "trial d out of budget at epoch 2" in text
     assert "best val_loss so far 0.5000" in text
     assert board.best_trial == "a"
     eta = board.eta()
@@ -168,7 +172,8 @@ def test_live_view_draws_a_table():
     _drive(view)
     view.close()
     out = console.file.getvalue()
-    for s in ("stopped at rung 1", "done", "failed", "learning_rate=0.01", "left of 10:00"):
+    for s in ("stopped at rung 1", "done", "failed", "learning_rate=0.01", "left of 10:00",
+              "out of budget at epoch 2"):
         assert s in out, s
 
 
@@ -181,6 +186,9 @@ def test_report_reads_rays_results_when_trials_json_is_missing(tmp_path):
         d.mkdir(parents=True)
         (d / "result.json").write_text("".join(
             json.dumps({**h, "config": t["config"]}) + "\n" for h in t["history"]))
+    # ASHA logged two stops; the other short trials were still running when the run ended
+    (run / art.SCHEDULER_STOPS).write_text("t01 2\nt02 2\n")
     page = write_report(run).read_text()
     assert "9 trials" in page and "Best trials" in page
+    assert "3 completed" in page and "2 stopped" in page and "4 unfinished" in page
     assert (run / art.REPORT_DIR / "learning_curves.png").is_file()

@@ -80,7 +80,8 @@ class Board:
             row.seconds_per_epoch = float(secs) / row.epoch
         return row
 
-    def ended(self, trial_id: str, epochs: int | None = None, error: str = "") -> TrialRow:
+    def ended(self, trial_id: str, epochs: int | None = None, error: str = "",
+              out_of_budget: bool = False) -> TrialRow:
         row = self.rows.get(trial_id) or TrialRow(trial_id, "")
         self.rows[trial_id] = row
         if epochs is not None:
@@ -89,6 +90,8 @@ class Board:
             row.status = f"failed: {error}"
         elif row.epoch >= self.max_epochs:
             row.status = "done"
+        elif out_of_budget:
+            row.status = f"out of budget at epoch {row.epoch}"
         else:
             rung = (self.rungs.index(row.epoch) + 1) if row.epoch in self.rungs else None
             row.status = (f"stopped at rung {rung} (epoch {row.epoch})" if rung
@@ -150,8 +153,9 @@ class LineView:
             self._last_eta = time.time()
             self.say(f"{self._stamp()} {b.eta()}")
 
-    def ended(self, trial_id: str, epochs: int | None = None, error: str = "") -> None:
-        row = self.board.ended(trial_id, epochs, error)
+    def ended(self, trial_id: str, epochs: int | None = None, error: str = "",
+              out_of_budget: bool = False) -> None:
+        row = self.board.ended(trial_id, epochs, error, out_of_budget)
         self.say(f"{self._stamp()} trial {trial_id} {row.status}")
 
     def tick(self) -> None:
@@ -196,7 +200,7 @@ class LiveView(LineView):
         for r in shown:
             style = ("bold green" if r.trial_id == b.best_trial else
                      "red" if r.status.startswith("failed") else
-                     "dim" if r.status.startswith("stopped") else None)
+                     "dim" if r.status.startswith(("stopped", "out of budget")) else None)
             t.add_row(r.trial_id, r.params, f"{r.epoch}/{b.max_epochs}",
                       "" if r.last is None else f"{r.last:.4f}",
                       "" if r.best is None else f"{r.best:.4f}", r.status[:60], style=style)
@@ -216,8 +220,9 @@ class LiveView(LineView):
         self.board.result(trial_id, result)
         self._update()
 
-    def ended(self, trial_id: str, epochs: int | None = None, error: str = "") -> None:
-        self.board.ended(trial_id, epochs, error)
+    def ended(self, trial_id: str, epochs: int | None = None, error: str = "",
+              out_of_budget: bool = False) -> None:
+        self.board.ended(trial_id, epochs, error, out_of_budget)
         self._update()
 
     def tick(self) -> None:

@@ -72,16 +72,30 @@ def load(run_dir: str | Path) -> Run:
     settings = _read(d / art.SETTINGS, {})
     trials = _read(d / art.TRIALS_JSON, None)
     if trials is None:  # a run that stopped before writing it: read Ray's own results
-        trials = _trials_from_ray(d / art.RAY_DIR, int(settings.get("max_epochs", 0)))
+        trials = _trials_from_ray(d, int(settings.get("max_epochs", 0)),
+                                  (settings.get("scheduler_plan") or {}).get("name"))
     return Run(dir=d, settings=settings, data=_read(d / art.DATA_SUMMARY, {}),
                trials=trials, metrics=_read(d / art.METRICS, {}),
                best_config=_read(d / art.BEST_CONFIG, {}), predictions=preds,
                skipped=skipped)
 
 
-def _trials_from_ray(tune_dir: Path, max_epochs: int) -> list[dict[str, Any]]:
+def _trials_from_ray(d: Path, max_epochs: int, scheduler: str | None) -> list[dict[str, Any]]:
+    stops = set()
+    if (d / art.SCHEDULER_STOPS).is_file():
+        stops = {ln.split()[0] for ln in (d / art.SCHEDULER_STOPS).read_text().splitlines()
+                 if ln.strip()}
+
+    def status(trial_id: str, epochs: int) -> str:
+        if epochs >= max_epochs:
+            return "completed"
+        # ASHA logs each trial it stops and FIFO stops none: the rest had not finished.
+        if trial_id in stops or scheduler not in ("asha", "fifo"):
+            return "stopped"
+        return "unfinished"
+
     out = []
-    for p in sorted(tune_dir.glob("trial_*/result.json")):
+    for p in sorted((d / art.RAY_DIR).glob("trial_*/result.json")):
         rows = []
         for line in p.read_text(encoding="utf-8").splitlines():
             try:
@@ -91,9 +105,10 @@ def _trials_from_ray(tune_dir: Path, max_epochs: int) -> list[dict[str, Any]]:
         if not rows:
             continue
         epochs = max(int(r.get("epoch", 0)) for r in rows)
-        out.append({"trial_id": p.parent.name.removeprefix("trial_"),
+        tid = p.parent.name.removeprefix("trial_")
+        out.append({"trial_id": tid,
                     "config": rows[0].get("config", {}), "epochs": epochs, "error": "",
-                    "status": "completed" if epochs >= max_epochs else "stopped",
+                    "status": status(tid, epochs),
                     "history": [{k: r[k] for k in art.HISTORY_KEYS
                                  if k in r} for r in rows]})
     return out
@@ -208,6 +223,8 @@ def plot_curves(run: Run) -> bytes | None:
             ax.plot(ep[-1], v[-1], "x", color="black", ms=6)
         elif ep and t["status"] == "failed":
             ax.plot(ep[-1], v[-1], "v", color="red", ms=6)
+        elif ep and t["status"] == "out_of_budget":
+            ax.plot(ep[-1], v[-1], "|", color="grey", ms=8)
     final = run.metrics.get("history") or []
     if final and run.metric in final[0]:
         ax.plot([x["epoch"] for x in final], [x[run.metric] for x in final], color="black",
@@ -221,7 +238,8 @@ def plot_curves(run: Run) -> bytes | None:
             t *= rf
     ax.set_xlabel("epoch")
     ax.set_ylabel(run.metric)
-    ax.set_title("every trial (x: stopped early by the scheduler, dotted lines: its rungs)")
+    ax.set_title("every trial (x: stopped early by the scheduler, |: out of budget, "
+                 "dotted lines: its rungs)", fontsize=10)
     ax.grid(alpha=0.3)
     return _png(fig)
 

@@ -7,6 +7,7 @@ The rest of hyperfcn sees plain functions: start a session, share the data, run 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -331,8 +332,48 @@ def plan_scheduler(name: str, max_epochs: int) -> SchedulerPlan:
     return SchedulerPlan(name, max_epochs, grace, rf)
 
 
+class StopLog:
+    """Which trials the scheduler stopped, and at which epoch, in a file of the run.
+
+    Ray marks a trial the scheduler stopped and one the time budget cut off the same way
+    (TERMINATED); the report, trials.csv and the live view tell them apart from this log. A
+    file, because a resumed search gets the scheduler as pickled when the search began.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._seen: dict[str, int] = {}
+
+    def add(self, trial_id: str, epoch: int) -> None:
+        self._seen[trial_id] = epoch
+        if self.path is not None:
+            with contextlib.suppress(OSError), self.path.open("a") as f:
+                f.write(f"{trial_id} {epoch}\n")
+
+    def stops(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        if self.path is not None and self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                with contextlib.suppress(ValueError):
+                    tid, epoch = line.split()
+                    out[tid] = int(epoch)
+        return {**out, **self._seen}
+
+    def __contains__(self, trial_id: str) -> bool:
+        return trial_id in self._seen or trial_id in self.stops()
+
+
 class SeededASHA(ASHAScheduler):
-    """ASHA that lets the space's initial points (``defaults``) run all their epochs.
+    """ASHA that judges a trial again when later trials reach its rungs, and lets the
+    space's initial points (``defaults``) run all their epochs.
+
+    Judging again: plain ASHA judges a trial once per rung, against the trials that reached
+    the rung before it, so the first to arrive always passes. With 2 trials at once that let
+    a trial at 0.30 val accuracy after epoch 1 run all 12 epochs while better ones were
+    stopped after it (benchmarks/search_quality.py, 2026-11-29). Every report now asks
+    again whether the trial's value at the highest rung it reached would pass against
+    everyone recorded there since; if not, it stops, as synchronous successive halving
+    would have stopped it.
 
     The initial point is the user's best guess. ASHA judges at early rungs, where slower
     starters (bigger networks, a cosine schedule still at its high learning rate) look
@@ -341,28 +382,64 @@ class SeededASHA(ASHAScheduler):
     """
 
     def __init__(self, *args: Any, seeded: list[dict[str, Any]] | None = None,
+                 rejudge: bool = True, stop_log: StopLog | None = None,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._seeded = [dict(p) for p in seeded or []]
+        self._rejudge = rejudge
+        self.stop_log = stop_log or StopLog(None)
 
     def is_seeded(self, config: Mapping[str, Any]) -> bool:
         return any(p and all(config.get(k) == v for k, v in p.items()) for p in self._seeded)
 
+    def fell_behind(self, trial: Trial) -> bool:
+        """Would the trial's value at the highest rung it reached fail there now?"""
+        bracket = self._trial_info.get(trial.trial_id)
+        if bracket is None:
+            return False
+        for _milestone, recorded in bracket._rungs:  # noqa: SLF001 (highest rung first)
+            if trial.trial_id in recorded:
+                others = {k: v for k, v in recorded.items() if k != trial.trial_id}
+                cutoff = bracket.cutoff(others)
+                return cutoff is not None and recorded[trial.trial_id] < cutoff
+        return False
+
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
         action = super().on_trial_result(tune_controller, trial, result)
-        if (action == TrialScheduler.STOP and result.get(self._time_attr, 0) < self._max_t
-                and self.is_seeded(trial.config)):
+        epoch = int(result.get(self._time_attr, 0))
+        if epoch >= self._max_t or self._metric not in result:
+            return action
+        if action == TrialScheduler.CONTINUE and self._rejudge and self.fell_behind(trial):
+            action = TrialScheduler.STOP
+            self._num_stopped += 1
+        if action == TrialScheduler.STOP and self.is_seeded(trial.config):
             self._num_stopped -= 1
             return TrialScheduler.CONTINUE
+        if action == TrialScheduler.STOP:
+            self.stop_log.add(trial.trial_id, epoch)
         return action
 
 
+def cut_by_budget(plan: SchedulerPlan, budget_s: float | None, stop_log: StopLog,
+                  trial_id: str, epochs: int) -> bool:
+    """Did the time budget end this trial (which Ray marks TERMINATED, like a stop)?
+
+    FIFO stops nothing and ASHA logs its stops, so an early end neither explains was the
+    budget running out. HyperBand's stops are not logged: its early ends stay "stopped".
+    """
+    if budget_s is None or epochs >= plan.max_t:
+        return False
+    return plan.name == "fifo" or (plan.name == "asha" and trial_id not in stop_log)
+
+
 def make_scheduler(plan: SchedulerPlan, metric: str, mode: str,
-                   seeded: list[dict[str, Any]] | None = None) -> TrialScheduler:
+                   seeded: list[dict[str, Any]] | None = None,
+                   stop_log: StopLog | None = None) -> TrialScheduler:
     if plan.name == "asha":
         return SeededASHA(time_attr="epoch", metric=metric, mode=mode, max_t=plan.max_t,
                           grace_period=plan.grace_period,
-                          reduction_factor=plan.reduction_factor, seeded=seeded)
+                          reduction_factor=plan.reduction_factor, seeded=seeded,
+                          stop_log=stop_log)
     if plan.name == "hyperband":
         return HyperBandScheduler(time_attr="epoch", metric=metric, mode=mode,
                                   max_t=plan.max_t, reduction_factor=plan.reduction_factor)
@@ -456,14 +533,21 @@ class ProgressCallback(tune.Callback):
     its result was in flight), so each trial's end is shown once.
     """
 
-    def __init__(self, view: Any) -> None:
+    def __init__(self, view: Any,
+                 out_of_budget: Callable[[str, int], bool] | None = None) -> None:
         self.view = view
+        self.out_of_budget = out_of_budget
         self._last_tick = 0.0
 
     def __getstate__(self) -> dict:
         # Ray pickles the run config (callbacks included) with the experiment; a live
         # terminal view holds locks and threads. A resumed search gets a fresh view.
-        return {"view": _NullView(), "_last_tick": 0.0}
+        return {"view": _NullView(), "out_of_budget": None, "_last_tick": 0.0}
+
+    def _ended(self, trial: Trial) -> None:
+        epoch = int((trial.last_result or {}).get("epoch", 0))
+        cut = bool(self.out_of_budget and self.out_of_budget(trial.trial_id, epoch))
+        self.view.ended(trial.trial_id, epoch, out_of_budget=cut)
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info):
         self.view.started(trial.trial_id, trial.config)
@@ -474,7 +558,7 @@ class ProgressCallback(tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info):
         if self.view.board.is_open(trial.trial_id):
-            self.view.ended(trial.trial_id, int((trial.last_result or {}).get("epoch", 0)))
+            self._ended(trial)
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info):
         if self.view.board.is_open(trial.trial_id):
@@ -484,7 +568,7 @@ class ProgressCallback(tune.Callback):
     def on_step_end(self, iteration: int, trials: list[Trial], **info):
         for t in trials:
             if t.status == Trial.TERMINATED and self.view.board.is_open(t.trial_id):
-                self.view.ended(t.trial_id, int((t.last_result or {}).get("epoch", 0)))
+                self._ended(t)
         if time.time() - self._last_tick > 1.0:
             self._last_tick = time.time()
             self.view.tick()
@@ -583,7 +667,7 @@ class SearchRequest:
 class TrialRecord:
     trial_id: str
     config: dict[str, Any]
-    status: str  # completed | stopped | failed | unfinished
+    status: str  # completed | stopped | out_of_budget | failed | unfinished
     epochs: int
     best_val_loss: float | None
     best_val_accuracy: float | None
@@ -625,8 +709,14 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
     tb = HParamsLog(req.tb_dir or req.run_dir / "tensorboard")
     # Auto loggers are off (no duplicate TensorBoard files); keep result.json per trial.
     callbacks: list[tune.Callback] = [JsonLoggerCallback(), HParamsCallback(tb)]
+    plan = req.scheduler or plan_scheduler("asha", req.settings.max_epochs)
+    stop_log = StopLog(req.run_dir / art.SCHEDULER_STOPS)
+    if not req.resume:
+        stop_log.path.unlink(missing_ok=True)  # type: ignore[union-attr]
+    out_of_budget = functools.partial(cut_by_budget, plan, req.budget_s, stop_log)
+
     if req.view is not None:
-        callbacks.append(ProgressCallback(req.view))
+        callbacks.append(ProgressCallback(req.view, out_of_budget))
     callbacks += req.extra_callbacks
     path = experiment_path(req)
     if req.resume:
@@ -635,7 +725,6 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
         # Callbacks are not saved with the experiment: hand them over again.
         tuner._local_tuner._run_config.callbacks = callbacks  # noqa: SLF001
     else:
-        plan = req.scheduler or plan_scheduler("asha", req.settings.max_epochs)
         points = [dict(pt) for pt in req.space.points] or None
         n_random = req.random_starts or random_starts(req.concurrency, req.samples)
         searcher = make_searcher(req.searcher, req.space, metric, mode,
@@ -644,7 +733,8 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
             trainable_fn,
             tune_config=tune.TuneConfig(
                 search_alg=searcher,
-                scheduler=make_scheduler(plan, metric, mode, seeded=points),
+                scheduler=make_scheduler(plan, metric, mode, seeded=points,
+                                         stop_log=stop_log),
                 num_samples=req.samples if req.samples else -1,
                 max_concurrent_trials=req.concurrency,
                 time_budget_s=req.budget_s,
@@ -679,7 +769,8 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
         if t.status == Trial.ERROR:
             status = "failed"
         elif t.status == Trial.TERMINATED:
-            status = "completed" if epochs >= req.settings.max_epochs else "stopped"
+            status = ("completed" if epochs >= req.settings.max_epochs else
+                      "out_of_budget" if out_of_budget(t.trial_id, epochs) else "stopped")
         else:
             status = "unfinished"
         err = ""
