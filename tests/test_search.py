@@ -190,54 +190,25 @@ def _report(sched, trial, epoch, acc):
                                                "training_iteration": epoch})
 
 
-def test_asha_judges_a_trial_again_when_better_ones_reach_its_rung(tmp_path):
-    """The first trial at a rung passes it; once better ones arrive, its next report stops it."""
-    from ray.tune.schedulers import TrialScheduler
-
-    sched, log = _asha(12, tmp_path)  # rungs 1, 3, 9
-    early, good, better = (_FakeTrial(n) for n in ("early", "good", "better"))
-    for t in (early, good, better):
-        sched.on_trial_add(None, t)
-    assert _report(sched, early, 1, 0.30) == TrialScheduler.CONTINUE  # first: passes
-    assert _report(sched, early, 2, 0.35) == TrialScheduler.CONTINUE  # still alone at rung 1
-    assert _report(sched, good, 1, 0.50) == TrialScheduler.CONTINUE
-    assert _report(sched, better, 1, 0.55) == TrialScheduler.CONTINUE
-    # 0.30 would not pass rung 1 against 0.50 and 0.55 now: stopped at its next report
-    assert _report(sched, early, 2, 0.36) == TrialScheduler.STOP
-    assert log.stops() == {"early": 2}
-    # the good ones go on; a later arrival below them is stopped at the rung as usual
-    assert _report(sched, good, 2, 0.52) == TrialScheduler.CONTINUE
-    late = _FakeTrial("late")
-    sched.on_trial_add(None, late)
-    assert _report(sched, late, 1, 0.40) == TrialScheduler.STOP
-    # judged at the highest rung it reached: alone at rung 3, a trial goes on there
-    assert _report(sched, good, 3, 0.60) == TrialScheduler.CONTINUE
-    assert _report(sched, better, 3, 0.70) == TrialScheduler.CONTINUE
-    assert _report(sched, good, 4, 0.61) == TrialScheduler.STOP  # until a better one arrives
-    # the log is a file: a resumed search (a new scheduler) and the report read it back
-    assert tuning.StopLog(tmp_path / "stops.txt").stops() == {"early": 2, "late": 1, "good": 4}
-    assert "late" in tuning.StopLog(tmp_path / "stops.txt")
-    assert "better" not in tuning.StopLog(tmp_path / "stops.txt")
-
-
-def test_asha_does_not_judge_the_initial_point_again():
+def test_asha_logs_the_trials_it_stops_early(tmp_path):
+    """The log tells a scheduler's stop from a budget's cut, and survives a resume."""
     from ray.tune.schedulers import TrialScheduler
 
     seed = {"blocks": 4}
-    sched, log = _asha(12, seeded=[seed])
-    first, b, c = _FakeTrial("first"), _FakeTrial("b"), _FakeTrial("c")
-    first.config = dict(seed)
-    for t in (first, b, c):
+    sched, log = _asha(12, tmp_path, seeded=[seed])  # rungs 1, 3, 9
+    first, good, poor, initial = (_FakeTrial(n) for n in ("first", "good", "poor", "initial"))
+    initial.config = dict(seed)
+    for t in (first, good, poor, initial):
         sched.on_trial_add(None, t)
-    _report(sched, first, 1, 0.2)
-    _report(sched, b, 1, 0.4)
-    _report(sched, c, 1, 0.6)
-    assert _report(sched, first, 2, 0.3) == TrialScheduler.CONTINUE
-    assert _report(sched, b, 2, 0.5) == TrialScheduler.STOP  # 0.4 is now below rung 1's cutoff
-    assert log.stops() == {"b": 2}
-    # at max_t every trial ends, and that is not a stop the log records
-    assert _report(sched, c, 12, 0.8) == TrialScheduler.STOP
-    assert log.stops() == {"b": 2}
+    assert _report(sched, first, 1, 0.30) == TrialScheduler.CONTINUE  # first at the rung
+    assert _report(sched, good, 1, 0.50) == TrialScheduler.CONTINUE
+    assert _report(sched, poor, 1, 0.20) == TrialScheduler.STOP
+    assert _report(sched, initial, 1, 0.10) == TrialScheduler.CONTINUE  # never stopped
+    assert _report(sched, good, 12, 0.80) == TrialScheduler.STOP  # its end, not a stop
+    assert log.stops() == {"poor": 1}
+    # a file: a resumed search (a new scheduler) and the report read it back
+    again = tuning.StopLog(tmp_path / "stops.txt")
+    assert again.stops() == {"poor": 1} and "poor" in again and "good" not in again
 
 
 def test_an_early_end_the_scheduler_did_not_log_is_the_budget(tmp_path):

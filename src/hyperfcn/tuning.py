@@ -364,59 +364,39 @@ class StopLog:
 
 
 class SeededASHA(ASHAScheduler):
-    """ASHA that judges a trial again when later trials reach its rungs, and lets the
-    space's initial points (``defaults``) run all their epochs.
-
-    Judging again: plain ASHA judges a trial once per rung, against the trials that reached
-    the rung before it, so the first to arrive always passes. With 2 trials at once that let
-    a trial at 0.30 val accuracy after epoch 1 run all 12 epochs while better ones were
-    stopped after it (benchmarks/search_quality.py, 2026-11-29). Every report now asks
-    again whether the trial's value at the highest rung it reached would pass against
-    everyone recorded there since; if not, it stops, as synchronous successive halving
-    would have stopped it.
+    """ASHA that lets the space's initial points (``defaults``) run all their epochs, and
+    logs each trial it stops early (``stop_log``).
 
     The initial point is the user's best guess. ASHA judges at early rungs, where slower
     starters (bigger networks, a cosine schedule still at its high learning rate) look
     worst: on flowers it stopped the default recipe at epoch 3 (val accuracy 0.41, then a
     trial that reached 0.80 on its own). Their results still count at every rung.
+
+    Tried and not kept: judging a trial again at its highest rung on every report, so the
+    first trial at a rung (which always passes) is stopped once better ones arrive. In 15
+    minutes on flowers it ran 14-19 trials (plain ASHA: 5-13 in 10) and found no better
+    model than random search (BENCHMARKS.md, row 7): it stopped trials at epochs 6-11, and a
+    trial fast enough to be alone at its highest rung was never judged again.
     """
 
     def __init__(self, *args: Any, seeded: list[dict[str, Any]] | None = None,
-                 rejudge: bool = True, stop_log: StopLog | None = None,
-                 **kwargs: Any) -> None:
+                 stop_log: StopLog | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._seeded = [dict(p) for p in seeded or []]
-        self._rejudge = rejudge
         self.stop_log = stop_log or StopLog(None)
 
     def is_seeded(self, config: Mapping[str, Any]) -> bool:
         return any(p and all(config.get(k) == v for k, v in p.items()) for p in self._seeded)
 
-    def fell_behind(self, trial: Trial) -> bool:
-        """Would the trial's value at the highest rung it reached fail there now?"""
-        bracket = self._trial_info.get(trial.trial_id)
-        if bracket is None:
-            return False
-        for _milestone, recorded in bracket._rungs:  # noqa: SLF001 (highest rung first)
-            if trial.trial_id in recorded:
-                others = {k: v for k, v in recorded.items() if k != trial.trial_id}
-                cutoff = bracket.cutoff(others)
-                return cutoff is not None and recorded[trial.trial_id] < cutoff
-        return False
-
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
         action = super().on_trial_result(tune_controller, trial, result)
         epoch = int(result.get(self._time_attr, 0))
-        if epoch >= self._max_t or self._metric not in result:
+        if action != TrialScheduler.STOP or epoch >= self._max_t:
             return action
-        if action == TrialScheduler.CONTINUE and self._rejudge and self.fell_behind(trial):
-            action = TrialScheduler.STOP
-            self._num_stopped += 1
-        if action == TrialScheduler.STOP and self.is_seeded(trial.config):
+        if self.is_seeded(trial.config):
             self._num_stopped -= 1
             return TrialScheduler.CONTINUE
-        if action == TrialScheduler.STOP:
-            self.stop_log.add(trial.trial_id, epoch)
+        self.stop_log.add(trial.trial_id, epoch)
         return action
 
 
