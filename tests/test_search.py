@@ -178,13 +178,6 @@ def test_asha_lets_the_initial_point_run_to_the_end_but_counts_its_results():
                                                    "training_iteration": 9}) == TrialScheduler.STOP
 
 
-def _asha(max_epochs, tmp_path=None, seeded=None):
-    log = tuning.StopLog(tmp_path / "stops.txt" if tmp_path else None)
-    plan = tuning.plan_scheduler("asha", max_epochs)
-    sched = tuning.make_scheduler(plan, "val_accuracy", "max", seeded=seeded, stop_log=log)
-    return sched, log
-
-
 def _report(sched, trial, epoch, acc):
     return sched.on_trial_result(None, trial, {"epoch": epoch, "val_accuracy": acc,
                                                "training_iteration": epoch})
@@ -195,7 +188,9 @@ def test_asha_logs_the_trials_it_stops_early(tmp_path):
     from ray.tune.schedulers import TrialScheduler
 
     seed = {"blocks": 4}
-    sched, log = _asha(12, tmp_path, seeded=[seed])  # rungs 1, 3, 9
+    log = tuning.StopLog(tmp_path / "stops.txt")
+    sched = tuning.make_scheduler(tuning.plan_scheduler("asha", 12), "val_accuracy", "max",
+                                  seeded=[seed], stop_log=log)  # rungs 1, 3, 9
     first, good, poor, initial = (_FakeTrial(n) for n in ("first", "good", "poor", "initial"))
     initial.config = dict(seed)
     for t in (first, good, poor, initial):

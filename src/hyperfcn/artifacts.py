@@ -88,3 +88,15 @@ def _cell(v: Any) -> Any:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
+
+
+def read_stops(path: Path) -> dict[str, int]:
+    """SCHEDULER_STOPS as {trial_id: epoch}; none when it is missing. A torn last line
+    (the driver killed mid-append) is skipped."""
+    out: dict[str, int] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                tid, epoch = line.split()
+                out[tid] = int(epoch)
+    return out

@@ -81,10 +81,7 @@ def load(run_dir: str | Path) -> Run:
 
 
 def _trials_from_ray(d: Path, max_epochs: int, scheduler: str | None) -> list[dict[str, Any]]:
-    stops = set()
-    if (d / art.SCHEDULER_STOPS).is_file():
-        stops = {ln.split()[0] for ln in (d / art.SCHEDULER_STOPS).read_text().splitlines()
-                 if ln.strip()}
+    stops = art.read_stops(d / art.SCHEDULER_STOPS)
 
     def status(trial_id: str, epochs: int) -> str:
         if epochs >= max_epochs:

@@ -351,16 +351,10 @@ class StopLog:
                 f.write(f"{trial_id} {epoch}\n")
 
     def stops(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        if self.path is not None and self.path.is_file():
-            for line in self.path.read_text().splitlines():
-                with contextlib.suppress(ValueError):
-                    tid, epoch = line.split()
-                    out[tid] = int(epoch)
-        return {**out, **self._seen}
+        return {**(art.read_stops(self.path) if self.path else {}), **self._seen}
 
     def __contains__(self, trial_id: str) -> bool:
-        return trial_id in self._seen or trial_id in self.stops()
+        return trial_id in self.stops()
 
 
 class SeededASHA(ASHAScheduler):
@@ -690,9 +684,10 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
     # Auto loggers are off (no duplicate TensorBoard files); keep result.json per trial.
     callbacks: list[tune.Callback] = [JsonLoggerCallback(), HParamsCallback(tb)]
     plan = req.scheduler or plan_scheduler("asha", req.settings.max_epochs)
-    stop_log = StopLog(req.run_dir / art.SCHEDULER_STOPS)
+    stops_path = req.run_dir / art.SCHEDULER_STOPS
     if not req.resume:
-        stop_log.path.unlink(missing_ok=True)  # type: ignore[union-attr]
+        stops_path.unlink(missing_ok=True)
+    stop_log = StopLog(stops_path)
     out_of_budget = functools.partial(cut_by_budget, plan, req.budget_s, stop_log)
 
     if req.view is not None:
