@@ -54,9 +54,15 @@ def one(strategy: str, seed: int, budget: str, size: int, epochs: int, work: Pat
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
         raise SystemExit(r.stderr[-4000:])
-    results = []
-    for p in (run / "tune").glob("trial_*/result.json"):
-        results += [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()]
+    results, curves = [], {}
+    for p in sorted((run / "tune").glob("trial_*/result.json")):
+        rs = [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()]
+        results += rs
+        if rs:  # each trial's curve, for replaying scheduler rules (asha_replay.py)
+            curves[rs[0]["trial_id"]] = {
+                "start": rs[0]["timestamp"] - rs[0]["time_total_s"],
+                **{k: [round(x[k], 4) for x in rs]
+                   for k in ("val_loss", "val_accuracy", "time_this_iter_s")}}
     start = min(x["timestamp"] - x["time_total_s"] for x in results)
     best = max(x["val_accuracy"] for x in results)
     hits = [x["timestamp"] - start for x in results if x["val_accuracy"] >= 0.70]
@@ -66,7 +72,9 @@ def one(strategy: str, seed: int, budget: str, size: int, epochs: int, work: Pat
     return {"strategy": strategy, "seed": seed, "best_val_accuracy": round(best, 4),
             "seconds_to_70": round(min(hits), 1) if hits else None,
             "trials": len(list((run / "tune").glob("trial_*"))), "statuses": statuses,
-            "best_trial": {"id": best_trial[1], "epochs": best_trial[2]}}
+            "best_trial": {"id": best_trial[1], "epochs": best_trial[2]},
+            "curves": {k: {**c, "start": round(c["start"] - start, 1)}
+                       for k, c in curves.items()}}
 
 
 def main() -> None:
@@ -85,7 +93,8 @@ def main() -> None:
     for seed in map(int, a.seeds.split(",")):
         for strategy in STRATEGIES:  # interleaved, so machine drift hits both
             rows.append(one(strategy, seed, a.budget, a.size, a.max_epochs, work, space))
-            print(json.dumps(rows[-1]), flush=True)
+            print(json.dumps({k: v for k, v in rows[-1].items() if k != "curves"}),
+                  flush=True)
     summary = {}
     for strategy in STRATEGIES:
         rs = [r for r in rows if r["strategy"] == strategy]

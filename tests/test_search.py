@@ -191,12 +191,14 @@ def test_asha_logs_the_trials_it_stops_early(tmp_path):
     log = tuning.StopLog(tmp_path / "stops.txt")
     sched = tuning.make_scheduler(tuning.plan_scheduler("asha", 12), "val_accuracy", "max",
                                   seeded=[seed], stop_log=log)  # rungs 1, 3, 9
-    first, good, poor, initial = (_FakeTrial(n) for n in ("first", "good", "poor", "initial"))
+    first, good, third, poor, initial = (
+        _FakeTrial(n) for n in ("first", "good", "third", "poor", "initial"))
     initial.config = dict(seed)
-    for t in (first, good, poor, initial):
+    for t in (first, good, third, poor, initial):
         sched.on_trial_add(None, t)
     assert _report(sched, first, 1, 0.30) == TrialScheduler.CONTINUE  # first at the rung
     assert _report(sched, good, 1, 0.50) == TrialScheduler.CONTINUE
+    assert _report(sched, third, 1, 0.40) == TrialScheduler.CONTINUE
     assert _report(sched, poor, 1, 0.20) == TrialScheduler.STOP
     assert _report(sched, initial, 1, 0.10) == TrialScheduler.CONTINUE  # never stopped
     assert _report(sched, good, 12, 0.80) == TrialScheduler.STOP  # its end, not a stop
@@ -204,6 +206,32 @@ def test_asha_logs_the_trials_it_stops_early(tmp_path):
     # a file: a resumed search (a new scheduler) and the report read it back
     again = tuning.StopLog(tmp_path / "stops.txt")
     assert again.stops() == {"poor": 1} and "poor" in again and "good" not in again
+
+
+def test_a_rung_stops_no_trial_until_it_holds_as_many_results_as_the_reduction_factor():
+    """The second trial at a rung is not judged against the first (the fastest) alone."""
+    from ray.tune.schedulers import TrialScheduler
+
+    plan = tuning.plan_scheduler("asha", 12)  # rungs 1, 3, 9; reduction factor 3
+    assert plan.min_records == 3 and "once a rung holds 3 results" in plan.describe()
+    sched = tuning.make_scheduler(plan, "val_accuracy", "max")
+    trials = [_FakeTrial(f"t{i}") for i in range(5)]
+    for t in trials:
+        sched.on_trial_add(None, t)
+    # scripted: each trial worse than all before it, at epoch 1 and again at epoch 3
+    got = [_report(sched, t, 1, 0.5 - 0.1 * i) for i, t in enumerate(trials)]
+    assert got == [TrialScheduler.CONTINUE] * 3 + [TrialScheduler.STOP] * 2
+    # the third rung result is a fresh count: the first two there pass whatever they show
+    assert _report(sched, trials[2], 3, 0.1) == TrialScheduler.CONTINUE
+    assert _report(sched, trials[1], 3, 0.05) == TrialScheduler.CONTINUE
+    # plain ASHA (one result is enough) stops the second as worse than the first
+    plain = tuning.SeededASHA(time_attr="epoch", metric="val_accuracy", mode="max", max_t=12,
+                              grace_period=1, reduction_factor=3)
+    for t in trials[:2]:
+        plain.on_trial_add(None, t)
+    assert _report(plain, trials[0], 1, 0.5) == TrialScheduler.CONTINUE
+    assert _report(plain, trials[1], 1, 0.4) == TrialScheduler.STOP
+    assert sched._num_stopped == 2  # the trials it let go on are not counted as stopped
 
 
 def test_an_early_end_the_scheduler_did_not_log_is_the_budget(tmp_path):
