@@ -387,6 +387,9 @@ class SeededASHA(ASHAScheduler):
     trial fast enough to be alone at its highest rung was never judged again.
     """
 
+    # a class default too: a search resumed from a scheduler pickled before this existed
+    min_records: int = 1
+
     def __init__(self, *args: Any, seeded: list[dict[str, Any]] | None = None,
                  stop_log: StopLog | None = None, min_records: int = 1,
                  **kwargs: Any) -> None:
