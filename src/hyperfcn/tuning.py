@@ -307,7 +307,8 @@ class SchedulerPlan:
 
     @property
     def min_records(self) -> int:
-        """Results a rung holds before it stops anyone: its top third means something."""
+        """Results a rung holds before it stops anyone, so that its top 1/reduction_factor
+        is more than the one or two fastest trials."""
         return self.reduction_factor
 
     def rungs(self) -> list[int]:
