@@ -59,6 +59,7 @@ from ray.tune.schedulers import (  # noqa: E402
     HyperBandScheduler,
     TrialScheduler,
 )
+from ray.tune.schedulers.async_hyperband import _Bracket  # noqa: E402
 from ray.tune.search.hyperopt import HyperOptSearch  # noqa: E402
 
 from . import artifacts as art  # noqa: E402
@@ -364,6 +365,16 @@ class StopLog:
         return trial_id in self.stops()
 
 
+class _PatientBracket(_Bracket):
+    """An ASHA bracket whose rungs set no cutoff until they hold ``min_records`` results."""
+
+    min_records = 1
+
+    def cutoff(self, recorded: dict[str, float]) -> Any:
+        # Ray asks before recording the trial being judged: these are the others
+        return super().cutoff(recorded) if len(recorded) >= self.min_records else None
+
+
 class SeededASHA(ASHAScheduler):
     """ASHA that lets the space's initial points (``defaults``) run all their epochs, stops
     no trial at a rung that held fewer than ``min_records`` results before it, and logs each
@@ -388,26 +399,15 @@ class SeededASHA(ASHAScheduler):
     trial fast enough to be alone at its highest rung was never judged again.
     """
 
-    # a class default too: a search resumed from a scheduler pickled before this existed
-    min_records: int = 1
-
     def __init__(self, *args: Any, seeded: list[dict[str, Any]] | None = None,
                  stop_log: StopLog | None = None, min_records: int = 1,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._seeded = [dict(p) for p in seeded or []]
         self.stop_log = stop_log or StopLog(None)
-        self.min_records = min_records
-
-    def _others_at_rung(self, trial_id: str, epoch: int) -> int:
-        """How many results the rung this trial was just judged at held before it."""
-        bracket = self._trial_info.get(trial_id)
-        # rungs run from the highest down; the trial was just recorded at the highest one
-        # it has reached
-        for milestone, recorded in bracket._rungs if bracket else ():
-            if milestone <= epoch and trial_id in recorded:
-                return len(recorded) - 1
-        return 0
+        for bracket in self._brackets:  # Ray builds them; only their cutoff differs
+            bracket.__class__ = _PatientBracket
+            bracket.min_records = min_records
 
     def is_seeded(self, config: Mapping[str, Any]) -> bool:
         return any(p and all(config.get(k) == v for k, v in p.items()) for p in self._seeded)
@@ -417,8 +417,7 @@ class SeededASHA(ASHAScheduler):
         epoch = int(result.get(self._time_attr, 0))
         if action != TrialScheduler.STOP or epoch >= self._max_t:
             return action
-        if (self.is_seeded(trial.config)
-                or self._others_at_rung(trial.trial_id, epoch) < self.min_records):
+        if self.is_seeded(trial.config):
             self._num_stopped -= 1
             return TrialScheduler.CONTINUE
         self.stop_log.add(trial.trial_id, epoch)
