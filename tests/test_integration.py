@@ -133,6 +133,29 @@ def test_tune_leaves_a_complete_run_dir(tuned):
     assert str(run / "model.keras") in r.stdout
 
 
+def test_the_saved_model_is_never_worse_than_the_best_trial(tuned):
+    """The model file, loaded back and scored, matches the search's best epoch; no retrain
+    repeats a trial that trained all its epochs."""
+    import hashlib
+
+    run, r, _ = tuned
+    metrics = json.loads((run / "metrics.json").read_text())
+    final = metrics["final"]
+    trials = json.loads((run / "trials.json").read_text())
+    best = min((t for t in trials if t["best_val_loss"] is not None),
+               key=lambda t: t["best_val_loss"])
+    assert final["best_trial"]["trial_id"] == best["trial_id"]
+    assert final["best_trial"]["val_loss"] == pytest.approx(best["best_val_loss"])
+    assert metrics["val_loss"] <= best["best_val_loss"] + 1e-4  # never worse
+    assert final["checked"]["val_loss"] == pytest.approx(metrics["val_loss"])
+    assert final["sha256"] == hashlib.sha256((run / "model.keras").read_bytes()).hexdigest()
+    if best["epochs"] >= 2:  # trained all --max-epochs: its weights are the model
+        assert final["source"] == "best_trial" and metrics["history"] == []
+        assert "final model: epoch" not in r.stdout  # nothing was trained again
+    assert final["warning"] is None and "saved model: val_accuracy" in r.stdout
+    assert "Source: <b>" in (run / "report.html").read_text()
+
+
 def test_model_loads_with_plain_keras(tuned):
     run, _, _ = tuned
     code = ("import keras, numpy as np, sys; m = keras.saving.load_model(sys.argv[1]); "

@@ -23,6 +23,14 @@ from .errors import SearchFailed, SpaceError, UserError
 from .space import Constant, SearchSpace, load_space, parse_space
 
 Say = Callable[[str], None]
+FINAL_CHOICES = ("auto", "train+val", "none")
+# Seconds kept back from --budget for the final step (a worker's start, loading the best
+# weights, saving, loading back and scoring): measured 8-15 s on 2 cores
+# (benchmarks/budget.py), plus time to score the validation images twice.
+FINAL_RESERVE_S = 20.0
+FINAL_RESERVE_PER_VAL_IMAGE_S = 0.004
+# --final train+val refits after the search: it keeps this share of what the budget leaves.
+TRAIN_VAL_SHARE = 0.3
 
 
 def _default_backend() -> str:
@@ -57,7 +65,7 @@ class TuneOptions:
     max_failures: int = 0  # retries of a failed trial (from its last checkpoint)
     random_starts: int | None = None  # random configs before TPE (None: from concurrency)
     checkpoint_every_s: float = 60.0  # a trial's checkpoints at least this far apart; 0: all
-    final: bool = True  # retrain and save the best config after the search
+    final: str = "auto"  # auto | train+val | none (search only); see final.plan_final
     quiet: bool = False
     mlflow: str | None = None  # MLflow tracking URI
     wandb: str | None = None  # Weights & Biases project
@@ -68,6 +76,11 @@ class TuneOptions:
         def rule(ok: bool, opt: str, value: Any, text: str) -> None:
             if not ok:
                 raise UserError(f"{opt} {value}: {text}")
+
+        if isinstance(self.final, bool):  # the API's earlier form: final=True/False
+            object.__setattr__(self, "final", "auto" if self.final else "none")
+        rule(self.final in FINAL_CHOICES, "--final", self.final,
+             "use auto or train+val (--no-final: none)")
 
         rule(0 < self.val_split < 1, "--val-split", self.val_split, "must be between 0 and 1")
         rule(self.samples is None or self.samples >= 1, "--samples", self.samples,
@@ -347,7 +360,8 @@ def _final_settings(opts: TuneOptions, res: Resources, weights: str | None = Non
                          cpus=min(max(res.cpus_per_trial, min(node_cpus, 8.0)), node_cpus)
                          if res.gpus == 0 else res.cpus_per_trial,
                          gpus=1.0 if node_gpus >= 1 else res.gpus_per_trial,
-                         patience=max(3, opts.max_epochs // 5))
+                         patience=max(3, opts.max_epochs // 5),
+                         checkpoint_every_s=float("inf"))
 
 
 def _epoch_printer(p: _Printer, fs) -> Callable[[dict], None] | None:
@@ -357,47 +371,100 @@ def _epoch_printer(p: _Printer, fs) -> Callable[[dict], None] | None:
                        f"{m['val_loss']:.4f} val_accuracy {m['val_accuracy']:.4f}")
 
 
-def _val_predictions(out: dict, summary: Any) -> list[dict[str, Any]]:
+def _val_predictions(out: Any, summary: Any) -> list[dict[str, Any]]:
     classes = summary.classes
     rows = []
-    probs = out["val_probs"]
-    for j, pos in enumerate(out.get("val_order") or []):
+    probs = out.val_probs
+    for j, pos in enumerate(out.val_order):
         pred = int(probs[j].argmax())
-        true = int(out["val_labels"][j])
+        true = int(out.val_labels[j])
         rows.append({"path": summary.val_files[pos], "label": classes[true],
                      "predicted": classes[pred], "confidence": round(float(probs[j, pred]), 5),
                      "p_label": round(float(probs[j, true]), 5)})
     return rows
 
 
-def _finish(run_dir: Path, config: dict[str, Any], out: dict, summary: Any,
-            say: _Printer, extra_metrics: dict[str, Any]) -> dict[str, Any]:
+def _best_trial(r: Any, metric: str, mode: str, max_epochs: int) -> Any:
+    """The search's best trial as the final step sees it (final.BestTrial)."""
+    import statistics
+
+    from .final import BestTrial
+
+    hist = [h for h in r.history if metric in h]
+    pick = min if mode == "min" else max
+    best = pick(hist, key=lambda h: h[metric]) if hist else {
+        "epoch": r.epochs, "val_loss": r.best_val_loss, "val_accuracy": r.best_val_accuracy}
+    cut = "" if r.epochs >= max_epochs else {
+        "stopped": "the scheduler", "out_of_budget": "the budget"}.get(r.status, r.status)
+    secs = [h["epoch_seconds"] for h in r.history if h.get("epoch_seconds")]
+    return BestTrial(trial_id=r.trial_id, epochs=r.epochs, best=dict(best),
+                     checkpoint=r.checkpoint or None, cut_by=cut,
+                     epoch_seconds=statistics.median(secs) if secs else None)
+
+
+def _final_text(out: Any, best: Any, metric: str) -> str:
+    c = out.checked
+    text = (f"saved model: val_accuracy {c['val_accuracy']:.4f}, val_loss "
+            f"{c['val_loss']:.4f} (loaded back from the file and scored")
+    if out.source == "train+val":
+        text = (f"saved model: fitted on train+val, so it has no held-out score; the best "
+                f"trial scored val_accuracy {best.best.get('val_accuracy', float('nan')):.4f}"
+                f" (the file was loaded back and checked")
+    elif best is not None:
+        text += (f"; best trial {best.trial_id} at epoch {best.best_epoch}: val_accuracy "
+                 f"{best.best.get('val_accuracy', float('nan')):.4f}, val_loss "
+                 f"{best.best.get('val_loss', float('nan')):.4f}")
+    return text + ")"
+
+
+def _finish(run_dir: Path, config: dict[str, Any], out: Any, summary: Any,
+            say: _Printer, extra_metrics: dict[str, Any], best: Any = None,
+            metric: str = "val_loss") -> dict[str, Any]:
     """Write the final model and everything that describes it, each file atomically."""
+    import hashlib
+
+    from .final import shortfall
     from .metrics import classification_report, format_report
     from .tb import HParamsLog
 
     classes = summary.classes
-    rep = classification_report(out["val_probs"], out["val_labels"], classes)
-    best = out["best"]
-    metrics = {"val_accuracy": rep["accuracy"], "val_loss": rep["loss"],
-               "best_epoch": int(best.get("epoch", 0)),
-               "epochs_run": len(out["history"]), "train_seconds": round(out["seconds"], 1),
-               "history": out["history"], "validation": rep, **extra_metrics}
+    rep = classification_report(out.val_probs, out.val_labels, classes)
+    held_out = out.source != "train+val"
+    warning = shortfall(out.checked, best.best if best else None, metric) if held_out else None
+    metrics = {"val_accuracy": rep["accuracy"] if held_out else None,
+               "val_loss": rep["loss"] if held_out else None,
+               "best_epoch": out.best_epoch, "epochs_run": len(out.history),
+               "train_seconds": round(out.seconds, 1), "history": out.history,
+               "validation": rep if held_out else None,
+               "final": {"source": str(out.source), "reason": out.reason,
+                         "held_out": held_out, "checked": out.checked, "sha256": out.sha256,
+                         "warning": warning,
+                         "best_trial": None if best is None else {
+                             "trial_id": best.trial_id, "epoch": best.best_epoch,
+                             "epochs": best.epochs,
+                             **{k: best.best.get(k) for k in ("val_loss", "val_accuracy")}}},
+               **extra_metrics}
     # The model last: a run dir with model.keras is complete.
     art.write_json(run_dir / art.CLASSES, classes)
     art.write_json(run_dir / art.BEST_CONFIG, config)
     art.write_json(run_dir / art.METRICS, metrics)
-    if summary.val_files:
+    if summary.val_files and held_out:
         art.write_csv(run_dir / art.VAL_PREDICTIONS, _val_predictions(out, summary), ["path"])
-    if out.get("augment_preview"):
-        art.write_bytes(run_dir / art.AUGMENT_PREVIEW, out["augment_preview"])
-    art.write_bytes(run_dir / art.MODEL, out["model"])
+    if out.augment_preview:
+        art.write_bytes(run_dir / art.AUGMENT_PREVIEW, out.augment_preview)
+    art.write_bytes(run_dir / art.MODEL, out.model)
+    if hashlib.sha256((run_dir / art.MODEL).read_bytes()).hexdigest() != out.sha256:
+        warning = f"{run_dir / art.MODEL} does not hold the bytes that were checked"
     tb = HParamsLog(run_dir / art.TENSORBOARD)
     tb.start("final", config, group="final")
-    for h in out["history"]:
+    for h in out.history:
         tb.scalars("final", int(h["epoch"]), {k: v for k, v in h.items() if k != "epoch"})
     tb.end("final", "ok")
-    say(format_report(rep))
+    if held_out:
+        say(format_report(rep))
+    say(_final_text(out, best, metric))
+    if warning:
+        print(f"hyperfcn: warning: {warning}", file=sys.stderr, flush=True)
     return metrics
 
 
@@ -457,13 +524,36 @@ def _space_infos(space: SearchSpace):
     return infos
 
 
+def _final_reserve(summary: Any) -> float:
+    return FINAL_RESERVE_S + FINAL_RESERVE_PER_VAL_IMAGE_S * sum(summary.val_counts.values())
+
+
+def _search_budget(opts: TuneOptions, t0: float, summary: Any) -> float | None:
+    """What is left of --budget for the search: the budget is the time until the model
+    is saved, so reading the data, starting Ray and the final step come out of it."""
+    if opts.budget_s is None:
+        return None
+    used = time.time() - t0
+    left = opts.budget_s - used - _final_reserve(summary)
+    if opts.final == "train+val":
+        left *= 1 - TRAIN_VAL_SHARE
+    if left < 1:
+        raise UserError(f"--budget {opts.budget_s:g}s: too short; {used:.0f} s went to "
+                        f"reading the data and starting Ray, and the final model needs "
+                        f"~{_final_reserve(summary):.0f} s more; give a longer --budget")
+    return left
+
+
 def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
-    """Search, retrain the best config, and save it with everything that explains it."""
+    """Search, then save the best model found (see final.plan_final) with everything that
+    explains it."""
     from . import tuning
+    from .final import plan_final
     from .progress import Board, make_view
     from .tb import HParamsLog
     from .trial import TrialSettings
 
+    t0 = time.time()  # --budget counts from here to the saved model
     p = _Printer(opts.quiet, say)
     _check_backend(opts.backend, opts.address)
     space = resolve_space(opts)
@@ -472,7 +562,8 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = TrialSettings(max_epochs=opts.max_epochs, metric=opts.metric, seed=opts.seed,
                              weights=opts.weights if uses_backbone(space) else None,
-                             checkpoint_every_s=opts.checkpoint_every_s)
+                             checkpoint_every_s=opts.checkpoint_every_s,
+                             checkpoint_best=opts.final != "none")
     req = tuning.SearchRequest(space=space, run_dir=run_dir, data_ref=None, settings=settings,
                                storage=opts.storage, tb_dir=run_dir / art.TENSORBOARD)
     _check_run_dir(run_dir, opts.resume, tuning.can_resume(req))
@@ -480,7 +571,6 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
         opts = dataclasses.replace(opts, samples=20)
     plan = tuning.plan_scheduler(opts.scheduler, opts.max_epochs)
     trackers = tuning.tracker_callbacks(opts.mlflow, opts.wandb, run_dir.name, run_dir)
-    t0 = time.time()
     # Data first: a bad folder fails in a second, before Ray starts.
     data, summary = _prepare_data(opts, sizes, run_dir, p)
     cluster = tuning.start(opts.address, opts.backend, quiet=opts.quiet)
@@ -510,7 +600,8 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
             HParamsLog(run_dir / art.TENSORBOARD).experiment(_space_infos(space))
         req = dataclasses.replace(
             req, data_ref=data_ref, settings=settings, searcher=opts.searcher, scheduler=plan,
-            samples=opts.samples, budget_s=opts.budget_s, concurrency=res.concurrency,
+            samples=opts.samples, budget_s=_search_budget(opts, t0, summary),
+            concurrency=res.concurrency,
             cpus_per_trial=res.cpus_per_trial, gpus_per_trial=res.gpus_per_trial,
             resume=opts.resume, max_failures=opts.max_failures, extra_callbacks=trackers,
             random_starts=n_random,
@@ -519,7 +610,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
                 metric=opts.metric, mode=settings.mode, max_epochs=opts.max_epochs,
                 budget_s=opts.budget_s, samples=opts.samples, concurrency=res.concurrency,
                 rungs=tuple(plan.rungs()) if plan.name == "asha" else (),
-                final=opts.final), opts.quiet, say))
+                final=opts.final != "none", t0=t0), opts.quiet, say))
         t_search = time.time()
         records, interrupted = tuning.run_search(req)
         search_wall = time.time() - t_search
@@ -544,18 +635,22 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
         search_info = {"best_trial": best.trial_id, "search_wall_seconds": round(search_wall, 2),
                        "trial_epochs": sum(r.epochs for r in records),
                        "trials": len(records)}
-        if not opts.final:
+        if opts.final == "none":
             art.write_json(run_dir / art.BEST_CONFIG, config)
             art.write_json(run_dir / "search.json", search_info)
             p(f"best trial {best.trial_id}: val_loss {best.best_val_loss:.4f}; no final "
-              f"retrain (--no-final)")
+              f"model (--no-final)")
             _report(run_dir, p)
             return RunResult(run_dir, config, search_info, records)
+        bt = _best_trial(best, opts.metric, settings.mode, opts.max_epochs)
+        fplan = plan_final(bt, opts.max_epochs, train_val=opts.final == "train+val",
+                           time_left=None if opts.budget_s is None else
+                           opts.budget_s - (time.time() - t0) - _final_reserve(summary))
         p(f"best trial {best.trial_id}: val_loss {best.best_val_loss:.4f}, val_accuracy "
-          f"{best.best_val_accuracy:.4f}; retraining it for up to {opts.max_epochs} epochs")
+          f"{best.best_val_accuracy:.4f}; final model: {fplan.reason}")
         fs = _final_settings(opts, res, settings.weights)
-        out = tuning.retrain(config, data_ref, fs, fs.cpus, fs.gpus, _epoch_printer(p, fs))
-        metrics = _finish(run_dir, config, out, summary, p, search_info)
+        out = tuning.run_final(config, data_ref, fs, fplan, _epoch_printer(p, fs))
+        metrics = _finish(run_dir, config, out, summary, p, search_info, bt, opts.metric)
     finally:
         tuning.shutdown()
     p(f"model: {run_dir / art.MODEL}")
@@ -597,8 +692,11 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
         fs = _final_settings(opts, res, weights)
         p(f"training for up to {opts.max_epochs} epochs (early stopping patience "
           f"{fs.patience})")
-        out = tuning.retrain(cfg.to_dict(), ref, fs, fs.cpus, fs.gpus, _epoch_printer(p, fs))
-        metrics = _finish(run_dir, cfg.to_dict(), out, summary, p, {})
+        from .final import plan_final
+
+        out = tuning.run_final(cfg.to_dict(), ref, fs, plan_final(None, opts.max_epochs),
+                               _epoch_printer(p, fs))
+        metrics = _finish(run_dir, cfg.to_dict(), out, summary, p, {}, None, opts.metric)
     finally:
         tuning.shutdown()
     p(f"model: {run_dir / art.MODEL}")

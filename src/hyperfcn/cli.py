@@ -88,13 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"hyperfcn {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    t = sub.add_parser("tune", help="search hyperparameters, retrain the best, save it")
+    t = sub.add_parser("tune", help="search hyperparameters, save the best model found")
     _add_data_opts(t)
     t.add_argument("--samples", type=_positive_int,
                    help="most trials (default 20 when no --budget)")
     t.add_argument("--budget", type=parse_duration,
-                   help="wall-clock limit of the search, e.g. 20m (with --samples: the "
-                        "first reached ends it)")
+                   help="wall-clock time until the model is saved, e.g. 20m: the search "
+                        "stops in time for the final step (with --samples: the first "
+                        "reached ends the search)")
     t.add_argument("--searcher", choices=["hyperopt", "random", "optuna"], default="hyperopt")
     t.add_argument("--scheduler", choices=["asha", "hyperband", "fifo"], default="asha")
     t.add_argument("--metric", choices=["val_loss", "val_accuracy"], default="val_loss")
@@ -114,7 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "this often (default 60s; 0: every epoch)")
     t.add_argument("--max-failures", type=int, default=0,
                    help="retry a failed trial up to N times from its last checkpoint")
-    t.add_argument("--no-final", dest="final", action="store_false",
+    t.add_argument("--final", choices=["auto", "train+val"], default="auto",
+                   help="auto (default): the best trial's weights at its best epoch, "
+                        "retrained only if the trial was cut short and time is left, and "
+                        "kept only if the retrain scores better; train+val: refit the best "
+                        "config on training + validation images for the epochs it needed "
+                        "(no held-out score afterwards)")
+    t.add_argument("--no-final", dest="final", action="store_const", const="none",
                    help="search only: write trials.csv and best_config.json, no final model")
 
     tr = sub.add_parser("train", help="train one configuration (no search)")
@@ -177,6 +184,8 @@ def _summary(result, argv: list[str]) -> dict:
            "trials": dict(Counter(t.status for t in result.trials)),
            "best_config": result.best_config,
            "val_accuracy": m.get("val_accuracy"), "val_loss": m.get("val_loss"),
+           "final_source": (m.get("final") or {}).get("source"),
+           "warning": (m.get("final") or {}).get("warning"),
            "model": str(result.run_dir / art.MODEL)
            if (result.run_dir / art.MODEL).is_file() else None,
            "report": str(result.run_dir / art.REPORT)

@@ -106,22 +106,23 @@ class Board:
         return time.time() - self.t0
 
     def eta(self) -> str:
-        """Time left in the search and a guess at when the final model is ready."""
-        speeds = [r.seconds_per_epoch for r in self.rows.values() if r.seconds_per_epoch]
-        final_s = (sorted(speeds)[len(speeds) // 2] * self.max_epochs) if speeds else None
+        """With a budget, the time until the model is saved (the budget counts from the
+        command's start, ``t0``, and includes the final step); with --samples alone, an
+        upper bound on the search."""
         if self.budget_s is not None:
             left = max(0.0, self.budget_s - self.elapsed())
-            text = f"search: {_clock(left)} left of {_clock(self.budget_s)}"
-        elif self.samples and speeds:
-            done = sum(1 for r in self.rows.values() if r.status != "running")
-            per_trial = sorted(speeds)[len(speeds) // 2] * self.max_epochs
-            left = max(0.0, (self.samples - done) * per_trial / max(1, self.concurrency))
-            text = f"search: ~{_clock(left)} left (upper bound, {done}/{self.samples} trials)"
-        else:
+            ready = time.strftime("%H:%M", time.localtime(self.t0 + self.budget_s))
+            return (f"{_clock(left)} left of {_clock(self.budget_s)}; model saved by "
+                    f"{ready}")
+        speeds = [r.seconds_per_epoch for r in self.rows.values() if r.seconds_per_epoch]
+        if not (self.samples and speeds):
             return ""
-        if self.final and final_s is not None:
-            text += f"; final retrain ~{_clock(final_s)}, ready ~" + time.strftime(
-                "%H:%M", time.localtime(time.time() + left + final_s))
+        done = sum(1 for r in self.rows.values() if r.status != "running")
+        per_trial = sorted(speeds)[len(speeds) // 2] * self.max_epochs
+        left = max(0.0, (self.samples - done) * per_trial / max(1, self.concurrency))
+        text = f"search: ~{_clock(left)} left (upper bound, {done}/{self.samples} trials)"
+        if self.final:
+            text += "; then the final model (seconds, unless the best trial was cut short)"
         return text
 
 

@@ -223,9 +223,11 @@ def plot_curves(run: Run) -> bytes | None:
         elif ep and t["status"] == "out_of_budget":
             ax.plot(ep[-1], v[-1], "|", color="grey", ms=8)
     final = run.metrics.get("history") or []
+    source = (run.metrics.get("final") or {}).get("source", "retrain")
     if final and run.metric in final[0]:
-        ax.plot([x["epoch"] for x in final], [x[run.metric] for x in final], color="black",
-                lw=2.5, label="final retrain")
+        # drawn dashed and thin, so a curve that repeats the best trial's leaves it visible
+        ax.plot([x["epoch"] for x in final], [x[run.metric] for x in final], "--",
+                color="black", lw=1.5, label=f"final model ({source})")
         ax.legend(loc="best")
     plan = run.settings.get("scheduler_plan") or {}
     if plan.get("name") == "asha":
@@ -445,10 +447,12 @@ def render(run: Run) -> tuple[str, dict[str, bytes]]:
     if scored:
         t, v = scored[0]
         lead.append(f"best trial {_e(t['trial_id'])}: {metric} {v:.4f}")
-    if "val_accuracy" in run.metrics:
-        lead.append(f"final model: val accuracy <b>{run.metrics['val_accuracy']:.1%}</b>, "
+    if run.metrics.get("val_accuracy") is not None:
+        lead.append(f"saved model: val accuracy <b>{run.metrics['val_accuracy']:.1%}</b>, "
                     f"val loss {run.metrics['val_loss']:.4f} on {rep.get('count', '?')} "
-                    f"validation images")
+                    f"validation images (the file, loaded back)")
+    elif (run.metrics.get("final") or {}).get("source") == "train+val":
+        lead.append("saved model: fitted on train+val, so it has no held-out score")
     if ranked:
         lead.append("parameters that mattered most: " + ", ".join(
             f"{_e(n)} ({v:.0%})" for n, v in ranked[:3]))
@@ -517,6 +521,9 @@ def render(run: Run) -> tuple[str, dict[str, bytes]]:
 
     # --- the final model
     parts.append("<h2>Final model</h2>")
+    final = run.metrics.get("final") or {}
+    if final:
+        parts.append(_final_html(final))
     if run.best_config:
         parts.append(_table(["parameter", "value"],
                             [[k, _fmt(v)] for k, v in run.best_config.items()]))
@@ -551,6 +558,29 @@ def render(run: Run) -> tuple[str, dict[str, bytes]]:
     parts.append(f"<p class='muted'>Written {time.strftime('%Y-%m-%d %H:%M')} by hyperfcn "
                  f"{_e((s.get('versions') or {}).get('hyperfcn', ''))}.</p></body></html>")
     return "\n".join(parts), plots
+
+
+def _final_html(final: dict[str, Any]) -> str:
+    """Where the saved model came from, and its checked score beside the best trial's."""
+    best = final.get("best_trial") or {}
+    checked = final.get("checked") or {}
+    rows = []
+    if final.get("held_out", True) and checked:
+        rows.append(["saved model (loaded back from model.keras)",
+                     _fmt(checked.get("val_accuracy")), _fmt(checked.get("val_loss"))])
+    if best:
+        rows.append([f"best trial {best.get('trial_id')} at epoch {best.get('epoch')}",
+                     _fmt(best.get("val_accuracy")), _fmt(best.get("val_loss"))])
+    out = (f"<p>Source: <b>{_e(final.get('source', ''))}</b>: "
+           f"{_e(final.get('reason', ''))}.</p>")
+    if rows:
+        out += _table(["", "val accuracy", "val loss"], rows)
+    if not final.get("held_out", True):
+        out += ("<p class='muted'>Fitted on train+val: the validation images were trained "
+                "on, so the score shown is the search's.</p>")
+    if final.get("warning"):
+        out += f"<p class='bad'>Warning: {_e(final['warning'])}.</p>"
+    return out
 
 
 def write_report(run_dir: str | Path) -> Path:

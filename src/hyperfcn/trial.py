@@ -52,6 +52,13 @@ class TrialSettings:
     # passed since its last one; 0: every epoch. Saving a model takes ~0.1-0.2 s however
     # small it is: every epoch, that is a few % of a CPU trial and far more of a GPU epoch.
     checkpoint_every_s: float = 60.0
+    # A searched trial also saves a checkpoint at every epoch that improves its metric, so
+    # that its best epoch's weights can become the final model (Ray keeps the best-scoring
+    # checkpoint and the latest). At such an epoch the model being trained *is* the best
+    # one, so one save serves both resume and promotion.
+    checkpoint_best: bool = False
+    min_epochs: int = 0  # early stopping (patience) never ends a run before this epoch
+    stop_after: int | None = None  # end after this epoch; the schedule still spans max_epochs
 
     @property
     def mode(self) -> str:
@@ -68,11 +75,18 @@ class Reporter(Protocol):
 
 
 class LocalReporter:
-    """Keeps every epoch's metrics; no checkpoints (the final retrain runs in one go)."""
+    """Keeps every epoch's metrics; no checkpoints (the final retrain runs in one go).
 
-    def __init__(self, on_epoch=None) -> None:
+    With a ``deadline`` (a ``time.time()`` value) the run ends within a step once it passes.
+    """
+
+    def __init__(self, on_epoch=None, deadline: float | None = None) -> None:
         self.history: list[dict[str, float]] = []
         self.on_epoch = on_epoch
+        self.deadline = deadline
+
+    def stop_requested(self) -> bool:
+        return self.deadline is not None and time.time() >= self.deadline
 
     def report(self, metrics: dict[str, float], checkpoint_dir: str | None) -> None:
         self.history.append(dict(metrics))
@@ -418,9 +432,11 @@ def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSetting
                 best = dict(metrics)
                 if settings.patience is not None:
                     best_weights = core.get_weights()
-            # Only searched trials can be resumed, and a trial's last epoch ends it.
-            due = (settings.patience is None and epoch + 1 < settings.max_epochs
-                   and _clock() - last_checkpoint >= settings.checkpoint_every_s)
+            # Resume checkpoints once the interval has passed (a run's last epoch needs
+            # none), and every improving epoch when the best weights are wanted.
+            due = ((improved and settings.checkpoint_best)
+                   or (epoch + 1 < end_epoch
+                       and _clock() - last_checkpoint >= settings.checkpoint_every_s))
             with (tempfile.TemporaryDirectory(prefix="hyperfcn-ckpt-") if due
                   else contextlib.nullcontext()) as ckpt_dir:
                 if ckpt_dir:
@@ -429,12 +445,13 @@ def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSetting
                         json.dumps({"epoch": epoch + 1, "history": history}))
                     last_checkpoint = _clock()
                 reporter.report(metrics, ckpt_dir)
-            if (settings.patience is not None
+            if (settings.patience is not None and epoch + 1 >= settings.min_epochs
                     and epoch + 1 - int(best.get("epoch", 0)) >= settings.patience):
                 self.model.stop_training = True
                 stopped[0] = True
 
     stopped = [False]
+    end_epoch = min(settings.stop_after or settings.max_epochs, settings.max_epochs)
 
     setup_seconds = 0.0  # to the first fit
     epoch_began = 0.0
@@ -448,10 +465,10 @@ def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSetting
         model.fit(inputs, epochs=last, initial_epoch=first, steps_per_epoch=n_steps,
                   callbacks=[StopWhenAsked(), EpochEnd()], shuffle=False, verbose=0)
 
-    if start_epoch < switch:  # two_stage, first stage: the head alone
-        fit(start_epoch, switch)
+    if start_epoch < min(switch, end_epoch):  # two_stage, first stage: the head alone
+        fit(start_epoch, min(switch, end_epoch))
         start_epoch = switch
-    if two_stage and start_epoch == switch and not stopped[0] and switch < settings.max_epochs:
+    if two_stage and start_epoch == switch and not stopped[0] and switch < end_epoch:
         # Second stage: unfreeze the top of the backbone, lower learning rate. (A checkpoint
         # from after the switch already holds both.)
         from .backbone import second_stage
@@ -460,8 +477,8 @@ def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSetting
         second_stage(core, cfg)
         compile_model(model, cfg, cfg.learning_rate * cfg.finetune_lr_factor,
                       decay_steps=n_steps * (settings.max_epochs - switch))
-    if start_epoch < settings.max_epochs and not stopped[0]:
-        fit(start_epoch, settings.max_epochs)
+    if start_epoch < end_epoch and not stopped[0]:
+        fit(start_epoch, end_epoch)
     if best_weights is not None:
         core.set_weights(best_weights)
     return TrialOutcome(history=history, best=best, model=core, seconds=time.time() - t0)

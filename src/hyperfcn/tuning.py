@@ -11,7 +11,6 @@ import functools
 import logging
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -65,8 +64,9 @@ from ray.tune.search.hyperopt import HyperOptSearch  # noqa: E402
 from . import artifacts as art  # noqa: E402
 from . import space as sp  # noqa: E402
 from .errors import UserError  # noqa: E402
+from .final import FinalModel, FinalPlan  # noqa: E402
 from .tb import HParamsLog  # noqa: E402
-from .trial import LocalReporter, TrialData, TrialSettings, run_trial  # noqa: E402
+from .trial import TrialData, TrialSettings, run_trial  # noqa: E402
 
 log = logging.getLogger("hyperfcn")
 
@@ -678,6 +678,7 @@ class TrialRecord:
     seconds: float
     error: str = ""
     history: list[dict[str, float]] = field(default_factory=list)
+    checkpoint: str = ""  # its best epoch's checkpoint ("" when none was kept)
 
 
 def _trial_name(trial: Trial) -> str:
@@ -750,7 +751,12 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
             run_config=tune.RunConfig(
                 name=req.name, storage_path=req.storage or str(req.run_dir.resolve()),
                 callbacks=callbacks, verbose=0,
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                # Ray keeps each trial's best-scoring checkpoint (saved at the epochs that
+                # improved the metric: the weights the final model can be) and its latest
+                # (to resume from).
+                checkpoint_config=tune.CheckpointConfig(
+                    num_to_keep=1, checkpoint_score_attribute=metric,
+                    checkpoint_score_order=mode),
                 failure_config=tune.FailureConfig(max_failures=req.max_failures)),
         )
     events: list[Any] = []
@@ -765,6 +771,7 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
     # Ray turns Ctrl-C into a clean stop and returns normally; its event says it happened.
     interrupted = any(e.is_set() for e in events) or any(
         t.status in (Trial.PENDING, Trial.RUNNING, Trial.PAUSED) for t in trials)
+    best_ckpt = _best_checkpoints(grid, metric, mode)
     records = []
     for t in trials:
         hist = _history_of(t) or ([dict(t.last_result)] if t.last_result else [])
@@ -785,8 +792,28 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
             trial_id=t.trial_id, config=dict(t.config), status=status, epochs=epochs,
             best_val_loss=min(vl) if vl else None, best_val_accuracy=max(va) if va else None,
             seconds=float((t.last_result or {}).get("time_total_s", 0.0)), error=err,
-            history=hist))
+            history=hist, checkpoint=best_ckpt.get(t.trial_id, "")))
     return records, interrupted
+
+
+def _best_checkpoints(grid: Any, metric: str, mode: str) -> dict[str, str]:
+    """Each trial's checkpoint of its best epoch, by trial id (none where the best epoch
+    saved none: a search begun before checkpoints were kept by score)."""
+    out = {}
+    sign = 1 if mode == "min" else -1
+    for result in grid:
+        tid = (result.metrics or {}).get("trial_id")
+        if result.error is not None and not result.best_checkpoints:
+            continue
+        scored = [(c, m) for c, m in result.best_checkpoints or [] if metric in m]
+        if not tid or not scored:
+            continue
+        ckpt, m = min(scored, key=lambda cm: sign * cm[1][metric])
+        hist = [h for h in _history_of_path(result.path) if metric in h]
+        best = min(hist, key=lambda h: sign * h[metric]) if hist else m
+        if int(m.get("epoch", -1)) == int(best.get("epoch", -2)):
+            out[tid] = ckpt.path
+    return out
 
 
 @contextlib.contextmanager
@@ -814,13 +841,17 @@ def _history_of(t: Trial) -> list[dict[str, float]]:
     A resumed trial reports again the epochs after its last checkpoint: the later report of
     an epoch replaces the earlier one.
     """
-    import json
-
     # t.path is the trial's folder in the experiment storage (RUN_DIR/tune/...); a trial
     # restored after a crash has no local_path of this session.
+    return _history_of_path(t.path, t.local_path)
+
+
+def _history_of_path(*bases: str | None) -> list[dict[str, float]]:
+    import json
+
     out: list[dict[str, float]] = []
     path = None
-    for base in (t.path, t.local_path):
+    for base in bases:
         if base and not str(base).startswith(("s3://", "gs://", "abfs://", "hdfs://")):
             cand = Path(base) / "result.json"
             if cand.is_file():
@@ -865,65 +896,30 @@ def fetch_weights(names: list[str], cpus: float) -> None:
         raise UserError(_short_error(cause) if cause is e else str(cause)) from None
 
 
-# ---------------------------------------------------------------- final retrain
+# ---------------------------------------------------------------- final model
 
-def _retrain(config: dict[str, Any], data: TrialData, settings: TrialSettings,
-             progress: Any = None) -> dict:
-    from .trial import labels_of, predict_packed
+def _final_task(config: dict[str, Any], data: TrialData, settings: TrialSettings,
+                plan: FinalPlan, progress: Any = None) -> FinalModel:
+    from .final import make_final, preview_png
 
-    rep = LocalReporter(on_epoch=progress.put if progress is not None else None)
-    out = run_trial(config, data, settings, rep)
-    val = data.val[int(config["image_size"])]
-    probs = predict_packed(out.model, val, int(config["batch_size"]))
-    with tempfile.TemporaryDirectory() as d:
-        p = Path(d) / "model.keras"
-        out.model.save(p)
-        blob = p.read_bytes()
-    return {"model": blob, "history": out.history, "best": out.best, "val_probs": probs,
-            "val_labels": labels_of(val), "seconds": out.seconds,
-            # position of each prediction in the validation file list (bucket order)
-            "val_order": [int(i) for b in val.buckets for i in b.index],
-            "augment_preview": _preview(config, val, settings.seed)}
+    ckpt = tune.Checkpoint(plan.checkpoint) if plan.checkpoint else None
+    with ckpt.as_directory() if ckpt else contextlib.nullcontext() as d:
+        out = make_final(config, data, settings, plan, d,
+                         on_epoch=progress.put if progress is not None else None)
+    out.augment_preview = preview_png(config, data.val[int(config["image_size"])],
+                                      settings.seed)
+    return out
 
 
-def _preview(config: dict[str, Any], val: Any, seed: int) -> bytes | None:
-    """PNG of the best config's augmentation on up to 8 validation images, one per class
-    first, from the largest bucket (one shape, so they stack)."""
-    import io
-
-    from PIL import Image
-
-    from .augment import preview_grid
-    from .config import ModelConfig
-
-    try:
-        bucket = max(val.buckets, key=lambda b: len(b.y))
-        picks: list[int] = []
-        for cls in dict.fromkeys(int(c) for c in bucket.y):
-            picks.append(next(i for i, c in enumerate(bucket.y) if int(c) == cls))
-        picks += [i for i in range(len(bucket.y)) if i not in picks]
-        grid = preview_grid(ModelConfig.from_dict(config), bucket.x[sorted(picks[:8])],
-                            seed=seed)
-        im = Image.fromarray(grid)
-        scale = max(1, 96 // int(bucket.x.shape[1]))  # small sizes stay visible
-        if scale > 1:
-            im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
-        buf = io.BytesIO()
-        im.save(buf, format="PNG")
-        return buf.getvalue()
-    except Exception as e:  # a preview must never cost the trained model
-        log.warning("augmentation preview failed: %s", e)
-        return None
-
-
-def retrain(config: dict[str, Any], data_ref: Any, settings: TrialSettings,
-            cpus: float, gpus: float, on_epoch: Callable[[dict], None] | None = None) -> dict:
-    """Train one config to the end on a Ray worker (TensorFlow stays out of the driver)."""
+def run_final(config: dict[str, Any], data_ref: Any, settings: TrialSettings,
+              plan: FinalPlan, on_epoch: Callable[[dict], None] | None = None) -> FinalModel:
+    """Make the final model on a Ray worker (TensorFlow stays out of the driver)."""
     from ray.util.queue import Empty, Queue
 
-    task = ray.remote(_retrain).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
+    cpus, gpus = settings.cpus, settings.gpus
+    task = ray.remote(_final_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
     queue = Queue() if on_epoch else None
-    ref = task.remote(config, data_ref, settings, queue)
+    ref = task.remote(config, data_ref, settings, plan, queue)
     while queue is not None:
         done, _ = ray.wait([ref], timeout=0.5)
         with contextlib.suppress(Empty):

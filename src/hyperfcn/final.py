@@ -1,0 +1,270 @@
+"""The final model: which weights ship, why, and the check that the file holds them.
+
+Three ways to a model, chosen on the driver by :func:`plan_final` (pure, no Keras):
+
+- the best trial's own weights at its best epoch, read from the checkpoint the trial saved
+  there (``best_trial``): no retrain when the trial trained all its epochs;
+- the best config trained again (``retrain``) when the trial was cut short and time is
+  left; it replaces the best trial's weights only when it scores better on validation;
+- the best config fitted on train+val (``train+val``, asked for with ``--final train+val``)
+  for the epochs at which the best trial peaked: no held-out score exists afterwards.
+
+:func:`make_final` runs on a worker. Whatever it keeps is saved, loaded back from the saved
+bytes and scored on the validation set, so the figure reported is the file's. No Ray here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("hyperfcn")
+
+
+class FinalSource(StrEnum):
+    BEST_TRIAL = "best_trial"
+    RETRAIN = "retrain"
+    TRAIN_VAL = "train+val"
+
+
+# A saved model scoring worse than the best trial by more than this is reported loudly.
+ACCURACY_DROP = 0.01
+LOSS_RISE = 0.02  # relative
+
+
+@dataclass(frozen=True)
+class BestTrial:
+    """What the search knows of its best trial: enough to promote or retrain it."""
+
+    trial_id: str
+    epochs: int  # epochs it trained
+    best: Mapping[str, float]  # its best epoch's metrics (epoch, val_loss, val_accuracy, ...)
+    checkpoint: str | None = None  # the checkpoint saved at its best epoch
+    cut_by: str = ""  # "" (trained all epochs) | "the scheduler" | "the budget" | "a failure"
+    epoch_seconds: float | None = None  # median seconds an epoch took in the trial
+
+    @property
+    def best_epoch(self) -> int:
+        return int(self.best.get("epoch", self.epochs))
+
+
+@dataclass(frozen=True)
+class FinalPlan:
+    retrain: bool  # train the config again
+    train_val: bool = False  # ... on train+val, for `epochs` epochs
+    checkpoint: str | None = None  # promote these weights (a retrain must beat them)
+    epochs: int | None = None  # train+val: stop after this epoch
+    min_epochs: int = 0  # a retrain's early stopping waits until this epoch
+    deadline: float | None = None  # time.time() by which a retrain must end
+    reason: str = ""
+    best: BestTrial | None = None
+
+
+def plan_final(best: BestTrial | None, max_epochs: int, *, train_val: bool = False,
+               time_left: float | None = None) -> FinalPlan:
+    """What the final step does with the search's best trial, and why (one sentence).
+
+    ``time_left``: seconds until the budget ends (None: no budget). A retrain is estimated
+    from the best trial's own epoch time, and is planned only when it fits.
+    """
+    if best is None:  # `hyperfcn train`: no search, train the config
+        return FinalPlan(retrain=True, reason="no search: the config trained once")
+    promote = FinalPlan(retrain=False, checkpoint=best.checkpoint, best=best)
+    per_epoch = best.epoch_seconds or 0.0
+    deadline = None if time_left is None else time.time() + time_left
+
+    def fits(epochs: int) -> bool:
+        return time_left is None or per_epoch * epochs <= time_left
+
+    if best.checkpoint is None:
+        return FinalPlan(retrain=True, min_epochs=best.best_epoch, deadline=deadline,
+                         best=best, reason=f"trial {best.trial_id}'s weights were not "
+                         f"kept; its config trained again, for at least {best.best_epoch} "
+                         f"epochs")
+    if train_val:
+        n = best.best_epoch
+        if fits(int(n * 1.3) + 1):  # the validation images make each epoch longer
+            return FinalPlan(retrain=True, train_val=True, checkpoint=best.checkpoint,
+                             epochs=n, deadline=deadline, best=best,
+                             reason=f"--final train+val: trial {best.trial_id}'s config "
+                             f"fitted on train+val for {n} epochs (where it peaked)")
+        return dataclasses.replace(promote, reason=(
+            f"--final train+val did not fit in the budget ({n} epochs at "
+            f"~{per_epoch:.0f} s); trial {best.trial_id}'s weights at epoch {n} instead"))
+    if not best.cut_by:
+        return dataclasses.replace(promote, reason=(
+            f"trial {best.trial_id} trained all {max_epochs} epochs; its weights at epoch "
+            f"{best.best_epoch} are the model (a retrain would repeat it)"))
+    cut = f"trial {best.trial_id} was cut short by {best.cut_by} at epoch {best.epochs}"
+    if best.epochs < max_epochs and fits(max_epochs):
+        return FinalPlan(retrain=True, checkpoint=best.checkpoint, min_epochs=best.epochs,
+                         deadline=deadline, best=best,
+                         reason=f"{cut}: its config trained again for up to {max_epochs} "
+                         f"epochs, kept only if better on validation")
+    return dataclasses.replace(promote, reason=(
+        f"{cut}; no time left in the budget to train it again: its weights at epoch "
+        f"{best.best_epoch} are the model"))
+
+
+@dataclass
+class FinalModel:
+    """What the worker hands back: the model file's bytes and the evidence about them."""
+
+    model: bytes
+    source: FinalSource
+    reason: str
+    checked: dict[str, float]  # the saved file, loaded back, on the validation set
+    sha256: str
+    history: list[dict[str, float]] = field(default_factory=list)  # the retrain's, if any
+    best_epoch: int = 0
+    val_probs: Any = None
+    val_labels: Any = None
+    val_order: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+    augment_preview: bytes | None = None
+
+
+def merged(data: Any, size: int) -> Any:
+    """TrialData whose training set is train+val at `size` (the buckets share shapes)."""
+    import numpy as np
+
+    from .buckets import Bucket, Packed
+    from .trial import TrialData
+
+    tr, va = data.train[size], data.val[size]
+    shapes = {tuple(b.x.shape[1:3]) for b in tr.buckets + va.buckets}
+    buckets = []
+    for shape in sorted(shapes):
+        parts = [b for b in tr.buckets + va.buckets if tuple(b.x.shape[1:3]) == shape]
+        buckets.append(Bucket(x=np.concatenate([b.x for b in parts]),
+                              y=np.concatenate([b.y for b in parts]),
+                              index=np.arange(sum(len(b.y) for b in parts))))
+    return TrialData(classes=data.classes, train={size: Packed(buckets, tr.padded_fraction)},
+                     val=data.val)
+
+
+def load_core(checkpoint_dir: str | Path) -> Any:
+    """The inference model inside a trial checkpoint (Augment registered for loading)."""
+    import keras
+
+    from . import augment  # noqa: F401
+    from .trial import CHECKPOINT_MODEL
+
+    return keras.saving.load_model(Path(checkpoint_dir, CHECKPOINT_MODEL)).get_layer(
+        "hyperfcn")
+
+
+def _score(model: Any, val: Any, batch_size: int) -> tuple[dict[str, float], Any]:
+    from .trial import labels_of, predict_packed, score
+
+    probs = predict_packed(model, val, batch_size)
+    return score(probs, labels_of(val)), probs
+
+
+def _better(a: Mapping[str, float], b: Mapping[str, float], metric: str) -> bool:
+    return a[metric] < b[metric] if metric.endswith("loss") else a[metric] > b[metric]
+
+
+def make_final(config: dict[str, Any], data: Any, settings: Any, plan: FinalPlan,
+               checkpoint_dir: str | None = None,
+               on_epoch: Callable[[dict], None] | None = None) -> FinalModel:
+    """Build the final model as planned, save it, load the bytes back and score them."""
+    import keras
+
+    from .trial import LocalReporter, labels_of, run_trial
+
+    t0 = time.time()
+    size, bs = int(config["image_size"]), int(config["batch_size"])
+    val, metric = data.val[size], settings.metric
+    core, source, reason, history, best_epoch = None, None, plan.reason, [], 0
+    if checkpoint_dir:
+        core, source = load_core(checkpoint_dir), FinalSource.BEST_TRIAL
+        best_epoch = plan.best.best_epoch if plan.best else 0
+    if plan.retrain:
+        s = dataclasses.replace(settings, min_epochs=plan.min_epochs,
+                                stop_after=plan.epochs if plan.train_val else None,
+                                patience=None if plan.train_val else settings.patience)
+        rep = LocalReporter(on_epoch=on_epoch, deadline=plan.deadline)
+        out = run_trial(config, merged(data, size) if plan.train_val else data, s, rep)
+        if plan.train_val:
+            if len(out.history) >= (plan.epochs or 0) or core is None:
+                core, source, history = out.model, FinalSource.TRAIN_VAL, out.history
+                best_epoch = len(out.history)
+            else:
+                reason += (f"; stopped by the budget after {len(out.history)} of "
+                           f"{plan.epochs} epochs, so the best trial's weights were kept")
+        elif core is None or _better(out.best, _score(core, val, bs)[0], metric):
+            if core is not None:
+                reason += f"; the retrain scored better ({metric} {out.best[metric]:.4f})"
+            core, source, history = out.model, FinalSource.RETRAIN, out.history
+            best_epoch = int(out.best.get("epoch", 0))
+        else:
+            reason += (f"; the retrain scored worse ({metric} {out.best[metric]:.4f} at "
+                       f"epoch {out.best.get('epoch')}), so the best trial's weights were kept")
+    assert core is not None and source is not None
+    with tempfile.TemporaryDirectory(prefix="hyperfcn-final-") as d:
+        path = Path(d, "model.keras")
+        core.save(path)
+        blob = path.read_bytes()
+        loaded = keras.saving.load_model(path, safe_mode=True)
+        checked, probs = _score(loaded, val, bs)
+    return FinalModel(
+        model=blob, source=source, reason=reason, checked=checked,
+        sha256=hashlib.sha256(blob).hexdigest(), history=history, best_epoch=best_epoch,
+        val_probs=probs, val_labels=labels_of(val),
+        # position of each prediction in the validation file list (bucket order)
+        val_order=[int(i) for b in val.buckets for i in b.index], seconds=time.time() - t0)
+
+
+def preview_png(config: dict[str, Any], val: Any, seed: int) -> bytes | None:
+    """PNG of the best config's augmentation on up to 8 validation images, one per class
+    first, from the largest bucket (one shape, so they stack)."""
+    import io
+
+    from PIL import Image
+
+    from .augment import preview_grid
+    from .config import ModelConfig
+
+    try:
+        bucket = max(val.buckets, key=lambda b: len(b.y))
+        picks: list[int] = []
+        for cls in dict.fromkeys(int(c) for c in bucket.y):
+            picks.append(next(i for i, c in enumerate(bucket.y) if int(c) == cls))
+        picks += [i for i in range(len(bucket.y)) if i not in picks]
+        grid = preview_grid(ModelConfig.from_dict(config), bucket.x[sorted(picks[:8])],
+                            seed=seed)
+        im = Image.fromarray(grid)
+        scale = max(1, 96 // int(bucket.x.shape[1]))  # small sizes stay visible
+        if scale > 1:
+            im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        return buf.getvalue()
+    except Exception as e:  # a preview must never cost the trained model
+        log.warning("augmentation preview failed: %s", e)
+        return None
+
+
+def shortfall(checked: Mapping[str, float], best: Mapping[str, float] | None,
+              metric: str) -> str | None:
+    """A warning when the saved model scores clearly worse than the best trial did."""
+    if not best or metric not in best:
+        return None
+    got, want = checked[metric], best[metric]
+    if metric.endswith("loss"):
+        bad = got > want + max(0.01, LOSS_RISE * want)
+    else:
+        bad = got < want - ACCURACY_DROP
+    if not bad:
+        return None
+    return (f"the saved model scores {metric} {got:.4f} on validation, worse than the best "
+            f"trial's {want:.4f}; the search found a better model than the one saved")

@@ -1,0 +1,184 @@
+"""The final model: never worse than the search's best trial, no pointless retrain, early
+stopping that waits for what the search showed, and a check of the file that ships."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hyperfcn import trial as trial_mod
+from hyperfcn.final import (
+    BestTrial,
+    FinalSource,
+    load_core,
+    make_final,
+    merged,
+    plan_final,
+    shortfall,
+)
+from hyperfcn.trial import LocalReporter, TrialSettings, labels_of, predict_packed, run_trial
+
+CFG = {"image_size": 16, "batch_size": 4, "blocks": 2, "filters": 8, "dense_units": 16,
+       "learning_rate": 0.01}
+
+# The case from the field: a noisy start (epoch 1 best for three epochs), the best epoch
+# late (8 of 10). Early stopping with patience 3 stops at epoch 4 and keeps epoch 1.
+NOISY_LOSS = [0.7199, 0.7419, 0.8552, 0.8063, 0.70, 0.62, 0.58, 0.515, 0.52, 0.53]
+NOISY_ACC = [0.458, 0.45, 0.47, 0.52, 0.60, 0.66, 0.70, 0.758, 0.75, 0.74]
+
+
+class RayLikeReporter:
+    """Keeps every checkpoint a trial saves, by the epoch it was saved at."""
+
+    def __init__(self, root: Path):
+        self.root, self.history, self.saved = root, [], {}
+
+    def report(self, metrics, checkpoint_dir):
+        self.history.append(metrics)
+        if checkpoint_dir:
+            dst = self.root / f"epoch{metrics['epoch']}"
+            shutil.copytree(checkpoint_dir, dst)
+            self.saved[metrics["epoch"]] = dst
+
+    def restore_dir(self):
+        import contextlib
+
+        return contextlib.nullcontext(None)
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    """Validation scores follow NOISY_LOSS / NOISY_ACC, one value per scored epoch."""
+    calls = iter(range(10_000))
+
+    def fake(probs, labels):
+        i = next(calls) % len(NOISY_LOSS)
+        return {"val_loss": NOISY_LOSS[i], "val_accuracy": NOISY_ACC[i]}
+
+    monkeypatch.setattr(trial_mod, "score", fake)
+    return monkeypatch
+
+
+def _real_score(core, data):
+    val = data.val[16]
+    return trial_mod.score(predict_packed(core, val, 4), labels_of(val))
+
+
+def test_patience_alone_stops_the_noisy_run_at_epoch_4_and_keeps_epoch_1(tiny_data,
+                                                                         scripted):
+    out = run_trial(CFG, tiny_data, TrialSettings(max_epochs=10, patience=3),
+                    LocalReporter())
+    assert len(out.history) == 4 and out.best["epoch"] == 1  # what shipped before
+
+
+def test_early_stopping_waits_for_the_epoch_the_search_reached(tiny_data, scripted):
+    out = run_trial(CFG, tiny_data, TrialSettings(max_epochs=10, patience=3, min_epochs=8),
+                    LocalReporter())
+    assert len(out.history) == 10 and out.best["epoch"] == 8
+
+
+def test_the_saved_model_is_the_best_trials_best_epoch(tiny_data, scripted, tmp_path):
+    rep = RayLikeReporter(tmp_path / "ckpt")
+    run_trial(CFG, tiny_data, TrialSettings(max_epochs=10, checkpoint_best=True), rep)
+    # a checkpoint at every improving epoch, the best one included
+    assert sorted(rep.saved) == [1, 5, 6, 7, 8]
+    best = BestTrial("t1", epochs=10, best=rep.history[7], checkpoint=str(rep.saved[8]))
+    plan = plan_final(best, 10)
+    assert not plan.retrain and "trained all 10 epochs" in plan.reason
+    scripted.undo()  # from here on, real scores
+    want = _real_score(load_core(rep.saved[8]), tiny_data)
+    final = make_final(CFG, tiny_data, TrialSettings(max_epochs=10, patience=3), plan,
+                       str(rep.saved[8]))
+    assert final.source == FinalSource.BEST_TRIAL and final.best_epoch == 8
+    assert final.history == []  # nothing trained again
+    assert final.checked == pytest.approx(want, abs=1e-6)
+    # the bytes hold those weights: loaded back they score the same again
+    path = tmp_path / "model.keras"
+    path.write_bytes(final.model)
+    import keras
+
+    assert _real_score(keras.saving.load_model(path), tiny_data) == pytest.approx(want,
+                                                                                  abs=1e-6)
+
+
+def test_a_retrain_that_scores_worse_does_not_replace_the_best_trial(tiny_data, tmp_path,
+                                                                     monkeypatch):
+    rep = RayLikeReporter(tmp_path / "ckpt")
+    run_trial(CFG, tiny_data, TrialSettings(max_epochs=2, checkpoint_best=True,
+                                            checkpoint_every_s=0), rep)
+    epoch = min(rep.saved)
+    best = BestTrial("t1", epochs=1, best=rep.history[epoch - 1],
+                     checkpoint=str(rep.saved[epoch]), cut_by="the scheduler")
+    plan = plan_final(best, 3)
+    assert plan.retrain and plan.min_epochs == 1 and "cut short by the scheduler" in plan.reason
+    want = _real_score(load_core(rep.saved[epoch]), tiny_data)
+
+    def worse(probs, labels):  # the retrain's own validation: always worse
+        return {"val_loss": 99.0, "val_accuracy": 0.0}
+
+    monkeypatch.setattr(trial_mod, "score", worse)
+    final = make_final(CFG, tiny_data, TrialSettings(max_epochs=3, patience=3), plan,
+                       str(rep.saved[epoch]))
+    assert final.source == FinalSource.BEST_TRIAL
+    assert "retrain scored worse" in final.reason and final.history == []
+    monkeypatch.undo()
+    path = tmp_path / "model.keras"
+    path.write_bytes(final.model)
+    import keras
+
+    assert _real_score(keras.saving.load_model(path), tiny_data) == pytest.approx(want)
+
+
+def test_train_val_fits_both_sets_for_the_epochs_where_the_best_trial_peaked(tiny_data,
+                                                                             tmp_path):
+    rep = RayLikeReporter(tmp_path / "ckpt")
+    run_trial(CFG, tiny_data, TrialSettings(max_epochs=3, checkpoint_best=True), rep)
+    e = max(rep.saved)
+    best = BestTrial("t1", epochs=3, best=rep.history[e - 1], checkpoint=str(rep.saved[e]))
+    plan = plan_final(best, 3, train_val=True)
+    assert plan.train_val and plan.epochs == e
+    final = make_final(CFG, tiny_data, TrialSettings(max_epochs=3, patience=1), plan,
+                       str(rep.saved[e]))
+    assert final.source == FinalSource.TRAIN_VAL and len(final.history) == e
+    both = merged(tiny_data, 16).train[16]
+    assert both.size == tiny_data.train[16].size + tiny_data.val[16].size
+
+
+@pytest.mark.parametrize("best,kw,retrain,text", [
+    (BestTrial("a", 10, {"epoch": 8}, "ck"), {}, False, "trained all 10 epochs"),
+    (BestTrial("a", 3, {"epoch": 3}, "ck", "the scheduler", 10.0), {}, True,
+     "cut short by the scheduler at epoch 3"),
+    (BestTrial("a", 3, {"epoch": 3}, "ck", "the scheduler", 10.0), {"time_left": 200.0},
+     True, "trained again for up to 10"),
+    (BestTrial("a", 7, {"epoch": 7}, "ck", "the budget", 10.0), {"time_left": 30.0}, False,
+     "no time left in the budget"),
+    (BestTrial("a", 10, {"epoch": 6}, "ck", "", 10.0), {"train_val": True}, True,
+     "train+val for 6 epochs"),
+    (BestTrial("a", 10, {"epoch": 6}, "ck", "", 10.0), {"train_val": True, "time_left": 20.0},
+     False, "did not fit in the budget"),
+    (BestTrial("a", 10, {"epoch": 6}, None), {}, True, "were not kept"),
+])
+def test_plan_final_retrains_only_when_it_buys_something(best, kw, retrain, text):
+    plan = plan_final(best, 10, **kw)
+    assert plan.retrain is retrain and text in plan.reason
+    if retrain and not kw.get("train_val") and best.checkpoint:
+        assert plan.min_epochs == best.epochs  # early stopping waits for that epoch
+
+
+def test_a_shortfall_is_a_warning_and_noise_is_not():
+    best = {"val_loss": 0.515, "val_accuracy": 0.758}
+    assert shortfall({"val_loss": 0.52, "val_accuracy": 0.75}, best, "val_loss") is None
+    warn = shortfall({"val_loss": 0.72, "val_accuracy": 0.458}, best, "val_loss")
+    assert "0.7200" in warn and "0.5150" in warn
+    assert shortfall({"val_loss": 0.5, "val_accuracy": 0.70}, best, "val_accuracy")
+    assert shortfall({"val_loss": 0.5, "val_accuracy": 0.70}, None, "val_loss") is None
+
+
+def test_checkpoint_state_names_the_epoch(tiny_data, tmp_path):
+    rep = RayLikeReporter(tmp_path)
+    run_trial(CFG, tiny_data, TrialSettings(max_epochs=2, checkpoint_best=True), rep)
+    for epoch, d in rep.saved.items():
+        assert json.loads((d / "state.json").read_text())["epoch"] == epoch
+    assert np.isfinite(rep.history[-1]["val_loss"])
