@@ -27,7 +27,7 @@ FINAL_CHOICES = ("auto", "train+val", "none")
 # Seconds kept back from --budget for the final step (a worker's start, loading the best
 # weights, saving, loading back and scoring): measured 8-15 s on 2 cores
 # (benchmarks/budget.py), plus time to score the validation images twice.
-FINAL_RESERVE_S = 20.0
+FINAL_RESERVE_S = 30.0
 FINAL_RESERVE_PER_VAL_IMAGE_S = 0.004
 # --final train+val refits after the search: it keeps this share of what the budget leaves.
 TRAIN_VAL_SHARE = 0.3
