@@ -9,7 +9,7 @@ from hyperfcn.cli import main, parse_duration
 
 
 @pytest.mark.parametrize("text, seconds", [("90s", 90), ("20m", 1200), ("1.5h", 5400),
-                                           ("1h30m", 5400), ("45", 45)])
+                                           ("1h30m", 5400), ("0", 0)])
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -17,6 +17,8 @@ def test_durations(text, seconds):
 def test_bad_duration():
     with pytest.raises(argparse.ArgumentTypeError, match="20x"):
         parse_duration("20x")
+    with pytest.raises(argparse.ArgumentTypeError, match="'45' has no unit; write 45s"):
+        parse_duration("45")
 
 
 def test_space_prints_the_yaml_that_space_reads(capsys):
@@ -30,7 +32,7 @@ def test_space_prints_the_yaml_that_space_reads(capsys):
     (["tune", ".", "--val-split", "1.5"], ["--val-split 1.5", "between 0 and 1"]),
     (["tune", ".", "--space", "/no/space.yaml"], ["/no/space.yaml", "hyperfcn space"]),
     (["train", ".", "--config", "/no/cfg.json"], ["/no/cfg.json", "not found"]),
-    (["predict", "x.jpg", "--model", "/no/run"], ["/no/run/model.keras", "missing"]),
+    (["predict", "x.jpg", "--model", "/no/run"], ["--model /no/run", "no such folder"]),
 ])
 def test_bad_input_exits_2_with_one_line(argv, words, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

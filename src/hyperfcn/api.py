@@ -10,14 +10,16 @@ import importlib.util
 import os
 import platform
 import shlex
+import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import artifacts as art
+from . import hints
 from .config import BACKBONES, ModelConfig, load_config
 from .errors import SearchFailed, SpaceError, UserError
 from .space import Constant, SearchSpace, load_space, parse_space
@@ -314,8 +316,9 @@ def _write_settings(run_dir: Path, opts: TuneOptions, extra: dict[str, Any]) -> 
     d = {k: (str(v) if isinstance(v, Path) else v)
          for k, v in dataclasses.asdict(opts).items()}
     d.update(extra)
+    d["data_abs"] = str(opts.data.resolve())  # what `evaluate` tells training images by
     d["versions"] = _versions()
-    d["command"] = " ".join(shlex.quote(a) for a in sys.argv)
+    d["command"] = hints.command(sys.argv[1:])
     art.write_json(run_dir / art.SETTINGS, d)
 
 
@@ -475,7 +478,7 @@ def _report(run_dir: Path, say: _Printer) -> None:
         say(f"report: {write_report(run_dir)}")
     except Exception as e:  # the model is saved; a plotting problem must not hide that
         say(f"report: not written ({type(e).__name__}: {e}); retry with "
-            f"`hyperfcn report {run_dir}`")
+            f"`{hints.command(['report', str(run_dir)])}`")
 
 
 def _log_final(opts: TuneOptions, run_dir: Path, config: dict[str, Any],
@@ -500,13 +503,28 @@ def report(run_dir: str | Path) -> Path:
     return write_report(run_dir)
 
 
-def _check_run_dir(run_dir: Path, resume: bool, exp_exists: bool) -> None:
-    if resume and not exp_exists:
-        raise UserError(f"{run_dir}: no interrupted search to resume there; drop --resume "
-                        f"to start one")
-    if not resume and exp_exists:
-        raise UserError(f"{run_dir}: already holds a search; add --resume to continue it, "
-                        f"or pick another --out")
+@contextlib.contextmanager
+def _new_run_dir(run_dir: Path) -> Iterator[None]:
+    """Create RUN_DIR for a command; a refusal before any work leaves no folder behind."""
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except (UserError, KeyboardInterrupt):
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _check_run_dir(run_dir: Path, opts: TuneOptions, exp_exists: bool) -> None:
+    if opts.resume and not exp_exists:
+        raise UserError(f"{run_dir}: no search to resume there; drop --resume to start one")
+    if not opts.resume and exp_exists:
+        if (run_dir / art.MODEL).is_file() or (run_dir / art.SEARCH).is_file():
+            raise UserError(f"{run_dir}: holds a finished search; use a new --out, or "
+                            f"--resume with a larger --samples or --budget to extend it")
+        raise UserError(f"{run_dir}: holds an interrupted search; add --resume to continue "
+                        f"it, or pick another --out")
 
 
 def _space_infos(space: SearchSpace):
@@ -559,20 +577,21 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     space = resolve_space(opts)
     sizes = sorted(space.values_of("image_size"))  # type: ignore[arg-type]
     run_dir = opts.out.resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
     settings = TrialSettings(max_epochs=opts.max_epochs, metric=opts.metric, seed=opts.seed,
                              weights=opts.weights if uses_backbone(space) else None,
                              checkpoint_every_s=opts.checkpoint_every_s,
                              checkpoint_best=opts.final != "none")
     req = tuning.SearchRequest(space=space, run_dir=run_dir, data_ref=None, settings=settings,
                                storage=opts.storage, tb_dir=run_dir / art.TENSORBOARD)
-    _check_run_dir(run_dir, opts.resume, tuning.can_resume(req))
     if opts.samples is None and opts.budget_s is None:
         opts = dataclasses.replace(opts, samples=20)
     plan = tuning.plan_scheduler(opts.scheduler, opts.max_epochs)
-    trackers = tuning.tracker_callbacks(opts.mlflow, opts.wandb, run_dir.name, run_dir)
-    # Data first: a bad folder fails in a second, before Ray starts.
-    data, summary = _prepare_data(opts, sizes, run_dir, p)
+    with _new_run_dir(run_dir):
+        _check_run_dir(run_dir, opts, tuning.can_resume(req))
+        trackers = tuning.tracker_callbacks(opts.mlflow, opts.wandb, run_dir.name, run_dir)
+        # Data first: a bad folder fails in a second, before Ray starts.
+        data, summary = _prepare_data(opts, sizes, run_dir, p)
+        _search_budget(opts, t0, summary)  # a budget the final step alone would use up
     cluster = tuning.start(opts.address, opts.backend, quiet=opts.quiet)
     try:
         res = plan_resources(opts, cluster)
@@ -622,6 +641,13 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
         if interrupted:
             return RunResult(run_dir, {}, {}, records, interrupted=True)
         usable = [r for r in records if r.status != "failed" and r.best_val_loss is not None]
+        if not usable and opts.budget_s is not None and not any(r.error for r in records):
+            raise UserError(
+                f"--budget {_budget_text(opts.budget_s)}: too short for one epoch; no trial "
+                f"finished its first epoch in the {search_wall:.0f} s the search had "
+                f"(after reading the data, starting Ray and keeping "
+                f"~{_final_reserve(summary):.0f} s for the final model); give a longer "
+                f"--budget, or a smaller --image-size")
         if not usable:
             reasons = collections.Counter(r.error or "no result" for r in records)
             reason, n = reasons.most_common(1)[0] if reasons else ("no trials ran", 0)
@@ -637,7 +663,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
                        "trials": len(records)}
         if opts.final == "none":
             art.write_json(run_dir / art.BEST_CONFIG, config)
-            art.write_json(run_dir / "search.json", search_info)
+            art.write_json(run_dir / art.SEARCH, search_info)
             p(f"best trial {best.trial_id}: val_loss {best.best_val_loss:.4f}; no final "
               f"model (--no-final)")
             _report(run_dir, p)
@@ -656,7 +682,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     p(f"model: {run_dir / art.MODEL}")
     _report(run_dir, p)
     _log_final(opts, run_dir, config, metrics, p)
-    p(f"logs:  tensorboard --logdir {run_dir}")
+    p(f"logs:  {hints.tensorboard()} --logdir {shlex.quote(str(run_dir))}")
     return RunResult(run_dir, config, metrics, records)
 
 
@@ -677,8 +703,8 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
         cfg = dataclasses.replace(cfg, image_size=opts.image_size)
     _check_backend(opts.backend, opts.address)
     run_dir = opts.out.resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    data_, summary = _prepare_data(opts, [cfg.image_size], run_dir, p)
+    with _new_run_dir(run_dir):
+        data_, summary = _prepare_data(opts, [cfg.image_size], run_dir, p)
     cluster = tuning.start(opts.address, opts.backend, quiet=opts.quiet)
     try:
         res = plan_resources(opts, cluster)
@@ -702,7 +728,7 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
     p(f"model: {run_dir / art.MODEL}")
     _report(run_dir, p)
     _log_final(opts, run_dir, cfg.to_dict(), metrics, p)
-    p(f"logs:  tensorboard --logdir {run_dir}")
+    p(f"logs:  {hints.tensorboard()} --logdir {shlex.quote(str(run_dir))}")
     return RunResult(run_dir, cfg.to_dict(), metrics)
 
 

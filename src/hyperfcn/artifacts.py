@@ -22,6 +22,7 @@ SKIPPED = "skipped_files.tsv"
 TENSORBOARD = "tensorboard"
 RAY_DIR = "tune"
 DATA_SUMMARY = "data.json"
+SEARCH = "search.json"  # --no-final: the search's summary (the best trial, its time)
 TRIALS_JSON = "trials.json"  # every trial with its config, status and per-epoch history
 VAL_PREDICTIONS = "val_predictions.csv"
 AUGMENT_PREVIEW = "augmentation_preview.png"
@@ -34,10 +35,19 @@ HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "time_t
                 "timestamp", "seconds", "setup_seconds", "epoch_seconds", "val_seconds")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file 0600; a teammate or a model server running as another
+        # user must read the result as they would any file this user writes.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

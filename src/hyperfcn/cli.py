@@ -11,10 +11,10 @@ import csv
 import io
 import json
 import re
-import shlex
 import sys
 import traceback
 from pathlib import Path
+from typing import Any, NoReturn
 
 from . import __version__
 from .errors import SearchFailed, UserError
@@ -23,10 +23,13 @@ _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600}
 
 
 def parse_duration(text: str) -> float:
-    """'90s', '20m', '1.5h', '1h30m' or plain seconds."""
+    """'90s', '20m', '1.5h', '1h30m'; a number needs its unit (only 0 goes without)."""
     t = text.strip().lower()
     if re.fullmatch(r"\d+(\.\d+)?", t):
-        return float(t)
+        if float(t) == 0:
+            return 0.0
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no unit; write {t}s, {t}m or {t}h")
     parts = re.findall(r"(\d+(?:\.\d+)?)\s*(h|min|m|s)", t)
     if not parts or "".join(f"{a}{b}" for a, b in parts) != t.replace(" ", ""):
         raise argparse.ArgumentTypeError(
@@ -44,106 +47,222 @@ def _positive_int(text: str) -> int:
     return v
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a "did you mean" for mistyped options and commands (Python 3.11's
+    argparse has none)."""
+
+    def error(self, message: str) -> NoReturn:
+        import difflib
+
+        words = re.findall(r"unrecognized arguments: (.*)", message)
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        known = _option_strings(self)
+        hints = []
+        for w in (x for x in (words[0].split() if words else []) if x.startswith("-")):
+            close = difflib.get_close_matches(w.split("=")[0], known, n=1, cutoff=0.6)
+            if close:
+                hints.append(f"{w}: did you mean {close[0]}?")
+        if choice:
+            options = re.findall(r"'?([\w+.-]+)'?", choice.group(2))
+            close = difflib.get_close_matches(choice.group(1), options, n=1, cutoff=0.6)
+            if close:
+                hints.append(f"did you mean {close[0]}?")
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}"
+                     + ("".join(f"\n  {h}" for h in hints)) + "\n")
+
+
+def _option_strings(p: argparse.ArgumentParser) -> list[str]:
+    """Every option of p and of its sub-commands (argparse reports a sub-command's unknown
+    option from the top parser)."""
+    out = []
+    for a in p._actions:
+        out += a.option_strings
+        if isinstance(a, argparse._SubParsersAction):
+            for sp in dict.fromkeys(a.choices.values()):
+                out += _option_strings(sp)
+    return list(dict.fromkeys(out))
+
+
+def _group(p: argparse.ArgumentParser, title: str) -> argparse._ArgumentGroup:
+    return p.add_argument_group(title)
+
+
 def _add_data_opts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", type=Path, help="folder with one sub-folder of images per class")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--val-dir", type=Path, help="validation folder with the same classes")
-    g.add_argument("--val-split", type=float, default=0.2,
+    g = _group(p, "data")
+    g.add_argument("data", type=Path, metavar="DATA",
+                   help="folder with one sub-folder of images per class")
+    v = g.add_mutually_exclusive_group()
+    v.add_argument("--val-dir", type=Path, metavar="DIR",
+                   help="validation folder with the same class sub-folders")
+    v.add_argument("--val-split", type=float, default=0.2, metavar="F",
                    help="fraction of DATA held out, stratified and seeded (default 0.2)")
-    p.add_argument("--out", type=Path, default=Path("runs/hyperfcn"),
-                   help="RUN_DIR for the model, logs and tables (default runs/hyperfcn)")
-    p.add_argument("--max-epochs", type=_positive_int, default=10,
-                   help="epochs per trial and for the final model (default 10)")
-    p.add_argument("--image-size", type=int,
+    g.add_argument("--image-size", type=int, metavar="PX",
                    help="fix the short image side in pixels (default: searched)")
-    p.add_argument("--cpus-per-trial", type=float, help="default: 1 on CPU machines")
-    p.add_argument("--gpus-per-trial", type=float,
-                   help="fraction of a GPU per trial; default 0.25 when GPUs exist")
-    p.add_argument("--seed", type=int, default=0, help="seed for split, searcher, weights")
-    p.add_argument("--address", help="join an existing Ray cluster: auto, HOST:PORT or "
-                                     "ray://HOST:10001")
-    p.add_argument("--storage", help="where Ray keeps results and checkpoints (a shared "
-                                     "folder or an object-store URI; default RUN_DIR)")
-    p.add_argument("--max-buckets", type=_positive_int, default=4,
+    g.add_argument("--max-buckets", type=_positive_int, default=4, metavar="N",
                    help="most batch shapes per image size (default 4)")
-    p.add_argument("--quiet", action="store_true", help="print only errors")
-    p.add_argument("--json", dest="json_out", action="store_true",
+
+
+def _add_resource_opts(p: argparse.ArgumentParser) -> None:
+    g = _group(p, "resources")
+    g.add_argument("--cpus-per-trial", type=float, metavar="X",
+                   help="CPU threads of each trial (default: 1 on CPU machines)")
+    g.add_argument("--gpus-per-trial", type=float, metavar="X",
+                   help="fraction of a GPU per trial (default 0.25 when GPUs exist: four "
+                        "trials share each GPU)")
+    g.add_argument("--address", metavar="ADDR",
+                   help="join an existing Ray cluster: auto, HOST:PORT or ray://HOST:10001")
+    g.add_argument("--storage", metavar="PATH",
+                   help="where Ray keeps results and checkpoints (a shared folder or an "
+                        "object-store URI; default RUN_DIR)")
+
+
+def _add_output_opts(p: argparse.ArgumentParser) -> None:
+    g = _group(p, "output")
+    g.add_argument("--out", type=Path, default=Path("runs/hyperfcn"), metavar="RUN_DIR",
+                   help="where the model, logs and tables go (default runs/hyperfcn)")
+    g.add_argument("--quiet", action="store_true", help="print only errors")
+    g.add_argument("--json", dest="json_out", action="store_true",
                    help="print nothing but one JSON summary at the end (for scripts)")
-    p.add_argument("--weights", default="imagenet", metavar="imagenet|none|PATH",
-                   help="backbone mode: ImageNet weights (Keras' download and cache), none "
-                        "(random init), or a .weights.h5 file of the backbone without its top")
-    p.add_argument("--mlflow", metavar="URI",
+    t = _group(p, "tracking")
+    t.add_argument("--mlflow", metavar="URI",
                    help="log trials and the final model to this MLflow tracking URI "
                         "(needs hyperfcn[mlflow])")
-    p.add_argument("--wandb", metavar="PROJECT",
+    t.add_argument("--wandb", metavar="PROJECT",
                    help="log trials and the final model to this Weights & Biases project "
                         "(needs hyperfcn[wandb]; WANDB_MODE=offline works without network)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="hyperfcn",
-        description="Search the hyperparameters of a fully convolutional image classifier "
-                    "with Ray Tune, HyperOpt TPE and ASHA; retrain, save, predict.")
-    ap.add_argument("--version", action="version", version=f"hyperfcn {__version__}")
-    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    t = sub.add_parser("tune", help="search hyperparameters, save the best model found")
-    _add_data_opts(t)
-    t.add_argument("--samples", type=_positive_int,
+def _add_search_opts(t: argparse.ArgumentParser) -> None:
+    g = _group(t, "search")
+    g.add_argument("--samples", type=_positive_int, metavar="N",
                    help="most trials (default 20 when no --budget)")
-    t.add_argument("--budget", type=parse_duration,
-                   help="wall-clock time until the model is saved, e.g. 20m: the search "
+    g.add_argument("--budget", type=parse_duration, metavar="DURATION",
+                   help="time until the model is saved, e.g. 90s, 20m, 1.5h: the search "
                         "stops in time for the final step (with --samples: the first "
                         "reached ends the search)")
-    t.add_argument("--searcher", choices=["hyperopt", "random", "optuna"], default="hyperopt")
-    t.add_argument("--scheduler", choices=["asha", "hyperband", "fifo"], default="asha")
-    t.add_argument("--metric", choices=["val_loss", "val_accuracy"], default="val_loss")
-    t.add_argument("--random-starts", type=_positive_int, metavar="N",
+    g.add_argument("--max-epochs", type=_positive_int, default=10, metavar="N",
+                   help="epochs of a trial never stopped early (default 10)")
+    g.add_argument("--searcher", choices=["hyperopt", "random", "optuna"], default="hyperopt",
+                   help="hyperopt: TPE (default); random; optuna: Optuna's TPE")
+    g.add_argument("--scheduler", choices=["asha", "hyperband", "fifo"], default="asha",
+                   help="asha: early stopping at rungs (default); hyperband; fifo: none")
+    g.add_argument("--metric", choices=["val_loss", "val_accuracy"], default="val_loss",
+                   help="what the search optimises and the final model is judged on "
+                        "(default val_loss)")
+    g.add_argument("--random-starts", type=_positive_int, metavar="N",
                    help="random configurations before TPE models the results (default: "
                         "twice --concurrency, 4 to 20, at most a third of --samples)")
-    t.add_argument("--concurrency", type=_positive_int,
+    g.add_argument("--concurrency", type=_positive_int, metavar="N",
                    help="trials at once (default: as many as the resources fit)")
-    t.add_argument("--space", type=Path, help="search-space YAML (see `hyperfcn space`)")
-    t.add_argument("--backbone", choices=["mobilenetv2", "efficientnetb0", "resnet50"],
+    g.add_argument("--space", type=Path, metavar="FILE",
+                   help="search-space YAML (print the default with the `space` command)")
+    g.add_argument("--backbone", choices=["mobilenetv2", "efficientnetb0", "resnet50"],
                    help="tune the training recipe of this standard network instead of the "
-                        "FCN's shape (its own space: `hyperfcn space --backbone NAME`)")
-    t.add_argument("--resume", action="store_true",
-                   help="continue the interrupted search in --out")
-    t.add_argument("--checkpoint-every", type=parse_duration, default=60.0, metavar="DURATION",
-                   help="save a trial's checkpoint (to resume it) at an epoch's end at most "
-                        "this often (default 60s; 0: every epoch)")
-    t.add_argument("--max-failures", type=int, default=0,
-                   help="retry a failed trial up to N times from its last checkpoint")
-    t.add_argument("--final", choices=["auto", "train+val"], default="auto",
+                        "FCN's shape (its own space: `space --backbone NAME`)")
+    g.add_argument("--weights", default="imagenet", metavar="imagenet|none|PATH",
+                   help="backbone mode: ImageNet weights (Keras' download and cache), none "
+                        "(random init), or a .weights.h5 file of the backbone without its top")
+    g.add_argument("--seed", type=int, default=0,
+                   help="seeds the split, the searcher and the weights (default 0)")
+    g.add_argument("--final", choices=["auto", "train+val"], default="auto",
                    help="auto (default): the best trial's weights at its best epoch, "
                         "retrained only if the trial was cut short and time is left, and "
                         "kept only if the retrain scores better; train+val: refit the best "
                         "config on training + validation images for the epochs it needed "
                         "(no held-out score afterwards)")
-    t.add_argument("--no-final", dest="final", action="store_const", const="none",
+    g.add_argument("--no-final", dest="final", action="store_const", const="none",
                    help="search only: write trials.csv and best_config.json, no final model")
+    r = _group(t, "resume and failures")
+    r.add_argument("--resume", action="store_true",
+                   help="continue the search in --out: an interrupted one, or a finished "
+                        "one with a larger --samples or --budget")
+    r.add_argument("--checkpoint-every", type=parse_duration, default=60.0, metavar="DURATION",
+                   help="save a trial's checkpoint (to resume it) at an epoch's end at most "
+                        "this often (default 60s; 0: every epoch)")
+    r.add_argument("--max-failures", type=int, default=0, metavar="N",
+                   help="retry a failed trial up to N times from its last checkpoint "
+                        "(default 0)")
 
-    tr = sub.add_parser("train", help="train one configuration (no search)")
+
+def _sub(sub: Any, name: str, summary: str, description: str, example: str
+         ) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=summary, description=description,
+                          epilog=f"example:\n  {example}",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = _Parser(
+        prog="hyperfcn",
+        description="Search the hyperparameters of a fully convolutional image classifier "
+                    "with Ray Tune, HyperOpt TPE and ASHA; save the best model; predict.",
+        epilog="example:\n  hyperfcn tune photos/ --budget 20m --out runs/photos\n"
+               "  hyperfcn predict new_photos/ --model runs/photos\n\n"
+               "`hyperfcn COMMAND --help` for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"hyperfcn {__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    t = _sub(sub, "tune", "search hyperparameters, save the best model found",
+             "Search the hyperparameters of an image classifier on DATA (one sub-folder of "
+             "images per class),\nthen save the best model found in RUN_DIR with its class "
+             "names, a table of every trial,\nTensorBoard logs and an HTML report.",
+             "hyperfcn tune photos/ --val-dir photos_val/ --budget 20m --out runs/photos")
+    _add_data_opts(t)
+    _add_search_opts(t)
+    _add_resource_opts(t)
+    _add_output_opts(t)
+
+    tr = _sub(sub, "train", "train one configuration (no search)",
+              "Train one configuration (a run's best_config.json, or any subset of its "
+              "keys) on DATA,\nwith the same artifacts as `tune`.",
+              "hyperfcn train photos/ --config runs/photos/best_config.json --out runs/again")
     _add_data_opts(tr)
-    tr.add_argument("--config", type=Path, required=True,
-                    help="JSON (or YAML) config, e.g. a run's best_config.json")
+    g = _group(tr, "training")
+    g.add_argument("--config", type=Path, required=True, metavar="FILE",
+                   help="JSON (or YAML) config, e.g. a run's best_config.json")
+    g.add_argument("--max-epochs", type=_positive_int, default=10, metavar="N",
+                   help="most epochs (early stopping keeps the best; default 10)")
+    g.add_argument("--seed", type=int, default=0,
+                   help="seeds the split and the weights (default 0)")
+    g.add_argument("--weights", default="imagenet", metavar="imagenet|none|PATH",
+                   help="backbone configs: ImageNet weights, none, or a .weights.h5 file")
+    _add_resource_opts(tr)
+    _add_output_opts(tr)
 
-    pr = sub.add_parser("predict", help="classify image files or folders")
-    pr.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-    pr.add_argument("--model", type=Path, required=True, help="a RUN_DIR")
-    pr.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    pr.add_argument("--top-k", type=_positive_int, default=1)
+    pr = _sub(sub, "predict", "classify image files or folders",
+              "Classify image files or folders (searched recursively) with a saved model.",
+              "hyperfcn predict new_photos/ --model runs/photos --format csv > out.csv")
+    pr.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                    help="image files or folders")
+    pr.add_argument("--model", type=Path, required=True, metavar="RUN_DIR",
+                    help="a RUN_DIR written by tune or train, or its model.keras")
+    pr.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                    help="table (default), csv (path,label,score) or json")
+    pr.add_argument("--top-k", type=_positive_int, default=1, metavar="K",
+                    help="the K most likely classes of each image (default 1)")
 
-    ev = sub.add_parser("evaluate", help="accuracy, per-class precision/recall, confusion")
-    ev.add_argument("data", type=Path)
-    ev.add_argument("--model", type=Path, required=True, help="a RUN_DIR")
-    ev.add_argument("--format", choices=["table", "json"], default="table")
+    ev = _sub(sub, "evaluate", "accuracy, per-class precision/recall, confusion",
+              "Score a saved model on a labelled folder (one sub-folder per class, the "
+              "model's classes).",
+              "hyperfcn evaluate photos_test/ --model runs/photos")
+    ev.add_argument("data", type=Path, metavar="DATA",
+                    help="labelled folder with the model's class sub-folders")
+    ev.add_argument("--model", type=Path, required=True, metavar="RUN_DIR",
+                    help="a RUN_DIR written by tune or train, or its model.keras")
+    ev.add_argument("--format", choices=["table", "json"], default="table",
+                    help="table (default) or json")
 
-    rp = sub.add_parser("report", help="write RUN_DIR/report.html (plots, mistakes, ...)")
-    rp.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    rp = _sub(sub, "report", "write RUN_DIR/report.html (plots, mistakes, ...)",
+              "Write RUN_DIR/report.html again from the files in RUN_DIR.",
+              "hyperfcn report runs/photos")
+    rp.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                    help="the --out folder of tune or train")
 
-    sp = sub.add_parser("space", help="print the default search space (the --space format)")
+    sp = _sub(sub, "space", "print the default search space (the --space format)",
+              "Print the default search space in the format --space reads.",
+              "hyperfcn space > my_space.yaml")
     sp.add_argument("--backbone", choices=["mobilenetv2", "efficientnetb0", "resnet50"],
                     help="the recipe space of backbone mode instead of the FCN's")
     return ap
@@ -169,8 +288,9 @@ def _opts(args: argparse.Namespace):
 
 
 def _resume_command(argv: list[str]) -> str:
-    args = [a for a in argv if a != "--resume"]
-    return "hyperfcn " + " ".join(shlex.quote(a) for a in args) + " --resume"
+    from .hints import command
+
+    return command([a for a in argv if a != "--resume"] + ["--resume"])
 
 
 def _summary(result, argv: list[str]) -> dict:
@@ -222,7 +342,11 @@ def _print_predictions(rows, fmt: str, top_k: int) -> None:
 
 
 def run(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # `hyperfcn` alone: what it does and how to start
+        parser.print_help()
+        return 0
     if args.command == "space":
         from .api import default_space_text
 
@@ -272,6 +396,10 @@ def run(argv: list[str]) -> int:
 
         rep, skipped = api.evaluate(args.data, args.model)
         print(json.dumps(rep, indent=2) if args.format == "json" else format_report(rep))
+        if rep.get("seen_in_training"):
+            print(f"hyperfcn: warning: {rep['seen_in_training']} of {rep['count']} images in "
+                  f"{args.data} were used to train this model: its accuracy on them is "
+                  f"optimistic; evaluate on images it has not seen", file=sys.stderr)
         if skipped:
             print(f"skipped {len(skipped)} unreadable file(s)", file=sys.stderr)
         return 0

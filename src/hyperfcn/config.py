@@ -100,6 +100,26 @@ class ModelConfig:
         rule(0 <= self.head_epochs <= 1000, "head_epochs", "must be in 0..1000")
         rule(0 < self.finetune_lr_factor <= 1, "finetune_lr_factor", "must be in (0, 1]")
 
+    def unused(self) -> set[str]:
+        """Keys whose value this config never reads (dense_units with a conv head, the
+        strength of an augmentation that is off, ...): hidden where configs are shown."""
+        off = {"dense_units" if self.head == "conv" else "conv_head_filters"}
+        off |= {f"{a}_factor" for a in ("rotation", "zoom", "translation", "contrast",
+                                        "brightness") if not getattr(self, a)}
+        if self.optimizer != "adamw":
+            off.add("weight_decay")
+        if self.backbone == "none":
+            off |= {"fine_tune", "fine_tune_fraction", "head_epochs", "finetune_lr_factor"}
+        else:
+            off |= {"blocks", "filters", "filter_growth", "max_filters", "convs_per_block",
+                    "downsample", "batchnorm", "head", "dense_units", "conv_head_filters",
+                    "pooling"}
+            if self.fine_tune not in ("top", "two_stage"):
+                off.add("fine_tune_fraction")
+            if self.fine_tune != "two_stage":
+                off |= {"head_epochs", "finetune_lr_factor"}
+        return off
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "config") -> ModelConfig:
         if not isinstance(data, Mapping):
@@ -157,9 +177,9 @@ def load_config(path: str | Path) -> ModelConfig:
                          f"or write one with the keys `hyperfcn space` lists")
     try:
         if p.suffix in (".yaml", ".yml"):
-            import yaml
+            from . import yamlio
 
-            data = yaml.safe_load(p.read_text())
+            data = yamlio.load(p.read_text())
         else:
             data = json.loads(p.read_text())
     except (ValueError, UnicodeDecodeError) as e:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,26 +25,56 @@ class LoadedRun:
     model: Any
     classes: list[str]
     config: dict[str, Any]
+    run_dir: Path | None = None
 
     @property
     def image_size(self) -> int:
         return int(self.config.get("image_size", 64))
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """TensorFlow's C++ start-up lines ("oneDNN custom operations are on", "This TensorFlow
+    binary is optimized ...") reach file descriptor 2 before any setting can stop them."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def load_run(run_dir: str | Path) -> LoadedRun:
+    """A RUN_DIR, or the model.keras inside one."""
     run = Path(run_dir)
+    if run.suffix == ".keras" and not run.is_dir():
+        run = run.parent
     model_path = run / art.MODEL
+    if not run.is_dir():
+        raise UserError(f"--model {run_dir}: no such folder; give a RUN_DIR written by "
+                        f"`hyperfcn tune` or `hyperfcn train`, or its model.keras")
+    settings = run / art.SETTINGS
+    if not model_path.is_file() and settings.is_file():
+        command = json.loads(settings.read_text()).get("command", "")
+        raise UserError(f"{run}: holds no model yet: its search did not finish. Continue "
+                        f"it with: {command} --resume" if " tune " in f" {command} " else
+                        f"{run}: holds no model yet: its training did not finish")
     for p in (model_path, run / art.CLASSES, run / art.BEST_CONFIG):
         if not p.is_file():
             raise UserError(f"{p}: missing; --model must be a RUN_DIR written by "
-                            f"`hyperfcn tune` or `hyperfcn train`")
-    import keras
+                            f"`hyperfcn tune` or `hyperfcn train`, or its model.keras")
+    with _native_stderr_silenced():
+        import keras
 
-    # safe_mode (the default) refuses models that would run arbitrary Python on load.
-    model = keras.saving.load_model(model_path, safe_mode=True)
+        # safe_mode (the default) refuses models that would run arbitrary Python on load.
+        model = keras.saving.load_model(model_path, safe_mode=True)
     classes = json.loads((run / art.CLASSES).read_text())
     config = json.loads((run / art.BEST_CONFIG).read_text())
-    return LoadedRun(model=model, classes=classes, config=config)
+    return LoadedRun(model=model, classes=classes, config=config, run_dir=run)
 
 
 def _probabilities(run: LoadedRun, images: list[np.ndarray], batch_size: int = 32
@@ -86,5 +120,30 @@ def evaluate_folder(run: LoadedRun, data_dir: str | Path) -> tuple[dict, list[tu
         raise DataError(f"{data_dir}: no readable images")
     probs = _probabilities(run, dec.images[run.image_size])
     labels = np.asarray([scan.labels[i] for i in dec.kept])
-    return classification_report(probs, labels, run.classes), [
-        (str(f), r) for f, r in dec.failed]
+    rep = classification_report(probs, labels, run.classes)
+    rep["seen_in_training"] = seen_in_training(run.run_dir, [scan.files[i] for i in dec.kept])
+    return rep, [(str(f), r) for f, r in dec.failed]
+
+
+def training_files(run_dir: Path | None) -> set[Path]:
+    """The images a run trained on: its DATA folder's files, less those it held out."""
+    if run_dir is None or not (run_dir / art.SETTINGS).is_file():
+        return set()
+    s = json.loads((run_dir / art.SETTINGS).read_text())
+    data = Path(s.get("data_abs") or s.get("data") or "")
+    if not data.is_dir():
+        return set()
+    held_out: set[Path] = set()
+    if not s.get("val_dir") and (run_dir / art.VAL_PREDICTIONS).is_file():
+        import csv
+
+        with open(run_dir / art.VAL_PREDICTIONS, newline="", encoding="utf-8") as f:
+            held_out = {Path(r["path"]).resolve() for r in csv.DictReader(f)}
+    with_val = scan_folder(data, what="DATA")
+    return {Path(p).resolve() for p in with_val.files} - held_out
+
+
+def seen_in_training(run_dir: Path | None, files: list[Path]) -> int:
+    """How many of `files` the run trained on (0 when the run does not say)."""
+    train = training_files(run_dir)
+    return sum(Path(f).resolve() in train for f in files)

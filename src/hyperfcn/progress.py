@@ -54,6 +54,8 @@ class Board:
     rows: dict[str, TrialRow] = field(default_factory=dict)
     best: float | None = None
     best_trial: str | None = None
+    # (seconds left, when estimated, trials done): see _reestimate
+    _estimate: tuple[float, float, int] | None = None
 
     def better(self, a: float, b: float | None) -> bool:
         return b is None or (a < b if self.mode == "min" else a > b)
@@ -78,6 +80,7 @@ class Board:
         secs = result.get("time_total_s")
         if secs and row.epoch:
             row.seconds_per_epoch = float(secs) / row.epoch
+        self._reestimate()
         return row
 
     def ended(self, trial_id: str, epochs: int | None = None, error: str = "",
@@ -96,7 +99,23 @@ class Board:
             rung = (self.rungs.index(row.epoch) + 1) if row.epoch in self.rungs else None
             row.status = (f"stopped at rung {rung} (epoch {row.epoch})" if rung
                           else f"stopped at epoch {row.epoch}")
+        self._reestimate()
         return row
+
+    def _reestimate(self) -> None:
+        """The --samples upper bound, moved only by evidence (a reported epoch, an ended
+        trial): trials left x the median trial's full length / concurrency, less the
+        epochs the running trials have done."""
+        speeds = sorted(r.seconds_per_epoch for r in self.rows.values() if r.seconds_per_epoch)
+        if not (self.samples and speeds) or self.budget_s is not None:
+            return
+        per_epoch = speeds[len(speeds) // 2]
+        done = sum(1 for r in self.rows.values() if r.status != "running")
+        running = [r for r in self.rows.values() if r.status == "running"]
+        epochs_left = ((self.samples - done - len(running)) * self.max_epochs
+                       + sum(max(0, self.max_epochs - r.epoch) for r in running))
+        self._estimate = (max(0.0, epochs_left * per_epoch / max(1, self.concurrency)),
+                          time.time(), done)
 
     def is_open(self, trial_id: str) -> bool:
         row = self.rows.get(trial_id)
@@ -114,12 +133,10 @@ class Board:
             ready = time.strftime("%H:%M", time.localtime(self.t0 + self.budget_s))
             return (f"{_clock(left)} left of {_clock(self.budget_s)}; model saved by "
                     f"{ready}")
-        speeds = [r.seconds_per_epoch for r in self.rows.values() if r.seconds_per_epoch]
-        if not (self.samples and speeds):
+        if self._estimate is None:
             return ""
-        done = sum(1 for r in self.rows.values() if r.status != "running")
-        per_trial = sorted(speeds)[len(speeds) // 2] * self.max_epochs
-        left = max(0.0, (self.samples - done) * per_trial / max(1, self.concurrency))
+        est, at, done = self._estimate
+        left = max(0.0, est - (time.time() - at))  # counts down between pieces of evidence
         text = f"search: ~{_clock(left)} left (upper bound, {done}/{self.samples} trials)"
         if self.final:
             text += "; then the final model (seconds, unless the best trial was cut short)"

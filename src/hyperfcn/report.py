@@ -184,6 +184,33 @@ def importance(trials: list[dict[str, Any]], metric: str, mode: str) -> list[tup
     return sorted(out, key=lambda kv: -kv[1])
 
 
+def display_order(trials: list[dict[str, Any]], metric: str, mode: str,
+                  ranked: list[tuple[str, float]]) -> list[str]:
+    """Parameters to show first: by importance once there are enough trials, else by the
+    share of the metric's spread each explains (eta squared, uncorrected: fine for
+    ordering a handful of trials), then by how many values it took."""
+    if ranked:
+        return [n for n, _ in ranked]
+    names = _param_names(trials)
+    rows = [(t["config"], best_of(t, metric, mode)) for t in trials]
+    rows = [(c, v) for c, v in rows if v is not None]
+    y = np.array([v for _, v in rows], dtype=float)
+    total = float(((y - y.mean()) ** 2).sum()) if len(y) else 0.0
+
+    def eta2(name: str) -> float:
+        if total <= 0:
+            return 0.0
+        groups = [json.dumps(c.get(name)) for c, _ in rows]
+        between = sum(len(sel) * (sel.mean() - y.mean()) ** 2 for sel in (
+            y[[i for i, gi in enumerate(groups) if gi == g]] for g in set(groups)))
+        return float(between / total)
+
+    def distinct(name: str) -> int:
+        return len({json.dumps(t["config"].get(name)) for t in trials})
+
+    return sorted(names, key=lambda n: (-round(eta2(n), 6), -distinct(n)))
+
+
 # ---------------------------------------------------------------- plots
 
 def _plt():
@@ -280,8 +307,7 @@ def _axis_values(vals: list[Any]) -> tuple[list[float], list[str] | None, bool]:
 def plot_parallel(run: Run, ranked: list[tuple[str, float]]) -> bytes | None:
     rows = [(t["config"], best_of(t, run.metric, run.mode)) for t in run.trials]
     rows = [(c, v) for c, v in rows if v is not None]
-    names = ([n for n, _ in ranked[:PARAMS_SHOWN]]
-             or _param_names([{"config": c} for c, _ in rows])[:PARAMS_SHOWN])
+    names = display_order(run.trials, run.metric, run.mode, ranked)[:PARAMS_SHOWN]
     if len(rows) < 2 or not names:
         return None
     plt = _plt()
@@ -440,13 +466,15 @@ def render(run: Run) -> tuple[str, dict[str, bytes]]:
     lead = []
     if trials:
         wall = (run.metrics.get("search_wall_seconds")
-                or _read(run.dir / "search.json", {}).get("search_wall_seconds"))
+                or _read(run.dir / art.SEARCH, {}).get("search_wall_seconds"))
         lead.append(f"{len(trials)} trials in {wall / 60:.1f} min" if wall else
                     f"{len(trials)} trials")
         lead.append(", ".join(f"{n} {_e(k)}" for k, n in status.most_common()))
     if scored:
         t, v = scored[0]
         lead.append(f"best trial {_e(t['trial_id'])}: {metric} {v:.4f}")
+    else:
+        lead.append("no trial finished an epoch, so there is no model")
     if run.metrics.get("val_accuracy") is not None:
         lead.append(f"saved model: val accuracy <b>{run.metrics['val_accuracy']:.1%}</b>, "
                     f"val loss {run.metrics['val_loss']:.4f} on {rep.get('count', '?')} "
@@ -506,7 +534,7 @@ def render(run: Run) -> tuple[str, dict[str, bytes]]:
                      "trial's best metric explained by grouping trials on that parameter. "
                      "It is a guide, not proof: it needs tens of trials, and parameters "
                      "chosen together share the credit.</p>")
-    names = _param_names(trials)[:10]
+    names = display_order(trials, metric, mode, ranked)[:10]
     rows = []
     for t, v in scored[:15]:
         rows.append([t["trial_id"], t["status"], t.get("epochs", ""), _fmt(v)]
@@ -525,8 +553,10 @@ def render(run: Run) -> tuple[str, dict[str, bytes]]:
     if final:
         parts.append(_final_html(final))
     if run.best_config:
+        unused = _unused(run.best_config)
         parts.append(_table(["parameter", "value"],
-                            [[k, _fmt(v)] for k, v in run.best_config.items()]))
+                            [[k, _fmt(v)] for k, v in run.best_config.items()
+                             if k not in unused]))
     if rep:
         parts.append(_table(["class", "precision", "recall", "support"], [
             [c, f"{pc['precision']:.3f}", f"{pc['recall']:.3f}", pc["support"]]
@@ -558,6 +588,15 @@ def render(run: Run) -> tuple[str, dict[str, bytes]]:
     parts.append(f"<p class='muted'>Written {time.strftime('%Y-%m-%d %H:%M')} by hyperfcn "
                  f"{_e((s.get('versions') or {}).get('hyperfcn', ''))}.</p></body></html>")
     return "\n".join(parts), plots
+
+
+def _unused(config: dict[str, Any]) -> set[str]:
+    from .config import ModelConfig
+
+    try:
+        return ModelConfig.from_dict(config).unused()
+    except Exception:  # a config from another version: show it all
+        return set()
 
 
 def _final_html(final: dict[str, Any]) -> str:

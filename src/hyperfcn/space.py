@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from . import yamlio
 from .errors import SpaceError
 
 Scalar = int | float | str | bool
@@ -362,12 +363,14 @@ def load_space(path: str | Path | None = None, known_keys: set[str] | None = Non
     else:
         p = Path(path)
         if not p.is_file():
-            raise SpaceError(f"{p}: space file not found; write one with `hyperfcn space > "
-                             f"{p.name}` and edit it")
+            from .hints import command
+
+            raise SpaceError(f"{p}: space file not found; write one with "
+                             f"`{command(['space'])} > {p.name}` and edit it")
         text = p.read_text()
         source = str(p)
     try:
-        data = yaml.safe_load(text)
+        data = yamlio.load(text)
     except yaml.YAMLError as e:
         raise SpaceError(f"{source}: not valid YAML ({str(e).splitlines()[0]})") from None
     return parse_space(data, source, known_keys)

@@ -109,6 +109,7 @@ def start(address: str | None = None, backend: str = "tensorflow", num_cpus: int
         # a `ray start` left on this machine (and fails if it has since died).
         ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus,
                  include_dashboard=False, **kwargs)
+    logging.getLogger("ray.tune.tune").addFilter(_RESUME_HINT_FILTER)  # once: a set
     res = ray.cluster_resources()
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     return {"cpus": float(res.get("CPU", 0)), "gpus": float(res.get("GPU", 0)),
@@ -116,6 +117,17 @@ def start(address: str | None = None, backend: str = "tensorflow", num_cpus: int
             "node_cpus": max((float(n.get("CPU", 0)) for n in nodes), default=0.0),
             "node_gpus": max((float(n.get("GPU", 0)) for n in nodes), default=0.0),
             "nodes": float(len(nodes))}
+
+
+class _OurResumeHintOnly(logging.Filter):
+    """Ray's "Resume experiment with: Tuner.restore(...)" is Python, not a command; the CLI
+    prints the command that resumes instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Resume experiment with" not in record.getMessage()
+
+
+_RESUME_HINT_FILTER = _OurResumeHintOnly()
 
 
 def token_auth_enabled() -> bool:
@@ -780,10 +792,13 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
         va = [h["val_accuracy"] for h in hist if "val_accuracy" in h]
         if t.status == Trial.ERROR:
             status = "failed"
-        elif t.status == Trial.TERMINATED:
-            status = ("completed" if epochs >= req.settings.max_epochs else
-                      "out_of_budget" if out_of_budget(t.trial_id, epochs) else "stopped")
-        else:
+        elif t.status == Trial.TERMINATED and epochs >= req.settings.max_epochs:
+            status = "completed"
+        elif t.status == Trial.TERMINATED and out_of_budget(t.trial_id, epochs):
+            status = "out_of_budget"
+        elif t.status == Trial.TERMINATED and not (interrupted and t.trial_id not in stop_log):
+            status = "stopped"
+        else:  # still pending or running, or ended by Ctrl-C: --resume continues it
             status = "unfinished"
         err = ""
         if t.status == Trial.ERROR:

@@ -1,0 +1,38 @@
+"""Commands printed for the user to run next, spelled as the user ran hyperfcn.
+
+A hint that says `hyperfcn tune ... --resume` fails for someone who ran
+`.venv/bin/hyperfcn` or `python -m hyperfcn`; every hint starts with :func:`prog`.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def prog(argv0: str | None = None) -> str:
+    """The command that started this process, as the user would type it again."""
+    a0 = argv0 if argv0 is not None else sys.argv[0]
+    name = Path(a0).name
+    if name in ("__main__.py", "cli.py") or not a0:
+        return f"{shlex.quote(sys.executable)} -m hyperfcn"
+    on_path = shutil.which(name)
+    if os.sep in a0 and (on_path is None or Path(on_path).resolve() != Path(a0).resolve()):
+        return shlex.quote(a0)  # a path the user typed (.venv/bin/hyperfcn)
+    return name
+
+
+def command(args: Sequence[str], argv0: str | None = None) -> str:
+    return " ".join([prog(argv0), *(shlex.quote(str(a)) for a in args)])
+
+
+def tensorboard() -> str:
+    """`tensorboard`, or its path beside this Python when it is not on PATH."""
+    if shutil.which("tensorboard"):
+        return "tensorboard"
+    beside = Path(sys.executable).parent / "tensorboard"
+    return shlex.quote(str(beside)) if beside.is_file() else "tensorboard"
