@@ -207,6 +207,75 @@ def test_existing_run_needs_resume(tuned):
     r = hyperfcn("tune", flowers / "train", "--out", run, "--image-size", 32,
                  "--samples", 1, check=False)
     assert r.returncode == 2 and "--resume" in r.stderr
+    assert "holds a finished search; use a new --out, or --resume with a larger" in r.stderr
+
+
+def test_a_finished_search_is_extended_by_resume_with_more_samples(tuned, tmp_path):
+    import shutil
+
+    src, _, flowers = tuned
+    run = tmp_path / "extended"
+    shutil.copytree(src, run)
+    args = ["tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
+            "--image-size", 32, "--max-epochs", 2, "--seed", 1, "--resume"]
+    model = (run / "model.keras").read_bytes()
+    r = hyperfcn(*args, "--samples", 2, check=False)  # what it has already: nothing to do
+    assert r.returncode == 2 and "finished with 2 trials" in r.stderr and "--samples" in r.stderr
+    assert (run / "model.keras").read_bytes() == model  # a refusal rewrites nothing
+    r = hyperfcn(*args, "--samples", 3)
+    assert "round 2" in r.stdout
+    rows = list(csv.DictReader(io.StringIO((run / "trials.csv").read_text())))
+    assert len(rows) == 3
+    assert json.loads((run / "search.json").read_text())["rounds"] == ["tune", "tune-2"]
+    trials = json.loads((run / "trials.json").read_text())
+    assert [t["search"] for t in trials] == ["tune", "tune", "tune-2"]
+    best = min(trials, key=lambda t: t["best_val_loss"])
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["final"]["best_trial"]["trial_id"] == best["trial_id"]
+
+
+def test_ctrl_c_keeps_trials_unfinished_and_prints_a_resume_hint_that_runs(flowers,
+                                                                           tmp_path):
+    import shlex
+
+    run = tmp_path / "interrupted"
+    args = ["tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
+            "--image-size", 32, "--samples", 2, "--max-epochs", 3, "--scheduler", "fifo",
+            "--concurrency", 1, "--checkpoint-every", 0]
+    proc = subprocess.Popen([sys.executable, "-m", "hyperfcn", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if any(_epochs(d) for d in (run / "tune").glob("trial_*")):
+            break
+        time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Tuner.restore" not in out + err  # only our hint
+    hint = [ln.strip() for ln in err.splitlines() if ln.strip().endswith("--resume")][-1]
+    assert hint.startswith(f"{shlex.quote(sys.executable)} -m hyperfcn tune")
+    statuses = [r["status"] for r in csv.DictReader(io.StringIO(
+        (run / "trials.csv").read_text()))]
+    assert "unfinished" in statuses and "stopped" not in statuses
+    r = subprocess.run(shlex.split(hint), capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]  # the hint runs as printed
+    assert (run / "model.keras").is_file()
+
+
+def test_predict_takes_model_keras_prints_no_tensorflow_noise_files_are_shared(tuned):
+    run, _, flowers = tuned
+    sample = flowers.parent / "flowers-original-sample"
+    r = hyperfcn("predict", sample, "--model", run / "model.keras", "--format", "csv")
+    assert len(r.stdout.strip().splitlines()) == 21
+    assert r.stderr.strip() == "", r.stderr
+    r = hyperfcn("evaluate", flowers / "train", "--model", run)
+    assert "were used to train this model" in r.stderr
+    assert "oneDNN" not in r.stderr and "tensorflow" not in r.stderr.lower()
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("model.keras", "report.html", "metrics.json", "trials.csv"):
+        assert (run / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
 
 
 def _epochs(trial_dir: Path) -> list[int]:

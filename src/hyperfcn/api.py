@@ -516,17 +516,6 @@ def _new_run_dir(run_dir: Path) -> Iterator[None]:
         raise
 
 
-def _check_run_dir(run_dir: Path, opts: TuneOptions, exp_exists: bool) -> None:
-    if opts.resume and not exp_exists:
-        raise UserError(f"{run_dir}: no search to resume there; drop --resume to start one")
-    if not opts.resume and exp_exists:
-        if (run_dir / art.MODEL).is_file() or (run_dir / art.SEARCH).is_file():
-            raise UserError(f"{run_dir}: holds a finished search; use a new --out, or "
-                            f"--resume with a larger --samples or --budget to extend it")
-        raise UserError(f"{run_dir}: holds an interrupted search; add --resume to continue "
-                        f"it, or pick another --out")
-
-
 def _space_infos(space: SearchSpace):
     from .space import LogUniform, QUniform, RandInt, Uniform
     from .tb import hparam_info
@@ -568,6 +557,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     from . import tuning
     from .final import plan_final
     from .progress import Board, make_view
+    from .rounds import evaluated, finished_rounds, plan_round
     from .tb import HParamsLog
     from .trial import TrialSettings
 
@@ -583,11 +573,15 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
                              checkpoint_best=opts.final != "none")
     req = tuning.SearchRequest(space=space, run_dir=run_dir, data_ref=None, settings=settings,
                                storage=opts.storage, tb_dir=run_dir / art.TENSORBOARD)
-    if opts.samples is None and opts.budget_s is None:
-        opts = dataclasses.replace(opts, samples=20)
     plan = tuning.plan_scheduler(opts.scheduler, opts.max_epochs)
     with _new_run_dir(run_dir):
-        _check_run_dir(run_dir, opts, tuning.can_resume(req))
+        rnd = plan_round(run_dir, opts.resume, opts.samples, opts.budget_s,
+                         lambda name: tuning.can_resume(dataclasses.replace(req, name=name)))
+        if rnd.number > 1:
+            p(f"extending the finished search in {run_dir} ({len(rnd.earlier)} trials) with "
+              f"round {rnd.number}: its searcher starts from their results")
+        if opts.samples is None and opts.budget_s is None:
+            opts = dataclasses.replace(opts, samples=20)
         trackers = tuning.tracker_callbacks(opts.mlflow, opts.wandb, run_dir.name, run_dir)
         # Data first: a bad folder fails in a second, before Ray starts.
         data, summary = _prepare_data(opts, sizes, run_dir, p)
@@ -603,7 +597,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
         p(plan.describe())
         starts = ""
         n_random = opts.random_starts or tuning.random_starts(res.concurrency, opts.samples)
-        if opts.searcher in ("hyperopt", "optuna") and not opts.resume:
+        if opts.searcher in ("hyperopt", "optuna") and not rnd.restore:
             starts = f", TPE after {n_random} random configurations"
             if space.points:
                 starts += f" and {len(space.points)} from the space's defaults"
@@ -615,14 +609,16 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
         _write_settings(run_dir, opts, {
             "scheduler_plan": dataclasses.asdict(plan), "resources": dataclasses.asdict(res),
             "space": dict(space.raw), "image_sizes": sizes})
-        if not opts.resume:
+        if rnd.number == 1 and not rnd.restore:
             HParamsLog(run_dir / art.TENSORBOARD).experiment(_space_infos(space))
         req = dataclasses.replace(
             req, data_ref=data_ref, settings=settings, searcher=opts.searcher, scheduler=plan,
-            samples=opts.samples, budget_s=_search_budget(opts, t0, summary),
+            samples=rnd.samples if rnd.number > 1 else opts.samples,
+            budget_s=_search_budget(opts, t0, summary), name=rnd.name,
+            evaluated=evaluated(rnd.earlier, opts.metric),
             concurrency=res.concurrency,
             cpus_per_trial=res.cpus_per_trial, gpus_per_trial=res.gpus_per_trial,
-            resume=opts.resume, max_failures=opts.max_failures, extra_callbacks=trackers,
+            resume=rnd.restore, max_failures=opts.max_failures, extra_callbacks=trackers,
             random_starts=n_random,
             reuse_workers=opts.backend == "tensorflow",
             view=make_view(Board(
@@ -633,6 +629,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
         t_search = time.time()
         records, interrupted = tuning.run_search(req)
         search_wall = time.time() - t_search
+        records = [tuning.TrialRecord(**r) for r in rnd.earlier] + records
         art.write_csv(run_dir / art.TRIALS, _trial_rows(records, space), ["trial_id"])
         art.write_json(run_dir / art.TRIALS_JSON, [dataclasses.asdict(r) for r in records])
         counts = collections.Counter(r.status for r in records)
@@ -660,10 +657,11 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
         config = ModelConfig.from_dict(best.config).to_dict()
         search_info = {"best_trial": best.trial_id, "search_wall_seconds": round(search_wall, 2),
                        "trial_epochs": sum(r.epochs for r in records),
-                       "trials": len(records)}
+                       "trials": len(records),
+                       "rounds": list(dict.fromkeys([*finished_rounds(run_dir), rnd.name]))}
+        art.write_json(run_dir / art.SEARCH, search_info)
         if opts.final == "none":
             art.write_json(run_dir / art.BEST_CONFIG, config)
-            art.write_json(run_dir / art.SEARCH, search_info)
             p(f"best trial {best.trial_id}: val_loss {best.best_val_loss:.4f}; no final "
               f"model (--no-final)")
             _report(run_dir, p)

@@ -204,6 +204,20 @@ def hyperopt_point(space: sp.SearchSpace, point: Mapping[str, Any]) -> dict[str,
     return out
 
 
+def _doc(tid: int, labels: list[str], hpoint: dict[str, Any]) -> dict[str, Any]:
+    """A hyperopt trial document for a point, every label present, inactive ones empty (as
+    hyperopt itself records them)."""
+    return {
+        "state": hpo.base.JOB_STATE_NEW, "tid": tid, "spec": None,
+        "result": {"status": "new"},
+        "misc": {"tid": tid, "cmd": ("domain_attachment", "FMinIter_Domain"),
+                 "workdir": None,
+                 "idxs": {k: [tid] if k in hpoint else [] for k in labels},
+                 "vals": {k: [hpoint[k]] if k in hpoint else [] for k in labels}},
+        "exp_key": None, "owner": None, "version": 0, "book_time": None,
+        "refresh_time": None}
+
+
 class FlatHyperOptSearch(HyperOptSearch):
     """HyperOptSearch that takes values-form initial points for conditional spaces.
 
@@ -214,7 +228,8 @@ class FlatHyperOptSearch(HyperOptSearch):
 
     def __init__(self, space: sp.SearchSpace, metric: str, mode: str, seed: int,
                  points: list[dict[str, Any]] | None = None, n_initial_points: int = 8,
-                 algo: str = "tpe") -> None:
+                 algo: str = "tpe",
+                 evaluated: list[tuple[dict[str, Any], float]] | None = None) -> None:
         super().__init__(space=hyperopt_space(space), metric=metric, mode=mode,
                          n_initial_points=n_initial_points, random_state_seed=seed)
         if algo == "random":
@@ -223,21 +238,21 @@ class FlatHyperOptSearch(HyperOptSearch):
         docs = []
         # hyperopt pops initial points last-in-first-out: reverse to run them in order.
         for tid, point in enumerate(reversed(points or [])):
+            docs.append(_doc(tid, labels, hyperopt_point(space, point)))
+        n_new = len(docs)
+        # Results of an earlier round of this search (--resume to extend it): what TPE
+        # learns from, as finished trials after the points still to run.
+        sign = 1.0 if mode == "min" else -1.0
+        for i, (point, value) in enumerate(evaluated or []):
+            tid = len(docs) + i
             hpoint = hyperopt_point(space, point)
-            docs.append({
-                "state": hpo.base.JOB_STATE_NEW, "tid": tid, "spec": None,
-                "result": {"status": "new"},
-                "misc": {"tid": tid, "cmd": ("domain_attachment", "FMinIter_Domain"),
-                         "workdir": None,
-                         "idxs": {k: [tid] if k in hpoint else [] for k in labels},
-                         "vals": {k: [hpoint[k]] if k in hpoint else [] for k in labels}},
-                "exp_key": None, "owner": None, "version": 0, "book_time": None,
-                "refresh_time": None})
+            docs.append({**_doc(tid, labels, hpoint), "state": hpo.base.JOB_STATE_DONE,
+                         "result": {"status": "ok", "loss": sign * value}})
         self._hpopt_trials = hpo.Trials()
         if docs:
             self._hpopt_trials.insert_trial_docs(docs)
             self._hpopt_trials.refresh()
-        self._points_to_evaluate = len(docs)
+        self._points_to_evaluate = n_new
 
     def suggest(self, trial_id: str) -> dict | None:
         cfg = super().suggest(trial_id)
@@ -289,11 +304,14 @@ def random_starts(concurrency: int, samples: int | None = None) -> int:
 
 
 def make_searcher(name: str, space: sp.SearchSpace, metric: str, mode: str, seed: int,
-                  points: list[dict[str, Any]] | None, n_initial_points: int = 8):
-    """``n_initial_points`` counts ``points`` too (hyperopt and Optuna both do)."""
+                  points: list[dict[str, Any]] | None, n_initial_points: int = 8,
+                  evaluated: list[tuple[dict[str, Any], float]] | None = None):
+    """``n_initial_points`` counts ``points`` too (hyperopt and Optuna both do);
+    ``evaluated``: (config, metric) of trials an earlier round of the search ran."""
     if name in ("hyperopt", "random"):
         return FlatHyperOptSearch(space, metric, mode, seed, points, n_initial_points,
-                                  algo="tpe" if name == "hyperopt" else "random")
+                                  algo="tpe" if name == "hyperopt" else "random",
+                                  evaluated=evaluated)
     if name == "optuna":
         try:
             import optuna
@@ -302,6 +320,8 @@ def make_searcher(name: str, space: sp.SearchSpace, metric: str, mode: str, seed
             raise UserError("--searcher optuna needs Optuna: pip install 'hyperfcn[optuna]'"
                             ) from None
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # Ray's OptunaSearch takes no evaluated points with a define-by-run space (the only
+        # kind that expresses conditional parameters): a new round starts afresh.
         return OptunaSearch(space=optuna_define_by_run(space), metric=metric, mode=mode,
                             sampler=optuna.samplers.TPESampler(
                                 seed=seed, n_startup_trials=n_initial_points),
@@ -674,6 +694,9 @@ class SearchRequest:
     name: str = "tune"
     tb_dir: Path | None = None
     max_failures: int = 0
+    # (config, metric value) of trials an earlier round of this search ran: extending a
+    # finished search warm-starts the searcher with them
+    evaluated: list[tuple[dict[str, Any], float]] = field(default_factory=list)
     # TensorFlow workers are reused (trial.forget_compiled keeps them flat); JAX workers
     # still grow ~30 MB a trial after jax.clear_caches(), so each JAX trial gets a new one.
     reuse_workers: bool = True
@@ -691,6 +714,7 @@ class TrialRecord:
     error: str = ""
     history: list[dict[str, float]] = field(default_factory=list)
     checkpoint: str = ""  # its best epoch's checkpoint ("" when none was kept)
+    search: str = "tune"  # the round (Ray experiment) it ran in: see rounds.py
 
 
 def _trial_name(trial: Trial) -> str:
@@ -728,7 +752,7 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
     callbacks: list[tune.Callback] = [JsonLoggerCallback(), HParamsCallback(tb)]
     plan = req.scheduler or plan_scheduler("asha", req.settings.max_epochs)
     stops_path = req.run_dir / art.SCHEDULER_STOPS
-    if not req.resume:
+    if not (req.resume or req.evaluated):  # a new search: no stops of an earlier one
         stops_path.unlink(missing_ok=True)
     stop_log = StopLog(stops_path)
     out_of_budget = functools.partial(cut_by_budget, plan, req.budget_s, stop_log)
@@ -743,10 +767,12 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
         # Callbacks are not saved with the experiment: hand them over again.
         tuner._local_tuner._run_config.callbacks = callbacks  # noqa: SLF001
     else:
-        points = [dict(pt) for pt in req.space.points] or None
+        # the space's recipes run first, once: an extended search has run them already
+        points = None if req.evaluated else [dict(pt) for pt in req.space.points] or None
         n_random = req.random_starts or random_starts(req.concurrency, req.samples)
         searcher = make_searcher(req.searcher, req.space, metric, mode,
-                                 req.settings.seed, points, len(points or ()) + n_random)
+                                 req.settings.seed + len(req.evaluated), points,
+                                 len(points or ()) + n_random, req.evaluated)
         tuner = tune.Tuner(
             trainable_fn,
             tune_config=tune.TuneConfig(
@@ -807,7 +833,7 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
             trial_id=t.trial_id, config=dict(t.config), status=status, epochs=epochs,
             best_val_loss=min(vl) if vl else None, best_val_accuracy=max(va) if va else None,
             seconds=float((t.last_result or {}).get("time_total_s", 0.0)), error=err,
-            history=hist, checkpoint=best_ckpt.get(t.trial_id, "")))
+            history=hist, checkpoint=best_ckpt.get(t.trial_id, ""), search=req.name))
     return records, interrupted
 
 

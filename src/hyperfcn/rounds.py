@@ -1,0 +1,93 @@
+"""Which round of a search a `tune` command runs in a RUN_DIR.
+
+A search is one or more rounds, each a Ray Tune experiment in RUN_DIR (`tune`, `tune-2`,
+...). A new RUN_DIR starts round 1. `--resume` continues the last round if it was
+interrupted (Ray restores it); if every round finished, `--resume` with a larger
+`--samples` or a `--budget` starts the next round, whose searcher learns from every
+earlier trial. `search.json` lists the rounds that finished. No Ray here: the caller says
+which experiments exist.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import artifacts as art
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class Round:
+    name: str  # the experiment's folder under the storage path
+    restore: bool  # continue an interrupted experiment
+    earlier: list[dict[str, Any]] = field(default_factory=list)  # trials of other rounds
+    samples: int | None = None  # trials this round may start (None: the budget decides)
+
+    @property
+    def number(self) -> int:
+        return 1 if self.name == FIRST else int(self.name.rsplit("-", 1)[1])
+
+
+FIRST = "tune"
+
+
+def name_of(number: int) -> str:
+    return FIRST if number == 1 else f"{FIRST}-{number}"
+
+
+def finished_rounds(run_dir: Path) -> list[str]:
+    search = run_dir / art.SEARCH
+    if search.is_file():
+        done = json.loads(search.read_text()).get("rounds")
+        if done is not None:
+            return list(done)
+    # a run from before rounds were recorded: finished if it saved a model
+    return [FIRST] if (run_dir / art.MODEL).is_file() or search.is_file() else []
+
+
+def _records(run_dir: Path) -> list[dict[str, Any]]:
+    p = run_dir / art.TRIALS_JSON
+    return json.loads(p.read_text()) if p.is_file() else []
+
+
+def plan_round(run_dir: Path, resume: bool, samples: int | None, budget_s: float | None,
+               exists: Callable[[str], bool]) -> Round:
+    """The round to run, or a UserError that says what to do instead."""
+    names = []
+    while exists(name_of(len(names) + 1)):
+        names.append(name_of(len(names) + 1))
+    done = finished_rounds(run_dir)
+    if not names:
+        if resume:
+            raise UserError(f"{run_dir}: no search to resume there; drop --resume to start "
+                            f"one")
+        return Round(FIRST, restore=False, samples=samples)
+    last_finished = names[-1] in done
+    if not resume:
+        if last_finished:
+            raise UserError(f"{run_dir}: holds a finished search; use a new --out, or "
+                            f"--resume with a larger --samples or --budget to extend it")
+        raise UserError(f"{run_dir}: holds an interrupted search; add --resume to continue "
+                        f"it, or pick another --out")
+    records = _records(run_dir)
+    if not last_finished:
+        return Round(names[-1], restore=True,
+                     earlier=[r for r in records if r.get("search", FIRST) != names[-1]])
+    if budget_s is None and (samples is None or samples <= len(records)):
+        raise UserError(f"{run_dir}: the search finished with {len(records)} trials; to "
+                        f"extend it, give --samples larger than {len(records)}, or a "
+                        f"--budget, with --resume")
+    return Round(name_of(len(names) + 1), restore=False, earlier=records,
+                 samples=None if samples is None else samples - len(records))
+
+
+def evaluated(records: list[dict[str, Any]], metric: str) -> list[tuple[dict, float]]:
+    """(config, best metric) of each earlier trial with a result: what a new round's
+    searcher starts from."""
+    key = f"best_{metric}"
+    return [(dict(r["config"]), float(r[key])) for r in records
+            if r.get(key) is not None and r.get("status") != "failed"]
