@@ -64,11 +64,11 @@ def replay(trials: list[dict], min_records: int, budget_s: float, slots: int,
     from ray.tune.schedulers import TrialScheduler
 
     from hyperfcn import tuning
+    from hyperfcn.scheduler import RungScheduler
 
     plan = tuning.plan_scheduler("asha", max_t)
-    sched = tuning.SeededASHA(time_attr="epoch", metric="val_loss", mode="min", max_t=max_t,
-                              grace_period=plan.grace_period,
-                              reduction_factor=plan.reduction_factor, min_records=min_records)
+    sched = RungScheduler("val_loss", "min", max_t=max_t, grace_period=plan.grace_period,
+                          reduction_factor=plan.reduction_factor, min_records=min_records)
     events: list[tuple[float, int, int]] = []
     state = {"next": 0, "busy": 0.0, "best": 0.0, "idle_from": None}
 

@@ -225,13 +225,16 @@ def test_a_rung_stops_no_trial_until_it_holds_as_many_results_as_the_reduction_f
     assert _report(sched, trials[2], 3, 0.1) == TrialScheduler.CONTINUE
     assert _report(sched, trials[1], 3, 0.05) == TrialScheduler.CONTINUE
     # plain ASHA (one result is enough) stops the second as worse than the first
-    plain = tuning.SeededASHA(time_attr="epoch", metric="val_accuracy", mode="max", max_t=12,
-                              grace_period=1, reduction_factor=3)
+    from hyperfcn.scheduler import RungScheduler
+
+    plain = RungScheduler("val_accuracy", "max", max_t=12, grace_period=1,
+                          reduction_factor=3)
     for t in trials[:2]:
         plain.on_trial_add(None, t)
     assert _report(plain, trials[0], 1, 0.5) == TrialScheduler.CONTINUE
     assert _report(plain, trials[1], 1, 0.4) == TrialScheduler.STOP
-    assert sched._num_stopped == 2  # the trials it let go on are not counted as stopped
+    # the trials it let go on are not counted as stopped
+    assert sorted(sched.stop_log.stops()) == ["t3", "t4"]
 
 
 def test_an_early_end_the_scheduler_did_not_log_is_the_budget(tmp_path):
@@ -301,3 +304,36 @@ def test_plan_round_new_resume_extend_and_refusals(tmp_path):
     r = plan_round(tmp_path, True, None, 600.0, exists("tune", "tune-2"))
     assert r.restore and r.name == "tune-2"  # round 2 was interrupted: continue it
     assert len(r.earlier) == 4
+
+
+def test_the_rung_scheduler_decides_as_rays_asha_when_its_rules_are_off():
+    """With one result enough and no recipe, hyperfcn's scheduler on the public hooks makes
+    the very decisions Ray's ASHAScheduler makes: same rungs, same cutoffs."""
+    import random
+
+    from ray.tune.schedulers import ASHAScheduler
+
+    from hyperfcn.scheduler import RungScheduler
+
+    rng = random.Random(7)
+    ours = RungScheduler("val_loss", "min", max_t=12, grace_period=1, reduction_factor=3)
+    ray_asha = ASHAScheduler(time_attr="epoch", metric="val_loss", mode="min", max_t=12,
+                             grace_period=1, reduction_factor=3)
+    trials = [_FakeTrial(f"t{i}") for i in range(30)]
+    for t in trials:
+        ray_asha.on_trial_add(None, t)
+        ours.on_trial_add(None, t)
+    alive = {t.trial_id: t for t in trials}
+    decisions = 0
+    for epoch in range(1, 13):
+        for tid in rng.sample(sorted(alive), len(alive)):
+            r = {"epoch": epoch, "val_loss": rng.random() + 1 / epoch}
+            a = ray_asha.on_trial_result(None, alive[tid], r)
+            b = ours.on_trial_result(None, alive[tid], r)
+            assert a == b, (tid, epoch)
+            decisions += 1
+            if a == "STOP":
+                ray_asha.on_trial_complete(None, alive[tid], r)
+                ours.on_trial_complete(None, alive[tid], r)
+                del alive[tid]
+    assert decisions > 60 and not alive  # every trial stopped: early, or at max_t

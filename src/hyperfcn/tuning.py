@@ -9,10 +9,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import math
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,25 +45,22 @@ def _secure_auth_mode() -> None:
 
 _secure_auth_mode()
 
-import hyperopt as hpo  # noqa: E402
 import ray  # noqa: E402
-from hyperopt import hp  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.tune.experiment import Trial  # noqa: E402
 from ray.tune.logger import JsonLoggerCallback  # noqa: E402
 from ray.tune.schedulers import (  # noqa: E402
-    ASHAScheduler,
     FIFOScheduler,
     HyperBandScheduler,
     TrialScheduler,
 )
-from ray.tune.schedulers.async_hyperband import _Bracket  # noqa: E402
-from ray.tune.search.hyperopt import HyperOptSearch  # noqa: E402
 
 from . import artifacts as art  # noqa: E402
 from . import space as sp  # noqa: E402
 from .errors import UserError  # noqa: E402
 from .final import FinalModel, FinalPlan  # noqa: E402
+from .scheduler import RungScheduler, StopLog  # noqa: E402
+from .searchers import make_searcher, random_starts  # noqa: E402
 from .tb import HParamsLog  # noqa: E402
 from .trial import TrialData, TrialSettings, run_trial  # noqa: E402
 
@@ -148,187 +144,6 @@ def put(obj: Any) -> Any:
     return ray.put(obj)
 
 
-# ---------------------------------------------------------------- search space translation
-
-def _flatten(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in cfg.items():
-        if isinstance(v, Mapping):
-            out.update(_flatten(v))
-        else:
-            out[k] = v
-    return out
-
-
-def _hp_expr(p: sp.Param) -> Any:
-    if isinstance(p, sp.Constant):
-        return p.value
-    if isinstance(p, sp.Choice):
-        return hp.choice(p.name, list(p.values))
-    if isinstance(p, sp.Conditional):
-        return hp.choice(p.name, [{p.name: key, **{q.name: _hp_expr(q) for q in sub}}
-                                  for key, sub in p.options])
-    if isinstance(p, sp.Uniform):
-        return hp.uniform(p.name, p.low, p.high)
-    if isinstance(p, sp.LogUniform):
-        return hp.loguniform(p.name, math.log(p.low), math.log(p.high))
-    if isinstance(p, sp.QUniform):
-        expr = hp.quniform(p.name, p.low, p.high, p.q)
-        if all(float(t).is_integer() for t in (p.low, p.high, p.q)):
-            return hpo.pyll.scope.int(expr)
-        return expr
-    if isinstance(p, sp.RandInt):
-        return hp.uniformint(p.name, p.low, p.high)
-    raise TypeError(p)
-
-
-def hyperopt_space(space: sp.SearchSpace) -> dict[str, Any]:
-    return {p.name: _hp_expr(p) for p in space.params}
-
-
-def hyperopt_point(space: sp.SearchSpace, point: Mapping[str, Any]) -> dict[str, Any]:
-    """A values-form point as hyperopt stores it: choice indices, raw numbers, active only."""
-    out: dict[str, Any] = {}
-    for p in space.active(point):
-        if isinstance(p, sp.Constant):
-            continue
-        v = point[p.name]
-        if isinstance(p, sp.Choice):
-            out[p.name] = next(i for i, c in enumerate(p.values) if sp.contains(
-                sp.Constant(p.name, c), v))
-        elif isinstance(p, sp.Conditional):
-            out[p.name] = next(i for i, k in enumerate(p.keys) if sp.contains(
-                sp.Constant(p.name, k), v))
-        else:
-            out[p.name] = v
-    return out
-
-
-def _doc(tid: int, labels: list[str], hpoint: dict[str, Any]) -> dict[str, Any]:
-    """A hyperopt trial document for a point, every label present, inactive ones empty (as
-    hyperopt itself records them)."""
-    return {
-        "state": hpo.base.JOB_STATE_NEW, "tid": tid, "spec": None,
-        "result": {"status": "new"},
-        "misc": {"tid": tid, "cmd": ("domain_attachment", "FMinIter_Domain"),
-                 "workdir": None,
-                 "idxs": {k: [tid] if k in hpoint else [] for k in labels},
-                 "vals": {k: [hpoint[k]] if k in hpoint else [] for k in labels}},
-        "exp_key": None, "owner": None, "version": 0, "book_time": None,
-        "refresh_time": None}
-
-
-class FlatHyperOptSearch(HyperOptSearch):
-    """HyperOptSearch that takes values-form initial points for conditional spaces.
-
-    Ray 2.60's own conversion of `points_to_evaluate` hangs or fails on nested choices; here
-    the points become hyperopt trial documents directly (every label present, inactive ones
-    empty, as hyperopt itself records them), and suggestions come back flat.
-    """
-
-    def __init__(self, space: sp.SearchSpace, metric: str, mode: str, seed: int,
-                 points: list[dict[str, Any]] | None = None, n_initial_points: int = 8,
-                 algo: str = "tpe",
-                 evaluated: list[tuple[dict[str, Any], float]] | None = None) -> None:
-        super().__init__(space=hyperopt_space(space), metric=metric, mode=mode,
-                         n_initial_points=n_initial_points, random_state_seed=seed)
-        if algo == "random":
-            self.algo = hpo.rand.suggest
-        labels = [p.name for p in space.walk() if not isinstance(p, sp.Constant)]
-        docs = []
-        # hyperopt pops initial points last-in-first-out: reverse to run them in order.
-        for tid, point in enumerate(reversed(points or [])):
-            docs.append(_doc(tid, labels, hyperopt_point(space, point)))
-        n_new = len(docs)
-        # Results of an earlier round of this search (--resume to extend it): what TPE
-        # learns from, as finished trials after the points still to run.
-        sign = 1.0 if mode == "min" else -1.0
-        for i, (point, value) in enumerate(evaluated or []):
-            tid = len(docs) + i
-            hpoint = hyperopt_point(space, point)
-            docs.append({**_doc(tid, labels, hpoint), "state": hpo.base.JOB_STATE_DONE,
-                         "result": {"status": "ok", "loss": sign * value}})
-        self._hpopt_trials = hpo.Trials()
-        if docs:
-            self._hpopt_trials.insert_trial_docs(docs)
-            self._hpopt_trials.refresh()
-        self._points_to_evaluate = n_new
-
-    def suggest(self, trial_id: str) -> dict | None:
-        cfg = super().suggest(trial_id)
-        return _flatten(cfg) if isinstance(cfg, Mapping) else cfg
-
-
-def optuna_define_by_run(space: sp.SearchSpace) -> Callable[[Any], dict[str, Any]]:
-    def define(trial: Any) -> dict[str, Any]:
-        consts: dict[str, Any] = {}
-
-        def visit(params: tuple[sp.Param, ...]) -> None:
-            for p in params:
-                if isinstance(p, sp.Constant):
-                    consts[p.name] = p.value
-                elif isinstance(p, sp.Choice):
-                    trial.suggest_categorical(p.name, list(p.values))
-                elif isinstance(p, sp.Conditional):
-                    key = trial.suggest_categorical(p.name, list(p.keys))
-                    visit(p.sub(key))
-                elif isinstance(p, sp.Uniform):
-                    trial.suggest_float(p.name, p.low, p.high)
-                elif isinstance(p, sp.LogUniform):
-                    trial.suggest_float(p.name, p.low, p.high, log=True)
-                elif isinstance(p, sp.QUniform):
-                    if all(float(t).is_integer() for t in (p.low, p.high, p.q)):
-                        trial.suggest_int(p.name, int(p.low), int(p.high), step=int(p.q))
-                    else:
-                        trial.suggest_float(p.name, p.low, p.high, step=p.q)
-                elif isinstance(p, sp.RandInt):
-                    trial.suggest_int(p.name, p.low, p.high)
-
-        visit(space.params)
-        return consts
-
-    return define
-
-
-def random_starts(concurrency: int, samples: int | None = None) -> int:
-    """How many random configurations TPE draws before it models the results.
-
-    hyperopt's and Ray's default (20), and the 8 used here before, are all of a laptop
-    search: at 2-5 trials a run on 2 cores TPE never left its random start and ran the very
-    trials random search ran (BENCHMARKS row 7). With C trials at once the first C have
-    nothing to learn from, and TPE needs a few finished ones, so: twice the concurrency, at
-    least 4, at most 20, and no more than a third of --samples.
-    """
-    n = min(20, max(4, 2 * concurrency))
-    return max(1, min(n, samples // 3)) if samples else n
-
-
-def make_searcher(name: str, space: sp.SearchSpace, metric: str, mode: str, seed: int,
-                  points: list[dict[str, Any]] | None, n_initial_points: int = 8,
-                  evaluated: list[tuple[dict[str, Any], float]] | None = None):
-    """``n_initial_points`` counts ``points`` too (hyperopt and Optuna both do);
-    ``evaluated``: (config, metric) of trials an earlier round of the search ran."""
-    if name in ("hyperopt", "random"):
-        return FlatHyperOptSearch(space, metric, mode, seed, points, n_initial_points,
-                                  algo="tpe" if name == "hyperopt" else "random",
-                                  evaluated=evaluated)
-    if name == "optuna":
-        try:
-            import optuna
-            from ray.tune.search.optuna import OptunaSearch
-        except ImportError:
-            raise UserError("--searcher optuna needs Optuna: pip install 'hyperfcn[optuna]'"
-                            ) from None
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        # Ray's OptunaSearch takes no evaluated points with a define-by-run space (the only
-        # kind that expresses conditional parameters): a new round starts afresh.
-        return OptunaSearch(space=optuna_define_by_run(space), metric=metric, mode=mode,
-                            sampler=optuna.samplers.TPESampler(
-                                seed=seed, n_startup_trials=n_initial_points),
-                            points_to_evaluate=points)
-    raise UserError(f"--searcher {name!r}: use hyperopt, random or optuna")
-
-
 # ---------------------------------------------------------------- schedulers
 
 @dataclass(frozen=True)
@@ -372,90 +187,6 @@ def plan_scheduler(name: str, max_epochs: int) -> SchedulerPlan:
     return SchedulerPlan(name, max_epochs, grace, rf)
 
 
-class StopLog:
-    """Which trials the scheduler stopped, and at which epoch, in a file of the run.
-
-    Ray marks a trial the scheduler stopped and one the time budget cut off the same way
-    (TERMINATED); the report, trials.csv and the live view tell them apart from this log. A
-    file, because a resumed search gets the scheduler as pickled when the search began.
-    """
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._seen: dict[str, int] = {}
-
-    def add(self, trial_id: str, epoch: int) -> None:
-        self._seen[trial_id] = epoch
-        if self.path is not None:
-            with contextlib.suppress(OSError), self.path.open("a") as f:
-                f.write(f"{trial_id} {epoch}\n")
-
-    def stops(self) -> dict[str, int]:
-        return {**(art.read_stops(self.path) if self.path else {}), **self._seen}
-
-    def __contains__(self, trial_id: str) -> bool:
-        return trial_id in self.stops()
-
-
-class _PatientBracket(_Bracket):
-    """An ASHA bracket whose rungs set no cutoff until they hold ``min_records`` results."""
-
-    min_records = 1
-
-    def cutoff(self, recorded: dict[str, float]) -> Any:
-        # Ray asks before recording the trial being judged: these are the others
-        return super().cutoff(recorded) if len(recorded) >= self.min_records else None
-
-
-class SeededASHA(ASHAScheduler):
-    """ASHA that lets the space's initial points (``defaults``) run all their epochs, stops
-    no trial at a rung that held fewer than ``min_records`` results before it, and logs each
-    trial it stops early (``stop_log``).
-
-    Plain ASHA judges the second trial at a rung against the first alone. On 2 cores the
-    first there is the fastest, not the best: in 10- and 15-minute searches on flowers it
-    stopped the eventual best trial of seeds 0 and 1 (0.747 and 0.707 by epochs 9-12) at
-    epoch 3, behind one or two faster trials. Replaying the random runs' curves and trial
-    times through both rules, plain ASHA lost seed 1's winner again and waiting for 3
-    results (the reduction factor) kept all three seeds' (BENCHMARKS.md, row 7).
-
-    The initial point is the user's best guess. ASHA judges at early rungs, where slower
-    starters (bigger networks, a cosine schedule still at its high learning rate) look
-    worst: on flowers it stopped the default recipe at epoch 3 (val accuracy 0.41, then a
-    trial that reached 0.80 on its own). Their results still count at every rung.
-
-    Tried and not kept: judging a trial again at its highest rung on every report, so the
-    first trial at a rung (which always passes) is stopped once better ones arrive. In 15
-    minutes on flowers it ran 14-19 trials (plain ASHA: 5-13 in 10) and found no better
-    model than random search (BENCHMARKS.md, row 7): it stopped trials at epochs 6-11, and a
-    trial fast enough to be alone at its highest rung was never judged again.
-    """
-
-    def __init__(self, *args: Any, seeded: list[dict[str, Any]] | None = None,
-                 stop_log: StopLog | None = None, min_records: int = 1,
-                 **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._seeded = [dict(p) for p in seeded or []]
-        self.stop_log = stop_log or StopLog(None)
-        for bracket in self._brackets:  # Ray builds them; only their cutoff differs
-            bracket.__class__ = _PatientBracket
-            bracket.min_records = min_records
-
-    def is_seeded(self, config: Mapping[str, Any]) -> bool:
-        return any(p and all(config.get(k) == v for k, v in p.items()) for p in self._seeded)
-
-    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
-        action = super().on_trial_result(tune_controller, trial, result)
-        epoch = int(result.get(self._time_attr, 0))
-        if action != TrialScheduler.STOP or epoch >= self._max_t:
-            return action
-        if self.is_seeded(trial.config):
-            self._num_stopped -= 1
-            return TrialScheduler.CONTINUE
-        self.stop_log.add(trial.trial_id, epoch)
-        return action
-
-
 def cut_by_budget(plan: SchedulerPlan, budget_s: float | None, stop_log: StopLog,
                   trial_id: str, epochs: int) -> bool:
     """Did the time budget end this trial (which Ray marks TERMINATED, like a stop)?
@@ -472,10 +203,9 @@ def make_scheduler(plan: SchedulerPlan, metric: str, mode: str,
                    seeded: list[dict[str, Any]] | None = None,
                    stop_log: StopLog | None = None) -> TrialScheduler:
     if plan.name == "asha":
-        return SeededASHA(time_attr="epoch", metric=metric, mode=mode, max_t=plan.max_t,
-                          grace_period=plan.grace_period,
-                          reduction_factor=plan.reduction_factor, seeded=seeded,
-                          stop_log=stop_log, min_records=plan.min_records)
+        return RungScheduler(metric, mode, max_t=plan.max_t, grace_period=plan.grace_period,
+                             reduction_factor=plan.reduction_factor,
+                             min_records=plan.min_records, seeded=seeded, stop_log=stop_log)
     if plan.name == "hyperband":
         return HyperBandScheduler(time_attr="epoch", metric=metric, mode=mode,
                                   max_t=plan.max_t, reduction_factor=plan.reduction_factor)
