@@ -5,7 +5,7 @@
 Takes a `search_quality.py` result (which keeps every trial's curve) or the run directories
 it left (`random_fifo_<seed>`). Each random run's trials start in the order they did, two at
 a time, each epoch taking as long as it took; every result goes through the real scheduler
-(`tuning.make_scheduler`), once as plain ASHA (a rung judges from its first result on) and
+(`scheduler.make_scheduler`), once as plain ASHA (a rung judges from its first result on) and
 once as the default (a rung judges once it holds as many results as the reduction factor).
 Reported per seed: the best val accuracy the budget reaches under each rule, how many of the
 recorded trials it got through, and how much of the budget it frees for new trials (which
@@ -63,10 +63,9 @@ def replay(trials: list[dict], min_records: int, budget_s: float, slots: int,
            max_t: int) -> dict:
     from ray.tune.schedulers import TrialScheduler
 
-    from hyperfcn import tuning
-    from hyperfcn.scheduler import RungScheduler
+    from hyperfcn.scheduler import RungScheduler, plan_scheduler
 
-    plan = tuning.plan_scheduler("asha", max_t)
+    plan = plan_scheduler("asha", max_t)
     sched = RungScheduler("val_loss", "min", max_t=max_t, grace_period=plan.grace_period,
                           reduction_factor=plan.reduction_factor, min_records=min_records)
     events: list[tuple[float, int, int]] = []

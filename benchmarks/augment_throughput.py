@@ -96,7 +96,7 @@ def main() -> None:
     from hyperfcn.buckets import pack, plan_buckets
     from hyperfcn.config import ModelConfig
     from hyperfcn.model import build_training_model
-    from hyperfcn.trial import configure_runtime
+    from hyperfcn.runtime import configure_runtime
 
     configure_runtime(os.cpu_count() or 1, 0)
     import keras

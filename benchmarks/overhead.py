@@ -55,7 +55,9 @@ def baseline(configs, epochs: int) -> float:
 import json, sys, time, numpy as np
 sys.path.insert(0, {str(HERE.parent / 'src')!r})
 from hyperfcn.prepare import prepare
-from hyperfcn.trial import configure_runtime, _train_input, predict_packed, labels_of
+from hyperfcn.arrays import labels_of, predict_packed
+from hyperfcn.arrays import train_input as _train_input
+from hyperfcn.runtime import configure_runtime
 from hyperfcn.buckets import steps
 from hyperfcn.config import ModelConfig
 configs = json.loads(sys.argv[1])

@@ -74,7 +74,7 @@ def test_a_trial_that_raises_fails_with_its_reason_and_the_search_goes_on(tmp_pa
     the data was not prepared for (any exception takes the same path)."""
     from conftest import make_packed
 
-    from hyperfcn import tuning
+    from hyperfcn import scheduler, search, session
     from hyperfcn.config import ModelConfig
     from hyperfcn.space import parse_space
     from hyperfcn.trial import TrialData, TrialSettings
@@ -86,14 +86,14 @@ def test_a_trial_that_raises_fails_with_its_reason_and_the_search_goes_on(tmp_pa
                                         "blocks": 2, "filters": 8},
                          "defaults": [{"image_size": 24}, {"image_size": 16}]}, "test",
                         ModelConfig.keys())
-    tuning.start(num_cpus=2)
+    session.start(num_cpus=2)
     try:
-        req = tuning.SearchRequest(space=space, run_dir=tmp_path, data_ref=tuning.put(data),
+        req = search.SearchRequest(space=space, run_dir=tmp_path, data_ref=session.put(data),
                                    settings=TrialSettings(max_epochs=1), samples=2,
-                                   scheduler=tuning.plan_scheduler("fifo", 1), concurrency=1)
-        records, interrupted = tuning.run_search(req)
+                                   scheduler=scheduler.plan_scheduler("fifo", 1), concurrency=1)
+        records, interrupted = search.run_search(req)
     finally:
-        tuning.shutdown()
+        session.shutdown()
     assert not interrupted
     by_size = {r.config["image_size"]: r for r in records}
     assert by_size[24].status == "failed"

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hyperfcn import trial as trial_mod
+from hyperfcn import arrays as trial_mod
+from hyperfcn.arrays import labels_of, predict_packed
 from hyperfcn.final import (
     BestTrial,
     FinalSource,
@@ -18,7 +19,7 @@ from hyperfcn.final import (
     plan_final,
     shortfall,
 )
-from hyperfcn.trial import LocalReporter, TrialSettings, labels_of, predict_packed, run_trial
+from hyperfcn.trial import LocalReporter, TrialSettings, run_trial
 
 CFG = {"image_size": 16, "batch_size": 4, "blocks": 2, "filters": 8, "dense_units": 16,
        "learning_rate": 0.01}

@@ -12,8 +12,8 @@ pytest.importorskip("ray")
 def test_a_dead_cluster_left_by_ray_start_is_not_joined(tmp_path):
     """`ray start` leaves its address behind (RAY_ADDRESS, /tmp/ray/ray_current_cluster);
     ray.init() without an address would try to join it and hang when it is gone."""
-    code = ("from hyperfcn import tuning; r = tuning.start(num_cpus=1); "
-            "print('cpus', r['cpus']); tuning.shutdown()")
+    code = ("from hyperfcn import session; r = session.start(num_cpus=1); "
+            "print('cpus', r['cpus']); session.shutdown()")
     env = {**os.environ, "RAY_ADDRESS": "127.0.0.1:9"}  # nothing listens there
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                        timeout=180)

@@ -2,10 +2,10 @@
 
 import pytest
 
+from hyperfcn import records, scheduler, searchers  # noqa: E402
 from hyperfcn.config import ModelConfig
 from hyperfcn.space import load_space, parse_space
 
-tuning = pytest.importorskip("hyperfcn.tuning")
 KEYS = ModelConfig.keys()
 
 
@@ -30,7 +30,7 @@ def _drive(searcher, n):
 def test_initial_point_first_then_valid_flat_suggestions(name, deadline):
     deadline(60)
     space = load_space(known_keys=KEYS)
-    s = tuning.make_searcher(name, space, "val_loss", "min", seed=3,
+    s = searchers.make_searcher(name, space, "val_loss", "min", seed=3,
                              points=[dict(space.defaults)], n_initial_points=4)
     first = s.suggest("t0")
     assert first == space.defaults
@@ -58,7 +58,7 @@ def test_nested_initial_point_with_conditional_choices_does_not_hang(deadline):
     }, "nested", KEYS)
     points = [dict(space.defaults), {"head": "dense", "dense_units": 128, "rotation": False,
                                      "learning_rate": 0.001}]
-    s = tuning.make_searcher("hyperopt", space, "val_loss", "min", 0, points, 2)
+    s = searchers.make_searcher("hyperopt", space, "val_loss", "min", 0, points, 2)
     got = [s.suggest("a"), s.suggest("b")]
     assert got == points  # in order, values form
     for i in range(len(got)):
@@ -73,7 +73,7 @@ def test_nested_initial_point_with_conditional_choices_does_not_hang(deadline):
     (1, None, 4), (2, None, 4), (4, None, 8), (32, None, 20), (2, 6, 2), (1, 2, 1),
     (8, 30, 10)])
 def test_random_starts_scale_with_concurrency_and_samples(concurrency, samples, n):
-    assert tuning.random_starts(concurrency, samples) == n
+    assert searchers.random_starts(concurrency, samples) == n
 
 
 def test_tpe_takes_over_after_the_random_starts():
@@ -81,7 +81,7 @@ def test_tpe_takes_over_after_the_random_starts():
     space = load_space(known_keys=KEYS)
 
     def run(n_initial):
-        return _drive(tuning.make_searcher("hyperopt", space, "val_loss", "min", 5,
+        return _drive(searchers.make_searcher("hyperopt", space, "val_loss", "min", 5,
                                            [dict(space.defaults)], n_initial), 4)
 
     early, late = run(1 + 2), run(1 + 8)
@@ -93,7 +93,7 @@ def test_seeded_searcher_is_reproducible():
     space = load_space(known_keys=KEYS)
 
     def run():
-        return _drive(tuning.make_searcher("hyperopt", space, "val_loss", "min", 7, None, 3), 6)
+        return _drive(searchers.make_searcher("hyperopt", space, "val_loss", "min", 7, None, 3), 6)
 
     assert run() == run()
 
@@ -101,7 +101,7 @@ def test_seeded_searcher_is_reproducible():
 def test_tpe_moves_towards_better_region():
     """After the random start, TPE samples the good head more often than chance."""
     space = load_space(known_keys=KEYS)
-    s = tuning.make_searcher("hyperopt", space, "val_loss", "min", 11, None, 8)
+    s = searchers.make_searcher("hyperopt", space, "val_loss", "min", 11, None, 8)
     heads = [c["head"] for c in _drive(s, 40)[20:]]
     assert heads.count("conv") > len(heads) / 2
 
@@ -110,7 +110,7 @@ def test_tpe_moves_towards_better_region():
     (1, [1], 2), (2, [1, 2], 2), (4, [1, 2, 4], 2), (10, [1, 3, 9, 10], 3),
     (30, [1, 3, 9, 27, 30], 3), (100, [4, 12, 36, 100], 3)])
 def test_asha_plan_fits_budget(max_epochs, rungs, rf):
-    plan = tuning.plan_scheduler("asha", max_epochs)
+    plan = scheduler.plan_scheduler("asha", max_epochs)
     assert plan.rungs() == rungs and plan.reduction_factor == rf
     assert "grace_period" in plan.describe()
 
@@ -130,8 +130,8 @@ class _FakeTrial:
 def test_asha_stops_the_worse_half_at_the_first_rung():
     from ray.tune.schedulers import TrialScheduler
 
-    plan = tuning.plan_scheduler("asha", 4)
-    sched = tuning.make_scheduler(plan, "val_loss", "min")
+    plan = scheduler.plan_scheduler("asha", 4)
+    sched = scheduler.make_scheduler(plan, "val_loss", "min")
     trials = [_FakeTrial(f"t{i}") for i in range(6)]
     for t in trials:
         sched.on_trial_add(None, t)
@@ -149,8 +149,8 @@ def test_asha_lets_the_initial_point_run_to_the_end_but_counts_its_results():
     from ray.tune.schedulers import TrialScheduler
 
     seed = {"blocks": 4, "learning_rate": 0.003}
-    plan = tuning.plan_scheduler("asha", 9)  # rungs 1, 3, 9
-    sched = tuning.make_scheduler(plan, "val_loss", "min", seeded=[seed])
+    plan = scheduler.plan_scheduler("asha", 9)  # rungs 1, 3, 9
+    sched = scheduler.make_scheduler(plan, "val_loss", "min", seeded=[seed])
     trials = [_FakeTrial(f"t{i}") for i in range(6)]
     trials[0].config = {**seed, "dropout": 0.3}  # the initial point, as Tune hands it over
     trials[1].config = {"blocks": 4, "learning_rate": 0.004}  # near it, but not it
@@ -188,8 +188,8 @@ def test_asha_logs_the_trials_it_stops_early(tmp_path):
     from ray.tune.schedulers import TrialScheduler
 
     seed = {"blocks": 4}
-    log = tuning.StopLog(tmp_path / "stops.txt")
-    sched = tuning.make_scheduler(tuning.plan_scheduler("asha", 12), "val_accuracy", "max",
+    log = scheduler.StopLog(tmp_path / "stops.txt")
+    sched = scheduler.make_scheduler(scheduler.plan_scheduler("asha", 12), "val_accuracy", "max",
                                   seeded=[seed], stop_log=log)  # rungs 1, 3, 9
     first, good, third, poor, initial = (
         _FakeTrial(n) for n in ("first", "good", "third", "poor", "initial"))
@@ -204,7 +204,7 @@ def test_asha_logs_the_trials_it_stops_early(tmp_path):
     assert _report(sched, good, 12, 0.80) == TrialScheduler.STOP  # its end, not a stop
     assert log.stops() == {"poor": 1}
     # a file: a resumed search (a new scheduler) and the report read it back
-    again = tuning.StopLog(tmp_path / "stops.txt")
+    again = scheduler.StopLog(tmp_path / "stops.txt")
     assert again.stops() == {"poor": 1} and "poor" in again and "good" not in again
 
 
@@ -212,9 +212,9 @@ def test_a_rung_stops_no_trial_until_it_holds_as_many_results_as_the_reduction_f
     """The second trial at a rung is not judged against the first (the fastest) alone."""
     from ray.tune.schedulers import TrialScheduler
 
-    plan = tuning.plan_scheduler("asha", 12)  # rungs 1, 3, 9; reduction factor 3
+    plan = scheduler.plan_scheduler("asha", 12)  # rungs 1, 3, 9; reduction factor 3
     assert plan.min_records == 3 and "once a rung holds 3 results" in plan.describe()
-    sched = tuning.make_scheduler(plan, "val_accuracy", "max")
+    sched = scheduler.make_scheduler(plan, "val_accuracy", "max")
     trials = [_FakeTrial(f"t{i}") for i in range(5)]
     for t in trials:
         sched.on_trial_add(None, t)
@@ -238,10 +238,10 @@ def test_a_rung_stops_no_trial_until_it_holds_as_many_results_as_the_reduction_f
 
 
 def test_an_early_end_the_scheduler_did_not_log_is_the_budget(tmp_path):
-    log = tuning.StopLog(tmp_path / "stops.txt")
+    log = scheduler.StopLog(tmp_path / "stops.txt")
     log.add("stopped", 3)
-    asha, fifo, hb = (tuning.plan_scheduler(n, 12) for n in ("asha", "fifo", "hyperband"))
-    cut = tuning.cut_by_budget
+    asha, fifo, hb = (scheduler.plan_scheduler(n, 12) for n in ("asha", "fifo", "hyperband"))
+    cut = scheduler.cut_by_budget
     assert cut(asha, 600, log, "cut", 5) and not cut(asha, 600, log, "stopped", 3)
     assert not cut(asha, 600, log, "done", 12)  # all its epochs: completed
     assert not cut(asha, None, log, "cut", 5)  # no budget, nothing to run out
@@ -251,12 +251,11 @@ def test_an_early_end_the_scheduler_did_not_log_is_the_budget(tmp_path):
 
 def test_a_resumed_trials_redone_epochs_replace_its_first_reports(tmp_path):
     import json
-    from types import SimpleNamespace
 
     lines = [{"epoch": 1, "val_loss": 1.0}, {"epoch": 2, "val_loss": 0.9},
              {"epoch": 2, "val_loss": 0.8}, {"epoch": 3, "val_loss": 0.7}]
     (tmp_path / "result.json").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
-    hist = tuning._history_of(SimpleNamespace(path=str(tmp_path), local_path=None))
+    hist = records.read_history(tmp_path)
     assert [(h["epoch"], h["val_loss"]) for h in hist] == [(1, 1.0), (2, 0.8), (3, 0.7)]
 
 
@@ -265,12 +264,12 @@ def test_a_new_round_starts_from_the_earlier_rounds_results():
     models the earlier trials at once instead of drawing random starts again."""
     name = "hyperopt"
     space = load_space(known_keys=KEYS)
-    earlier = _drive(tuning.make_searcher("random", space, "val_loss", "min", 3, None, 8), 30)
+    earlier = _drive(searchers.make_searcher("random", space, "val_loss", "min", 3, None, 8), 30)
     evaluated = [(c, _score(c)) for c in earlier]
-    s = tuning.make_searcher(name, space, "val_loss", "min", 4, None, 8, evaluated)
+    s = searchers.make_searcher(name, space, "val_loss", "min", 4, None, 8, evaluated)
     heads = [c["head"] for c in _drive(s, 12)]
     cold = [c["head"] for c in _drive(
-        tuning.make_searcher(name, space, "val_loss", "min", 4, None, 8), 12)]
+        searchers.make_searcher(name, space, "val_loss", "min", 4, None, 8), 12)]
     assert heads.count("conv") > cold.count("conv") and heads.count("conv") >= 9
 
 

@@ -85,8 +85,8 @@ def test_no_http_endpoint_on_a_public_address_during_a_run(tmp_path):
 
 
 def test_token_auth_is_on_for_the_local_cluster():
-    code = ("from hyperfcn import tuning; tuning.start(quiet=True); "
-            "print(tuning.token_auth_enabled()); tuning.shutdown()")
+    code = ("from hyperfcn import compat, session; session.start(quiet=True); "
+            "print(compat.token_auth_enabled()); session.shutdown()")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={**os.environ, "RAY_AUTH_MODE": "disabled"}, timeout=300)
     assert r.stdout.strip().splitlines()[-1] == "True", r.stderr[-2000:]

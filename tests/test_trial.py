@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hyperfcn.arrays import score
 from hyperfcn.errors import TrialError
-from hyperfcn.trial import LocalReporter, TrialSettings, run_trial, score
+from hyperfcn.trial import LocalReporter, TrialSettings, run_trial
 
 CFG = {"image_size": 16, "batch_size": 4, "blocks": 2, "filters": 8, "dense_units": 16,
        "learning_rate": 0.01, "flip": "horizontal", "rotation": True, "contrast": True}
@@ -112,7 +113,7 @@ def test_final_retrain_early_stops_and_restores_best(tiny_data):
                     TrialSettings(max_epochs=6, patience=1), rep)
     best_epoch = out.best["epoch"]
     assert len(rep.history) <= 6
-    from hyperfcn.trial import labels_of, predict_packed
+    from hyperfcn.arrays import labels_of, predict_packed
 
     val = tiny_data.val[16]
     got = score(predict_packed(out.model, val, 4), labels_of(val))
@@ -163,7 +164,7 @@ def test_a_reused_worker_keeps_nothing_compiled_from_earlier_trials(tiny_data):
     # earlier trials' are gone, so the counts do not grow with the number of trials
     assert counts[0][1] > 0, "the trial should trace a graph-mode custom gradient"
     assert counts[1] == counts[2], counts
-    from hyperfcn.trial import forget_compiled
+    from hyperfcn.runtime import forget_compiled
 
     forget_compiled()
     assert custom_gradients() == 0 and live_graphs() == 0
@@ -198,9 +199,9 @@ def test_training_batches_follow_each_epochs_plan_with_autotuning_off(tiny_data,
     the copy limit, a generator over the shared arrays."""
     import keras
 
-    from hyperfcn import trial
+    from hyperfcn import arrays as trial
+    from hyperfcn.arrays import train_input as _train_input
     from hyperfcn.buckets import batch_plan
-    from hyperfcn.trial import _train_input
 
     if not tf_copy:
         monkeypatch.setattr(trial, "TF_COPY_LIMIT_BYTES", 0)

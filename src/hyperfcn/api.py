@@ -213,17 +213,8 @@ def resolve_space(opts: TuneOptions) -> SearchSpace:
 def _check_ranges(space: SearchSpace) -> None:
     """Every value a parameter can take must be a valid config value: a range that leaves
     the rules fails here, in a second, not in the trials that happen to sample it."""
-    from .space import Choice, Conditional, LogUniform, QUniform, RandInt, Uniform
-
     for p in space.walk():
-        if isinstance(p, Uniform | LogUniform | QUniform | RandInt):
-            ends = [p.low, p.high]
-        elif isinstance(p, Choice):
-            ends = list(p.values)
-        elif isinstance(p, Conditional):
-            ends = list(p.keys)
-        else:
-            ends = [p.value]  # type: ignore[attr-defined]
+        ends = p.ends()
         for v in ends:
             try:
                 ModelConfig.from_dict({p.name: v}, space.source)
@@ -344,11 +335,11 @@ def _fetch_weights(space: SearchSpace, opts: TuneOptions, res: Resources, say: _
     fails in seconds with the way out, and trials never race to write Keras' cache."""
     if opts.weights != "imagenet" or not uses_backbone(space):
         return
-    from . import tuning
+    from . import session
 
     names = [str(v) for v in space.values_of("backbone") or [] if v != "none"]
     say(f"getting ImageNet weights for {', '.join(names)} (Keras' cache, downloaded once)")
-    tuning.fetch_weights(names, res.cpus_per_trial)
+    session.fetch_weights(names, res.cpus_per_trial)
 
 
 def _final_settings(opts: TuneOptions, res: Resources, weights: str | None = None):
@@ -517,18 +508,10 @@ def _new_run_dir(run_dir: Path) -> Iterator[None]:
 
 
 def _space_infos(space: SearchSpace):
-    from .space import LogUniform, QUniform, RandInt, Uniform
     from .tb import hparam_info
 
-    infos = []
-    for p in space.walk():
-        if isinstance(p, Constant):
-            continue
-        ranged = isinstance(p, Uniform | LogUniform | QUniform | RandInt)
-        interval = (p.low, p.high) if ranged else None
-        vals = None if ranged else space.values_of(p.name)
-        infos.append(hparam_info(p.name, vals, interval))
-    return infos
+    return [hparam_info(p.name, None if p.interval() else p.choices(), p.interval())
+            for p in space.walk() if not isinstance(p, Constant)]
 
 
 def _final_reserve(summary: Any) -> float:
@@ -554,11 +537,15 @@ def _search_budget(opts: TuneOptions, t0: float, summary: Any) -> float | None:
 def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     """Search, then save the best model found (see final.plan_final) with everything that
     explains it."""
-    from . import tuning
+    from . import search, session
     from .final import plan_final
     from .progress import Board, make_view
+    from .records import TrialRecord
     from .rounds import evaluated, finished_rounds, plan_round
+    from .scheduler import plan_scheduler
+    from .searchers import random_starts
     from .tb import HParamsLog
+    from .trackers import tracker_callbacks
     from .trial import TrialSettings
 
     t0 = time.time()  # --budget counts from here to the saved model
@@ -571,22 +558,22 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
                              weights=opts.weights if uses_backbone(space) else None,
                              checkpoint_every_s=opts.checkpoint_every_s,
                              checkpoint_best=opts.final != "none")
-    req = tuning.SearchRequest(space=space, run_dir=run_dir, data_ref=None, settings=settings,
+    req = search.SearchRequest(space=space, run_dir=run_dir, data_ref=None, settings=settings,
                                storage=opts.storage, tb_dir=run_dir / art.TENSORBOARD)
-    plan = tuning.plan_scheduler(opts.scheduler, opts.max_epochs)
+    plan = plan_scheduler(opts.scheduler, opts.max_epochs)
     with _new_run_dir(run_dir):
         rnd = plan_round(run_dir, opts.resume, opts.samples, opts.budget_s,
-                         lambda name: tuning.can_resume(dataclasses.replace(req, name=name)))
+                         lambda name: search.can_resume(dataclasses.replace(req, name=name)))
         if rnd.number > 1:
             p(f"extending the finished search in {run_dir} ({len(rnd.earlier)} trials) with "
               f"round {rnd.number}: its searcher starts from their results")
         if opts.samples is None and opts.budget_s is None:
             opts = dataclasses.replace(opts, samples=20)
-        trackers = tuning.tracker_callbacks(opts.mlflow, opts.wandb, run_dir.name, run_dir)
+        trackers = tracker_callbacks(opts.mlflow, opts.wandb, run_dir.name, run_dir)
         # Data first: a bad folder fails in a second, before Ray starts.
         data, summary = _prepare_data(opts, sizes, run_dir, p)
         _search_budget(opts, t0, summary)  # a budget the final step alone would use up
-    cluster = tuning.start(opts.address, opts.backend, quiet=opts.quiet)
+    cluster = session.start(opts.address, opts.backend, quiet=opts.quiet)
     try:
         res = plan_resources(opts, cluster)
         settings = dataclasses.replace(settings, cpus=res.cpus_per_trial,
@@ -596,7 +583,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
           f"up to {res.concurrency} at once; backend {opts.backend}")
         p(plan.describe())
         starts = ""
-        n_random = opts.random_starts or tuning.random_starts(res.concurrency, opts.samples)
+        n_random = opts.random_starts or random_starts(res.concurrency, opts.samples)
         if opts.searcher in ("hyperopt", "optuna") and not rnd.restore:
             starts = f", TPE after {n_random} random configurations"
             if space.points:
@@ -604,7 +591,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
         p(f"searcher {opts.searcher} (seed {opts.seed}{starts}); samples "
           f"{opts.samples or 'unlimited'}; budget {_budget_text(opts.budget_s)}")
         _fetch_weights(space, opts, res, p)
-        data_ref = tuning.put(data)
+        data_ref = session.put(data)
         del data
         _write_settings(run_dir, opts, {
             "scheduler_plan": dataclasses.asdict(plan), "resources": dataclasses.asdict(res),
@@ -627,9 +614,9 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
                 rungs=tuple(plan.rungs()) if plan.name == "asha" else (),
                 final=opts.final != "none", t0=t0), opts.quiet, say))
         t_search = time.time()
-        records, interrupted = tuning.run_search(req)
+        records, interrupted = search.run_search(req)
         search_wall = time.time() - t_search
-        records = [tuning.TrialRecord(**r) for r in rnd.earlier] + records
+        records = [TrialRecord(**r) for r in rnd.earlier] + records
         art.write_csv(run_dir / art.TRIALS, _trial_rows(records, space), ["trial_id"])
         art.write_json(run_dir / art.TRIALS_JSON, [dataclasses.asdict(r) for r in records])
         counts = collections.Counter(r.status for r in records)
@@ -673,10 +660,10 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
         p(f"best trial {best.trial_id}: val_loss {best.best_val_loss:.4f}, val_accuracy "
           f"{best.best_val_accuracy:.4f}; final model: {fplan.reason}")
         fs = _final_settings(opts, res, settings.weights)
-        out = tuning.run_final(config, data_ref, fs, fplan, _epoch_printer(p, fs))
+        out = session.run_final(config, data_ref, fs, fplan, _epoch_printer(p, fs))
         metrics = _finish(run_dir, config, out, summary, p, search_info, bt, opts.metric)
     finally:
-        tuning.shutdown()
+        session.shutdown()
     p(f"model: {run_dir / art.MODEL}")
     _report(run_dir, p)
     _log_final(opts, run_dir, config, metrics, p)
@@ -687,7 +674,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
 def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | None = None,
           say: Say | None = None) -> RunResult:
     """Train one configuration without searching; same artifacts as `tune`."""
-    from . import tuning
+    from . import session
 
     opts = opts or TuneOptions(data=Path(data))
     p = _Printer(opts.quiet, say)
@@ -703,26 +690,26 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
     run_dir = opts.out.resolve()
     with _new_run_dir(run_dir):
         data_, summary = _prepare_data(opts, [cfg.image_size], run_dir, p)
-    cluster = tuning.start(opts.address, opts.backend, quiet=opts.quiet)
+    cluster = session.start(opts.address, opts.backend, quiet=opts.quiet)
     try:
         res = plan_resources(opts, cluster)
-        ref = tuning.put(data_)
+        ref = session.put(data_)
         del data_
         _write_settings(run_dir, opts, {"config": cfg.to_dict(),
                                         "resources": dataclasses.asdict(res)})
         weights = opts.weights if cfg.backbone != "none" else None
         if weights == "imagenet":
-            tuning.fetch_weights([cfg.backbone], res.cpus_per_trial)
+            session.fetch_weights([cfg.backbone], res.cpus_per_trial)
         fs = _final_settings(opts, res, weights)
         p(f"training for up to {opts.max_epochs} epochs (early stopping patience "
           f"{fs.patience})")
         from .final import plan_final
 
-        out = tuning.run_final(cfg.to_dict(), ref, fs, plan_final(None, opts.max_epochs),
+        out = session.run_final(cfg.to_dict(), ref, fs, plan_final(None, opts.max_epochs),
                                _epoch_printer(p, fs))
         metrics = _finish(run_dir, cfg.to_dict(), out, summary, p, {}, None, opts.metric)
     finally:
-        tuning.shutdown()
+        session.shutdown()
     p(f"model: {run_dir / art.MODEL}")
     _report(run_dir, p)
     _log_final(opts, run_dir, cfg.to_dict(), metrics, p)

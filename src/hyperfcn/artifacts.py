@@ -28,7 +28,7 @@ VAL_PREDICTIONS = "val_predictions.csv"
 AUGMENT_PREVIEW = "augmentation_preview.png"
 REPORT = "report.html"
 REPORT_DIR = "report"  # the report's plots as PNG files
-# "trial_id epoch" per line, appended by the scheduler as it stops trials (tuning.StopLog)
+# "trial_id epoch" per line, appended by the scheduler as it stops trials (scheduler.StopLog)
 SCHEDULER_STOPS = "scheduler_stops.txt"
 # What a trial's per-epoch history keeps of each Ray result (trials.json, the report).
 HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "time_total_s",

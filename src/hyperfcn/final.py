@@ -136,8 +136,8 @@ def merged(data: Any, size: int) -> Any:
     """TrialData whose training set is train+val at `size` (the buckets share shapes)."""
     import numpy as np
 
+    from .arrays import TrialData
     from .buckets import Bucket, Packed
-    from .trial import TrialData
 
     tr, va = data.train[size], data.val[size]
     shapes = {tuple(b.x.shape[1:3]) for b in tr.buckets + va.buckets}
@@ -163,10 +163,10 @@ def load_core(checkpoint_dir: str | Path) -> Any:
 
 
 def _score(model: Any, val: Any, batch_size: int) -> tuple[dict[str, float], Any]:
-    from .trial import labels_of, predict_packed, score
+    from . import arrays
 
-    probs = predict_packed(model, val, batch_size)
-    return score(probs, labels_of(val)), probs
+    probs = arrays.predict_packed(model, val, batch_size)
+    return arrays.score(probs, arrays.labels_of(val)), probs
 
 
 def _better(a: Mapping[str, float], b: Mapping[str, float], metric: str) -> bool:
@@ -179,7 +179,8 @@ def make_final(config: dict[str, Any], data: Any, settings: Any, plan: FinalPlan
     """Build the final model as planned, save it, load the bytes back and score them."""
     import keras
 
-    from .trial import LocalReporter, labels_of, run_trial
+    from .arrays import labels_of
+    from .trial import LocalReporter, run_trial
 
     t0 = time.time()
     size, bs = int(config["image_size"]), int(config["batch_size"])

@@ -79,7 +79,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
 
 def _probabilities(run: LoadedRun, images: list[np.ndarray], batch_size: int = 32
                    ) -> np.ndarray:
-    from .trial import predict_packed
+    from .arrays import predict_packed
 
     if not images:
         return np.zeros((0, len(run.classes)), np.float32)

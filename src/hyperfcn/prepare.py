@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .arrays import TrialData
 from .buckets import MAX_BUCKETS, pack, plan_buckets
 from .data import decode_all, scan_folder, stratified_split
 from .errors import DataError
-from .trial import TrialData
 
 
 @dataclass

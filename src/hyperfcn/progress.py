@@ -1,7 +1,7 @@
 """What a running search shows: a live table on a terminal, one line per event elsewhere.
 
 The views are plain objects fed by events (trial started, epoch reported, trial ended);
-tuning.ProgressCallback turns Ray Tune's callbacks into those events.
+search.ProgressCallback turns Ray Tune's callbacks into those events.
 """
 
 from __future__ import annotations

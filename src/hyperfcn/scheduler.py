@@ -1,4 +1,5 @@
-"""The early-stopping rule: ASHA with hyperfcn's rung rules, on Ray Tune's public hooks.
+"""When to stop a trial: the scheduler's plan, and ASHA with hyperfcn's rung rules on Ray
+Tune's public scheduler hooks.
 
 :class:`Rungs` is the bookkeeping (no Ray): each rung (an epoch count) records the score of
 every trial that reached it; a trial reaching a rung is stopped when its score falls below
@@ -24,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import FIFOScheduler, HyperBandScheduler, TrialScheduler
 
 from . import artifacts as art
+from .errors import UserError
 
 
 @dataclass
@@ -137,3 +139,69 @@ class RungScheduler(FIFOScheduler):
     def debug_string(self) -> str:
         return "RungScheduler: " + ", ".join(
             f"epoch {m}: {len(r)} results" for m, r in self.rungs.recorded.items())
+
+
+@dataclass(frozen=True)
+class SchedulerPlan:
+    name: str
+    max_t: int
+    grace_period: int = 1
+    reduction_factor: int = 3
+
+    @property
+    def min_records(self) -> int:
+        """Results a rung holds before it stops anyone, so that its top 1/reduction_factor
+        is more than the one or two fastest trials."""
+        return self.reduction_factor
+
+    def rungs(self) -> list[int]:
+        out, t = [], self.grace_period
+        while t < self.max_t:
+            out.append(t)
+            t *= self.reduction_factor
+        return out + [self.max_t]
+
+    def describe(self) -> str:
+        if self.name == "fifo":
+            return f"FIFO: every trial runs its {self.max_t} epochs"
+        if self.name == "hyperband":
+            return (f"HyperBand: max_t={self.max_t} epochs, "
+                    f"reduction_factor={self.reduction_factor}")
+        return (f"ASHA: max_t={self.max_t} epochs, grace_period={self.grace_period}, "
+                f"reduction_factor={self.reduction_factor}; trials are compared at epochs "
+                f"{', '.join(map(str, self.rungs()))}, once a rung holds "
+                f"{self.min_records} results")
+
+
+def plan_scheduler(name: str, max_epochs: int) -> SchedulerPlan:
+    """ASHA rungs sized to the budget: about three decisions before max_t."""
+    if name not in ("asha", "hyperband", "fifo"):
+        raise UserError(f"--scheduler {name!r}: use asha, hyperband or fifo")
+    rf = 3 if max_epochs >= 9 else 2
+    grace = max(1, int(round(max_epochs / rf ** 3)))
+    return SchedulerPlan(name, max_epochs, grace, rf)
+
+
+def cut_by_budget(plan: SchedulerPlan, budget_s: float | None, stop_log: StopLog,
+                  trial_id: str, epochs: int) -> bool:
+    """Did the time budget end this trial (which Ray marks TERMINATED, like a stop)?
+
+    FIFO stops nothing and ASHA logs its stops, so an early end neither explains was the
+    budget running out. HyperBand's stops are not logged: its early ends stay "stopped".
+    """
+    if budget_s is None or epochs >= plan.max_t:
+        return False
+    return plan.name == "fifo" or (plan.name == "asha" and trial_id not in stop_log)
+
+
+def make_scheduler(plan: SchedulerPlan, metric: str, mode: str,
+                   seeded: list[dict[str, Any]] | None = None,
+                   stop_log: StopLog | None = None) -> TrialScheduler:
+    if plan.name == "asha":
+        return RungScheduler(metric, mode, max_t=plan.max_t, grace_period=plan.grace_period,
+                             reduction_factor=plan.reduction_factor,
+                             min_records=plan.min_records, seeded=seeded, stop_log=stop_log)
+    if plan.name == "hyperband":
+        return HyperBandScheduler(time_attr="epoch", metric=metric, mode=mode,
+                                  max_t=plan.max_t, reduction_factor=plan.reduction_factor)
+    return FIFOScheduler()

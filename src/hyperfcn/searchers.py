@@ -36,30 +36,35 @@ def _flatten(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _hp_expr(p: sp.Param) -> Any:
-    if isinstance(p, sp.Constant):
+class _HyperOptExpr:
+    """Each kind of parameter as a hyperopt expression (a space.ParamVisitor)."""
+
+    def constant(self, p: sp.Constant) -> Any:
         return p.value
-    if isinstance(p, sp.Choice):
+
+    def choice(self, p: sp.Choice) -> Any:
         return hp.choice(p.name, list(p.values))
-    if isinstance(p, sp.Conditional):
-        return hp.choice(p.name, [{p.name: key, **{q.name: _hp_expr(q) for q in sub}}
+
+    def conditional(self, p: sp.Conditional) -> Any:
+        return hp.choice(p.name, [{p.name: key, **{q.name: q.accept(self) for q in sub}}
                                   for key, sub in p.options])
-    if isinstance(p, sp.Uniform):
+
+    def uniform(self, p: sp.Uniform) -> Any:
         return hp.uniform(p.name, p.low, p.high)
-    if isinstance(p, sp.LogUniform):
+
+    def loguniform(self, p: sp.LogUniform) -> Any:
         return hp.loguniform(p.name, math.log(p.low), math.log(p.high))
-    if isinstance(p, sp.QUniform):
+
+    def quniform(self, p: sp.QUniform) -> Any:
         expr = hp.quniform(p.name, p.low, p.high, p.q)
-        if all(float(t).is_integer() for t in (p.low, p.high, p.q)):
-            return hpo.pyll.scope.int(expr)
-        return expr
-    if isinstance(p, sp.RandInt):
+        return hpo.pyll.scope.int(expr) if p.integer else expr
+
+    def randint(self, p: sp.RandInt) -> Any:
         return hp.uniformint(p.name, p.low, p.high)
-    raise TypeError(p)
 
 
 def hyperopt_space(space: sp.SearchSpace) -> dict[str, Any]:
-    return {p.name: _hp_expr(p) for p in space.params}
+    return {p.name: p.accept(_HyperOptExpr()) for p in space.params}
 
 
 def hyperopt_point(space: sp.SearchSpace, point: Mapping[str, Any]) -> dict[str, Any]:
@@ -68,15 +73,8 @@ def hyperopt_point(space: sp.SearchSpace, point: Mapping[str, Any]) -> dict[str,
     for p in space.active(point):
         if isinstance(p, sp.Constant):
             continue
-        v = point[p.name]
-        if isinstance(p, sp.Choice):
-            out[p.name] = next(i for i, c in enumerate(p.values) if sp.contains(
-                sp.Constant(p.name, c), v))
-        elif isinstance(p, sp.Conditional):
-            out[p.name] = next(i for i, k in enumerate(p.keys) if sp.contains(
-                sp.Constant(p.name, k), v))
-        else:
-            out[p.name] = v
+        index = getattr(p, "index", None)  # choices are stored by position
+        out[p.name] = index(point[p.name]) if index else point[p.name]
     return out
 
 
@@ -182,32 +180,46 @@ class HyperOptSearcher(Searcher):
             self.__dict__.update(pickle.load(f))
 
 
+class _OptunaSuggest:
+    """Each kind of parameter as an Optuna suggestion, conditional ones recursively (a
+    space.ParamVisitor)."""
+
+    def __init__(self, trial: Any, consts: dict[str, Any]) -> None:
+        self.trial, self.consts = trial, consts
+
+    def constant(self, p: sp.Constant) -> None:
+        self.consts[p.name] = p.value
+
+    def choice(self, p: sp.Choice) -> None:
+        self.trial.suggest_categorical(p.name, list(p.values))
+
+    def conditional(self, p: sp.Conditional) -> None:
+        key = self.trial.suggest_categorical(p.name, list(p.keys))
+        for q in p.sub(key):
+            q.accept(self)
+
+    def uniform(self, p: sp.Uniform) -> None:
+        self.trial.suggest_float(p.name, p.low, p.high)
+
+    def loguniform(self, p: sp.LogUniform) -> None:
+        self.trial.suggest_float(p.name, p.low, p.high, log=True)
+
+    def quniform(self, p: sp.QUniform) -> None:
+        if p.integer:
+            self.trial.suggest_int(p.name, int(p.low), int(p.high), step=int(p.q))
+        else:
+            self.trial.suggest_float(p.name, p.low, p.high, step=p.q)
+
+    def randint(self, p: sp.RandInt) -> None:
+        self.trial.suggest_int(p.name, p.low, p.high)
+
+
 def optuna_define_by_run(space: sp.SearchSpace) -> Callable[[Any], dict[str, Any]]:
     def define(trial: Any) -> dict[str, Any]:
         consts: dict[str, Any] = {}
-
-        def visit(params: tuple[sp.Param, ...]) -> None:
-            for p in params:
-                if isinstance(p, sp.Constant):
-                    consts[p.name] = p.value
-                elif isinstance(p, sp.Choice):
-                    trial.suggest_categorical(p.name, list(p.values))
-                elif isinstance(p, sp.Conditional):
-                    key = trial.suggest_categorical(p.name, list(p.keys))
-                    visit(p.sub(key))
-                elif isinstance(p, sp.Uniform):
-                    trial.suggest_float(p.name, p.low, p.high)
-                elif isinstance(p, sp.LogUniform):
-                    trial.suggest_float(p.name, p.low, p.high, log=True)
-                elif isinstance(p, sp.QUniform):
-                    if all(float(t).is_integer() for t in (p.low, p.high, p.q)):
-                        trial.suggest_int(p.name, int(p.low), int(p.high), step=int(p.q))
-                    else:
-                        trial.suggest_float(p.name, p.low, p.high, step=p.q)
-                elif isinstance(p, sp.RandInt):
-                    trial.suggest_int(p.name, p.low, p.high)
-
-        visit(space.params)
+        visitor = _OptunaSuggest(trial, consts)
+        for p in space.params:
+            p.accept(visitor)
         return consts
 
     return define

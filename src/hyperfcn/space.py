@@ -2,7 +2,7 @@
 
 Parameters come out of a sample *flat*: a conditional choice such as ``head`` yields
 ``{"head": "dense", "dense_units": 128}``, so configs, trials.csv and TensorBoard all see one
-level of keys. Translating to a searcher's own format lives in :mod:`hyperfcn.tuning`.
+level of keys. Translating to a searcher's own format lives in :mod:`hyperfcn.searchers`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -25,19 +25,92 @@ Scalar = int | float | str | bool
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "quniform", "randint")
 
 
+class ParamVisitor(Protocol):
+    """What a searcher adapter implements to translate each kind of parameter (the
+    parameter picks the method: no type switches in the adapters)."""
+
+    def constant(self, p: Constant) -> Any: ...
+    def choice(self, p: Choice) -> Any: ...
+    def conditional(self, p: Conditional) -> Any: ...
+    def uniform(self, p: Uniform) -> Any: ...
+    def loguniform(self, p: LogUniform) -> Any: ...
+    def quniform(self, p: QUniform) -> Any: ...
+    def randint(self, p: RandInt) -> Any: ...
+
+
 @dataclass(frozen=True)
 class Param:
+    """A parameter: it describes, bounds and checks itself."""
+
     name: str
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def contains(self, value: Any) -> bool:
+        """Whether a value lies in this parameter's domain."""
+        raise NotImplementedError
+
+    def choices(self) -> list[Scalar] | None:
+        """The finite set of values it can take, or None for a continuous range."""
+        return None
+
+    def ends(self) -> list[Scalar]:
+        """The values every rule on it must accept: a range's two ends, every choice."""
+        return self.choices() or []
+
+    def interval(self) -> tuple[float, float] | None:
+        """(low, high) of a numeric range; None for a constant or a choice."""
+        return None
+
+    def draw(self, rng: random.Random) -> Scalar:
+        raise NotImplementedError
+
+    def accept(self, visitor: ParamVisitor) -> Any:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
 class Constant(Param):
     value: Scalar
 
+    def describe(self) -> str:
+        return f"the constant {self.value!r}"
+
+    def contains(self, value: Any) -> bool:
+        return _same(value, self.value)
+
+    def choices(self) -> list[Scalar]:
+        return [self.value]
+
+    def draw(self, rng: random.Random) -> Scalar:
+        return self.value
+
+    def accept(self, visitor: ParamVisitor) -> Any:
+        return visitor.constant(self)
+
 
 @dataclass(frozen=True)
 class Choice(Param):
     values: tuple[Scalar, ...]
+
+    def describe(self) -> str:
+        return f"choice {list(self.values)!r}"
+
+    def contains(self, value: Any) -> bool:
+        return any(_same(value, v) for v in self.values)
+
+    def index(self, value: Any) -> int:
+        return next(i for i, v in enumerate(self.values) if _same(value, v))
+
+    def choices(self) -> list[Scalar]:
+        return list(self.values)
+
+    def draw(self, rng: random.Random) -> Scalar:
+        return rng.choice(self.values)
+
+    def accept(self, visitor: ParamVisitor) -> Any:
+        return visitor.choice(self)
 
 
 @dataclass(frozen=True)
@@ -56,32 +129,108 @@ class Conditional(Param):
                 return params
         raise KeyError(key)
 
+    def describe(self) -> str:
+        return f"choice {list(self.keys)!r}"
+
+    def contains(self, value: Any) -> bool:
+        return any(_same(value, k) for k in self.keys)
+
+    def index(self, value: Any) -> int:
+        return next(i for i, k in enumerate(self.keys) if _same(value, k))
+
+    def choices(self) -> list[Scalar]:
+        return list(self.keys)
+
+    def draw(self, rng: random.Random) -> Scalar:
+        return rng.choice(self.keys)
+
+    def accept(self, visitor: ParamVisitor) -> Any:
+        return visitor.conditional(self)
+
 
 @dataclass(frozen=True)
-class Uniform(Param):
+class _Range(Param):
     low: float
     high: float
 
+    def contains(self, value: Any) -> bool:
+        return _is_number(value) and self.low <= value <= self.high
 
-@dataclass(frozen=True)
-class LogUniform(Param):
-    low: float
-    high: float
+    def ends(self) -> list[Scalar]:
+        return [self.low, self.high]
 
-
-@dataclass(frozen=True)
-class QUniform(Param):
-    low: float
-    high: float
-    q: float
+    def interval(self) -> tuple[float, float]:
+        return (self.low, self.high)
 
 
 @dataclass(frozen=True)
-class RandInt(Param):
+class Uniform(_Range):
+    def describe(self) -> str:
+        return f"uniform [{self.low}, {self.high}]"
+
+    def draw(self, rng: random.Random) -> Scalar:
+        return rng.uniform(self.low, self.high)
+
+    def accept(self, visitor: ParamVisitor) -> Any:
+        return visitor.uniform(self)
+
+
+@dataclass(frozen=True)
+class LogUniform(_Range):
+    def describe(self) -> str:
+        return f"loguniform [{self.low}, {self.high}]"
+
+    def draw(self, rng: random.Random) -> Scalar:
+        return math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+
+    def accept(self, visitor: ParamVisitor) -> Any:
+        return visitor.loguniform(self)
+
+
+@dataclass(frozen=True)
+class QUniform(_Range):
+    q: float = 1.0
+
+    @property
+    def integer(self) -> bool:
+        return all(float(t).is_integer() for t in (self.low, self.high, self.q))
+
+    def describe(self) -> str:
+        return f"quniform [{self.low}, {self.high}] step {self.q}"
+
+    def draw(self, rng: random.Random) -> Scalar:
+        v = min(max(round(rng.uniform(self.low, self.high) / self.q) * self.q, self.low),
+                self.high)
+        return int(round(v)) if self.integer else v
+
+    def accept(self, visitor: ParamVisitor) -> Any:
+        return visitor.quniform(self)
+
+
+@dataclass(frozen=True)
+class RandInt(_Range):
     """Integers from low to high, both included."""
 
     low: int
     high: int
+
+    def describe(self) -> str:
+        return f"randint [{self.low}, {self.high}] (both included)"
+
+    def contains(self, value: Any) -> bool:
+        return super().contains(value) and float(value).is_integer()
+
+    def choices(self) -> list[Scalar]:
+        return list(range(self.low, self.high + 1))
+
+    def ends(self) -> list[Scalar]:
+        return [self.low, self.high]
+
+    def draw(self, rng: random.Random) -> Scalar:
+        return rng.randint(self.low, self.high)
+
+    def accept(self, visitor: ParamVisitor) -> Any:
+        return visitor.randint(self)
 
 
 @dataclass(frozen=True)
@@ -143,11 +292,11 @@ class SearchSpace:
                 continue
             if p.name not in point:
                 raise SpaceError(f"{self.source}: {what} lacks {p.name!r}; give it a value "
-                                 f"from {describe(p)}")
+                                 f"from {p.describe()}")
             value = point[p.name]
-            if not contains(p, value):
+            if not p.contains(value):
                 raise SpaceError(f"{self.source}: {what}.{p.name}={value!r} is outside "
-                                 f"{describe(p)}")
+                                 f"{p.describe()}")
             out[p.name] = value
         extra = set(point) - set(out)
         if extra:
@@ -161,38 +310,16 @@ class SearchSpace:
 
         def visit(params: tuple[Param, ...]) -> None:
             for p in params:
-                if isinstance(p, Constant):
-                    out[p.name] = p.value
-                elif isinstance(p, Choice):
-                    out[p.name] = rng.choice(p.values)
-                elif isinstance(p, Conditional):
-                    key = rng.choice(p.keys)
-                    out[p.name] = key
-                    visit(p.sub(key))
-                elif isinstance(p, Uniform):
-                    out[p.name] = rng.uniform(p.low, p.high)
-                elif isinstance(p, LogUniform):
-                    out[p.name] = math.exp(rng.uniform(math.log(p.low), math.log(p.high)))
-                elif isinstance(p, QUniform):
-                    out[p.name] = _qround(rng.uniform(p.low, p.high), p)
-                elif isinstance(p, RandInt):
-                    out[p.name] = rng.randint(p.low, p.high)
+                out[p.name] = p.draw(rng)
+                if isinstance(p, Conditional):
+                    visit(p.sub(out[p.name]))
 
         visit(self.params)
         return out
 
     def values_of(self, name: str) -> list[Scalar] | None:
         """The finite set of values a parameter can take, or None for a continuous one."""
-        p = self.get(name)
-        if isinstance(p, Constant):
-            return [p.value]
-        if isinstance(p, Choice):
-            return list(p.values)
-        if isinstance(p, Conditional):
-            return list(p.keys)
-        if isinstance(p, RandInt):
-            return list(range(p.low, p.high + 1))
-        return None
+        return self.get(name).choices()
 
 
 def _walk(params: tuple[Param, ...]) -> Iterator[Param]:
@@ -210,48 +337,8 @@ def _same(a: Any, b: Any) -> bool:
         and isinstance(a, int | float) and isinstance(b, int | float) and a == b)
 
 
-def _qround(x: float, p: QUniform) -> float | int:
-    v = round(x / p.q) * p.q
-    v = min(max(v, p.low), p.high)
-    if all(float(t).is_integer() for t in (p.low, p.high, p.q)):
-        return int(round(v))
-    return v
-
-
 def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def contains(p: Param, value: Any) -> bool:
-    if isinstance(p, Constant):
-        return _same(value, p.value)
-    if isinstance(p, Choice):
-        return any(_same(value, v) for v in p.values)
-    if isinstance(p, Conditional):
-        return any(_same(value, k) for k in p.keys)
-    if not _is_number(value):
-        return False
-    if isinstance(p, RandInt):
-        return float(value).is_integer() and p.low <= value <= p.high
-    return p.low <= value <= p.high  # type: ignore[attr-defined]
-
-
-def describe(p: Param) -> str:
-    if isinstance(p, Constant):
-        return f"the constant {p.value!r}"
-    if isinstance(p, Choice):
-        return f"choice {list(p.values)!r}"
-    if isinstance(p, Conditional):
-        return f"choice {list(p.keys)!r}"
-    if isinstance(p, Uniform):
-        return f"uniform [{p.low}, {p.high}]"
-    if isinstance(p, LogUniform):
-        return f"loguniform [{p.low}, {p.high}]"
-    if isinstance(p, QUniform):
-        return f"quniform [{p.low}, {p.high}] step {p.q}"
-    if isinstance(p, RandInt):
-        return f"randint [{p.low}, {p.high}] (both included)"
-    return repr(p)
 
 
 # ---------------------------------------------------------------- parsing

@@ -1,13 +1,15 @@
-"""The final model in MLflow and Weights & Biases (the trials get there through Ray Tune's
-logger callbacks, see tuning.tracker_callbacks)."""
+"""MLflow and Weights & Biases: every trial through Ray Tune's own logger callbacks
+(:func:`tracker_callbacks`), the final model through :func:`log_final`."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
 
 from . import artifacts as art
+from .errors import UserError
 
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
@@ -56,3 +58,61 @@ def log_final(run_dir: Path, experiment: str, config: dict[str, Any],
         where.append(f"W&B run {run.id} (project {wandb_project})")
         run.finish()
     return where
+
+
+def tracker_callbacks(mlflow_uri: str | None, wandb_project: str | None,
+                      experiment: str, run_dir: Path) -> list[Any]:
+    """Ray Tune's own MLflow and W&B logger callbacks: one tracker run per trial with its
+    parameters and per-epoch metrics."""
+    out: list[Any] = []
+    if mlflow_uri:
+        try:
+            import mlflow  # noqa: F401
+            from ray.air.integrations.mlflow import MLflowLoggerCallback
+        except ImportError:
+            raise UserError("--mlflow needs MLflow: pip install 'hyperfcn[mlflow]'") from None
+        _check_mlflow(mlflow_uri)
+        out.append(MLflowLoggerCallback(tracking_uri=mlflow_uri, experiment_name=experiment,
+                                        tags={"tool": "hyperfcn"}))
+    if wandb_project:
+        try:
+            import wandb  # noqa: F401
+            from ray.air.integrations.wandb import WandbLoggerCallback
+        except ImportError:
+            raise UserError("--wandb needs Weights & Biases: pip install 'hyperfcn[wandb]'"
+                            ) from None
+        mode = os.environ.get("WANDB_MODE")
+        if mode not in ("offline", "disabled") and not os.environ.get("WANDB_API_KEY"):
+            logged_in = False
+            with contextlib.suppress(Exception):
+                import wandb
+
+                logged_in = bool(wandb.api.api_key)
+            if not logged_in:
+                raise UserError("--wandb: not logged in to Weights & Biases; run "
+                                "`wandb login`, set WANDB_API_KEY, or set "
+                                "WANDB_MODE=offline to log locally (sync later)")
+        kw: dict[str, Any] = {"dir": str(run_dir)}
+        if mode:
+            kw["mode"] = mode
+        out.append(WandbLoggerCallback(project=wandb_project, group=experiment,
+                                       log_config=False, **kw))
+    return out
+
+
+def _check_mlflow(uri: str) -> None:
+    """Reach the tracking store before any work is done, with a message that says how."""
+    import mlflow
+
+    from .session import short_error
+
+    if "://" not in uri or uri.startswith("file:"):
+        # MLflow 3 keeps its file store behind a flag ("maintenance mode"); a user who
+        # asks for a folder gets one.
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    try:
+        mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as e:
+        raise UserError(f"--mlflow {uri}: cannot use this tracking URI "
+                        f"({short_error(e)}); give a server URL, sqlite:///PATH.db or a "
+                        f"folder") from None

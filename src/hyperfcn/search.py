@@ -1,0 +1,320 @@
+"""One round of the search on Ray Tune: the Tuner, the trainable, the callbacks, resume.
+
+Only public Ray Tune APIs (``Tuner``, ``Tuner.restore``, ``TuneConfig``, ``RunConfig``,
+``tune.report``/``get_checkpoint``, ``Callback`` hooks, ``ResultGrid``); what has no public
+way is in :mod:`hyperfcn.compat`. Callbacks are pickled with the experiment and come back
+on ``Tuner.restore``: they reach this process's live view and TensorBoard writer through
+:data:`LIVE`, which the driver fills before each run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.tune.experiment import Trial
+from ray.tune.logger import JsonLoggerCallback
+
+from . import artifacts as art
+from . import compat
+from . import space as sp
+from .records import Objective, TrialRecord, read_history, record, status_of
+from .scheduler import SchedulerPlan, StopLog, cut_by_budget, make_scheduler, plan_scheduler
+from .searchers import make_searcher, random_starts
+from .session import short_error
+from .tb import HParamsLog
+from .trial import TrialSettings, run_trial
+
+ENDED = (Trial.TERMINATED, Trial.ERROR)
+
+
+@dataclass
+class SearchRequest:
+    space: sp.SearchSpace
+    run_dir: Path
+    data_ref: Any
+    settings: TrialSettings
+    searcher: str = "hyperopt"
+    scheduler: SchedulerPlan | None = None
+    samples: int | None = None
+    budget_s: float | None = None
+    concurrency: int = 1
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    resume: bool = False
+    random_starts: int | None = None  # None: random_starts(concurrency, samples)
+    storage: str | None = None
+    view: Any = None  # a progress.LineView (None: quiet)
+    extra_callbacks: list[Any] = field(default_factory=list)  # experiment trackers
+    name: str = "tune"
+    tb_dir: Path | None = None
+    max_failures: int = 0
+    # (config, metric value) of trials an earlier round of this search ran: extending a
+    # finished search warm-starts the searcher with them
+    evaluated: list[tuple[dict[str, Any], float]] = field(default_factory=list)
+    # TensorFlow workers are reused (trial.forget_compiled keeps them flat); JAX workers
+    # still grow ~30 MB a trial after jax.clear_caches(), so each JAX trial gets a new one.
+    reuse_workers: bool = True
+
+
+@dataclass
+class Live:
+    """What this driver process shows and writes while a round runs (never pickled)."""
+
+    view: Any = None
+    tb: HParamsLog | None = None
+    out_of_budget: Callable[[str, int], bool] | None = None
+    trials: dict[str, Trial] = field(default_factory=dict)  # every trial, as last seen
+
+
+LIVE = Live()
+
+
+# ---------------------------------------------------------------- the trainable
+
+class RayReporter:
+    """A trial's reports and checkpoints through Ray Tune (trial.Reporter)."""
+
+    def __init__(self) -> None:
+        # Looked up once: it is polled before every training step, and a reused worker
+        # gets a new one per trial (before the trial's function starts).
+        self._stop_event = compat.trial_stop_event()
+
+    def report(self, metrics: dict[str, float], checkpoint_dir: str | None) -> None:
+        ckpt = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        # which node ran it: on a cluster, result.json shows where each epoch trained
+        metrics = {**metrics, "node_id": ray.get_runtime_context().get_node_id()}
+        tune.report(metrics, checkpoint=ckpt)
+
+    def stop_requested(self) -> bool:
+        return self._stop_event is not None and self._stop_event.is_set()
+
+    @contextlib.contextmanager
+    def restore_dir(self) -> Iterator[str | None]:
+        ckpt = tune.get_checkpoint()
+        if ckpt is None:
+            yield None
+            return
+        with ckpt.as_directory() as d:
+            yield d
+
+
+def trainable(config: dict[str, Any], data: Any = None,
+              settings: TrialSettings | None = None) -> None:
+    """The Ray Tune function trainable: one trial, reporting through Ray."""
+    assert settings is not None
+    data = ray.get(data) if isinstance(data, ray.ObjectRef) else data
+    run_trial(config, data, settings, RayReporter())
+
+
+# ---------------------------------------------------------------- callbacks
+
+class HParamsCallback(tune.Callback):
+    """Writes TensorBoard HParams from the driver, so it works on any cluster."""
+
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info):
+        if LIVE.tb:
+            LIVE.tb.start(trial.trial_id, trial.config)
+
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial,
+                        result: dict, **info):
+        if LIVE.tb:
+            step = int(result.get("epoch", result.get("training_iteration", 0)))
+            LIVE.tb.scalars(trial.trial_id, step, {k: result[k] for k in (
+                "loss", "accuracy", "val_loss", "val_accuracy") if k in result})
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info):
+        if LIVE.tb:
+            LIVE.tb.end(trial.trial_id, "ok")
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info):
+        if LIVE.tb:
+            LIVE.tb.end(trial.trial_id, "failed")
+
+
+class ProgressCallback(tune.Callback):
+    """Feeds the live view (progress.py) from Ray Tune's events, and keeps every trial as
+    last seen at a step's end (before Ctrl-C's clean-up marks running trials ended).
+
+    Every step also looks for trials that ended without an event (a trial stopped while
+    its result was in flight), so each trial's end is shown once.
+    """
+
+    def __init__(self) -> None:
+        self._last_tick = 0.0
+
+    @staticmethod
+    def _open(trial: Trial) -> bool:
+        return LIVE.view is not None and LIVE.view.board.is_open(trial.trial_id)
+
+    def _ended(self, trial: Trial) -> None:
+        epoch = int((trial.last_result or {}).get("epoch", 0))
+        cut = bool(LIVE.out_of_budget and LIVE.out_of_budget(trial.trial_id, epoch))
+        LIVE.view.ended(trial.trial_id, epoch, out_of_budget=cut)
+
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info):
+        if LIVE.view is not None:
+            LIVE.view.started(trial.trial_id, trial.config)
+
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial,
+                        result: dict, **info):
+        if LIVE.view is not None:
+            LIVE.view.result(trial.trial_id, result)
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info):
+        if self._open(trial):
+            self._ended(trial)
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info):
+        if self._open(trial):
+            LIVE.view.ended(trial.trial_id, int((trial.last_result or {}).get("epoch", 0)),
+                            error=short_error(_error_text(trial)) or "failed")
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info):
+        LIVE.trials = {t.trial_id: t for t in trials}
+        for t in trials:
+            if t.status == Trial.TERMINATED and self._open(t):
+                self._ended(t)
+        if LIVE.view is not None and time.time() - self._last_tick > 1.0:
+            self._last_tick = time.time()
+            LIVE.view.tick()
+
+    def on_experiment_end(self, trials: list[Trial], **info):
+        if LIVE.view is not None:
+            LIVE.view.close()
+
+
+def _error_text(trial: Trial) -> str:
+    with contextlib.suppress(OSError, TypeError):
+        return Path(trial.error_file).read_text()
+    return "trial failed"
+
+
+# ---------------------------------------------------------------- the round
+
+def _trial_name(trial: Trial) -> str:
+    # Ray's default puts every parameter in the folder name: unreadable, and too long for
+    # some file systems.
+    return f"trial_{trial.trial_id}"
+
+
+def experiment_path(req: SearchRequest) -> str:
+    base = req.storage or str(req.run_dir.resolve())
+    return f"{base.rstrip('/')}/{req.name}"
+
+
+def can_resume(req: SearchRequest) -> bool:
+    return tune.Tuner.can_restore(experiment_path(req))
+
+
+def _tuner(req: SearchRequest, trainable_fn: Any, plan: SchedulerPlan,
+           stop_log: StopLog) -> tune.Tuner:
+    """A new round's Tuner: searcher, scheduler, checkpoints, callbacks."""
+    obj = Objective(req.settings.metric)
+    # the space's recipes run first, once: an extended search has run them already
+    points = None if req.evaluated else [dict(pt) for pt in req.space.points] or None
+    n_random = req.random_starts or random_starts(req.concurrency, req.samples)
+    searcher = make_searcher(req.searcher, req.space, obj.metric, obj.mode,
+                             req.settings.seed + len(req.evaluated), points,
+                             len(points or ()) + n_random, req.evaluated)
+    callbacks = [JsonLoggerCallback(), HParamsCallback(), ProgressCallback(),
+                 *req.extra_callbacks]
+    return tune.Tuner(
+        trainable_fn,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=make_scheduler(plan, obj.metric, obj.mode, seeded=points,
+                                     stop_log=stop_log),
+            num_samples=req.samples if req.samples else -1,
+            max_concurrent_trials=req.concurrency, time_budget_s=req.budget_s,
+            # Reused workers skip the framework import (~3 s a trial with TensorFlow:
+            # overhead 1.19x with a process per trial, benchmarks/overhead.py).
+            reuse_actors=req.reuse_workers,
+            trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
+        run_config=tune.RunConfig(
+            name=req.name, storage_path=req.storage or str(req.run_dir.resolve()),
+            callbacks=callbacks, verbose=0,
+            # Ray keeps each trial's best-scoring checkpoint (saved at the epochs that
+            # improved the metric: the weights the final model can be) and its latest (to
+            # resume from).
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=1, checkpoint_score_attribute=obj.metric,
+                checkpoint_score_order=obj.mode),
+            failure_config=tune.FailureConfig(max_failures=req.max_failures)))
+
+
+def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
+    """Run (or resume) a round; return one record per trial and whether it was cut short."""
+    trainable_fn = tune.with_resources(
+        tune.with_parameters(trainable, data=req.data_ref, settings=req.settings),
+        {"cpu": req.cpus_per_trial, "gpu": req.gpus_per_trial})
+    plan = req.scheduler or plan_scheduler("asha", req.settings.max_epochs)
+    stops_path = req.run_dir / art.SCHEDULER_STOPS
+    if not (req.resume or req.evaluated):  # a new search: no stops of an earlier one
+        stops_path.unlink(missing_ok=True)
+    stop_log = StopLog(stops_path)
+    LIVE.view, LIVE.trials = req.view, {}
+    LIVE.tb = HParamsLog(req.tb_dir or req.run_dir / art.TENSORBOARD)
+    LIVE.out_of_budget = functools.partial(cut_by_budget, plan, req.budget_s, stop_log)
+    if req.resume:
+        # callbacks come back with the experiment; they find this process's view in LIVE
+        tuner = tune.Tuner.restore(experiment_path(req), trainable=trainable_fn,
+                                   resume_unfinished=True, resume_errored=False,
+                                   restart_errored=False)
+    else:
+        tuner = _tuner(req, trainable_fn, plan, stop_log)
+    try:
+        grid = tuner.fit()
+    finally:
+        LIVE.tb.close()
+        if req.view is not None:
+            req.view.close()
+        LIVE.view = None
+    seen = dict(LIVE.trials)
+    # a trial still to run or running when the round returned: Ctrl-C (Ray ends the round
+    # cleanly and saves it); no trial seen at all: interrupted before the first step
+    interrupted = not seen or any(t.status not in ENDED for t in seen.values())
+    return _records(req, grid, seen, plan, stop_log), interrupted
+
+
+def _records(req: SearchRequest, grid: Any, seen: dict[str, Trial], plan: SchedulerPlan,
+             stop_log: StopLog) -> list[TrialRecord]:
+    obj = Objective(req.settings.metric)
+    results = {Path(r.path).name.removeprefix("trial_"): r for r in grid}
+    out = []
+    for tid, t in seen.items():
+        result = results.get(tid)
+        error = getattr(result, "error", None)
+        if error is None and t.status == Trial.ERROR:
+            error = _error_text(t)
+        hist = read_history(getattr(result, "path", None)) or (
+            [dict(t.last_result)] if t.last_result else [])
+        epochs = max((int(h.get("epoch", 0)) for h in hist), default=0)
+        status = status_of(failed=t.status == Trial.ERROR or error is not None,
+                           ended=t.status in ENDED, epochs=epochs,
+                           max_epochs=req.settings.max_epochs,
+                           stopped_by_scheduler=tid in stop_log,
+                           budget_can_cut=cut_by_budget(plan, req.budget_s, stop_log, tid, 0))
+        out.append(record(tid, t.config, status, hist,
+                          error=short_error(error) if error is not None else "",
+                          checkpoint=_best_checkpoint(result, obj, hist), search=req.name))
+    return out
+
+
+def _best_checkpoint(result: Any, obj: Objective, hist: list[dict[str, Any]]) -> str:
+    """The trial's checkpoint of its best epoch ("" where that epoch saved none: a search
+    begun before checkpoints were kept by score)."""
+    scored = [(c, m) for c, m in (getattr(result, "best_checkpoints", None) or [])
+              if obj.metric in m]
+    if not scored:
+        return ""
+    ckpt, m = min(scored, key=lambda cm: (1 if obj.mode == "min" else -1) * cm[1][obj.metric])
+    best = obj.best(hist) or m
+    return ckpt.path if int(m.get("epoch", -1)) == int(best.get("epoch", -2)) else ""
