@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import html
 import io
 import json
@@ -81,33 +82,26 @@ def load(run_dir: str | Path) -> Run:
 
 
 def _trials_from_ray(d: Path, max_epochs: int, scheduler: str | None) -> list[dict[str, Any]]:
+    """The trials of a run that ended before it wrote trials.json (killed, interrupted):
+    every round's result.json, through the search's own reader and status rule."""
+    from .records import TrialStatus, read_history, record, status_of
+
     stops = art.read_stops(d / art.SCHEDULER_STOPS)
-
-    def status(trial_id: str, epochs: int) -> str:
-        if epochs >= max_epochs:
-            return "completed"
-        # ASHA logs each trial it stops and FIFO stops none: the rest had not finished.
-        if trial_id in stops or scheduler not in ("asha", "fifo"):
-            return "stopped"
-        return "unfinished"
-
     out = []
-    for p in sorted((d / art.RAY_DIR).glob("trial_*/result.json")):
-        rows = []
-        for line in p.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                continue
-        if not rows:
+    for trial_dir in sorted(d.glob(f"{art.RAY_DIR}*/trial_*")):
+        hist = read_history(trial_dir)
+        if not hist:
             continue
-        epochs = max(int(r.get("epoch", 0)) for r in rows)
-        tid = p.parent.name.removeprefix("trial_")
-        out.append({"trial_id": tid,
-                    "config": rows[0].get("config", {}), "epochs": epochs, "error": "",
-                    "status": status(tid, epochs),
-                    "history": [{k: r[k] for k in art.HISTORY_KEYS
-                                 if k in r} for r in rows]})
+        tid = trial_dir.name.removeprefix("trial_")
+        epochs = max(int(h.get("epoch", 0)) for h in hist)
+        # ASHA logs each trial it stops and FIFO stops none: the rest had not finished.
+        logged = scheduler in ("asha", "fifo")
+        status = status_of(failed=False, ended=epochs >= max_epochs or tid in stops
+                           or not logged, epochs=epochs, max_epochs=max_epochs,
+                           stopped_by_scheduler=True, budget_can_cut=False)
+        rec = record(tid, hist[0].get("config", {}), TrialStatus(status), hist,
+                     search=trial_dir.parent.name)
+        out.append(dataclasses.asdict(rec))
     return out
 
 
