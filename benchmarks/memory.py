@@ -66,7 +66,7 @@ def main() -> None:
     proc = subprocess.Popen([sys.executable, "-m", "hyperfcn.cli", "tune", str(FLOWERS / "train"),
                              "--val-dir", str(FLOWERS / "val"), "--out", str(run), "--space",
                              str(work / "space.yaml"), "--samples", str(a.trials),
-                             "--max-epochs", "1", "--no-final", "--quiet"],
+                             "--max-epochs", "1", "--quiet"],  # default final: checkpoints kept
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     driver_at: dict[int, float] = {}
     while proc.poll() is None:
