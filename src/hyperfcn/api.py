@@ -365,103 +365,6 @@ def _epoch_printer(p: _Printer, fs) -> Callable[[dict], None] | None:
                        f"{m['val_loss']:.4f} val_accuracy {m['val_accuracy']:.4f}")
 
 
-def _val_predictions(out: Any, summary: Any) -> list[dict[str, Any]]:
-    classes = summary.classes
-    rows = []
-    probs = out.val_probs
-    for j, pos in enumerate(out.val_order):
-        pred = int(probs[j].argmax())
-        true = int(out.val_labels[j])
-        rows.append({"path": summary.val_files[pos], "label": classes[true],
-                     "predicted": classes[pred], "confidence": round(float(probs[j, pred]), 5),
-                     "p_label": round(float(probs[j, true]), 5)})
-    return rows
-
-
-def _best_trial(r: Any, metric: str, mode: str, max_epochs: int) -> Any:
-    """The search's best trial as the final step sees it (final.BestTrial)."""
-    import statistics
-
-    from .final import BestTrial
-
-    hist = [h for h in r.history if metric in h]
-    pick = min if mode == "min" else max
-    best = pick(hist, key=lambda h: h[metric]) if hist else {
-        "epoch": r.epochs, "val_loss": r.best_val_loss, "val_accuracy": r.best_val_accuracy}
-    cut = "" if r.epochs >= max_epochs else {
-        "stopped": "the scheduler", "out_of_budget": "the budget"}.get(r.status, r.status)
-    secs = [h["epoch_seconds"] for h in r.history if h.get("epoch_seconds")]
-    return BestTrial(trial_id=r.trial_id, epochs=r.epochs, best=dict(best),
-                     checkpoint=r.checkpoint or None, cut_by=cut,
-                     epoch_seconds=statistics.median(secs) if secs else None)
-
-
-def _final_text(out: Any, best: Any, metric: str) -> str:
-    c = out.checked
-    text = (f"saved model: val_accuracy {c['val_accuracy']:.4f}, val_loss "
-            f"{c['val_loss']:.4f} (loaded back from the file and scored")
-    if out.source == "train+val":
-        text = (f"saved model: fitted on train+val, so it has no held-out score; the best "
-                f"trial scored val_accuracy {best.best.get('val_accuracy', float('nan')):.4f}"
-                f" (the file was loaded back and checked")
-    elif best is not None:
-        text += (f"; best trial {best.trial_id} at epoch {best.best_epoch}: val_accuracy "
-                 f"{best.best.get('val_accuracy', float('nan')):.4f}, val_loss "
-                 f"{best.best.get('val_loss', float('nan')):.4f}")
-    return text + ")"
-
-
-def _finish(run_dir: Path, config: dict[str, Any], out: Any, summary: Any,
-            say: _Printer, extra_metrics: dict[str, Any], best: Any = None,
-            metric: str = "val_loss") -> dict[str, Any]:
-    """Write the final model and everything that describes it, each file atomically."""
-    import hashlib
-
-    from .final import shortfall
-    from .metrics import classification_report, format_report
-    from .tb import HParamsLog
-
-    classes = summary.classes
-    rep = classification_report(out.val_probs, out.val_labels, classes)
-    held_out = out.source != "train+val"
-    warning = shortfall(out.checked, best.best if best else None, metric) if held_out else None
-    metrics = {"val_accuracy": rep["accuracy"] if held_out else None,
-               "val_loss": rep["loss"] if held_out else None,
-               "best_epoch": out.best_epoch, "epochs_run": len(out.history),
-               "train_seconds": round(out.seconds, 1), "history": out.history,
-               "validation": rep if held_out else None,
-               "final": {"source": str(out.source), "reason": out.reason,
-                         "held_out": held_out, "checked": out.checked, "sha256": out.sha256,
-                         "warning": warning,
-                         "best_trial": None if best is None else {
-                             "trial_id": best.trial_id, "epoch": best.best_epoch,
-                             "epochs": best.epochs,
-                             **{k: best.best.get(k) for k in ("val_loss", "val_accuracy")}}},
-               **extra_metrics}
-    # The model last: a run dir with model.keras is complete.
-    art.write_json(run_dir / art.CLASSES, classes)
-    art.write_json(run_dir / art.BEST_CONFIG, config)
-    art.write_json(run_dir / art.METRICS, metrics)
-    if summary.val_files and held_out:
-        art.write_csv(run_dir / art.VAL_PREDICTIONS, _val_predictions(out, summary), ["path"])
-    if out.augment_preview:
-        art.write_bytes(run_dir / art.AUGMENT_PREVIEW, out.augment_preview)
-    art.write_bytes(run_dir / art.MODEL, out.model)
-    if hashlib.sha256((run_dir / art.MODEL).read_bytes()).hexdigest() != out.sha256:
-        warning = f"{run_dir / art.MODEL} does not hold the bytes that were checked"
-    tb = HParamsLog(run_dir / art.TENSORBOARD)
-    tb.start("final", config, group="final")
-    for h in out.history:
-        tb.scalars("final", int(h["epoch"]), {k: v for k, v in h.items() if k != "epoch"})
-    tb.end("final", "ok")
-    if held_out:
-        say(format_report(rep))
-    say(_final_text(out, best, metric))
-    if warning:
-        print(f"hyperfcn: warning: {warning}", file=sys.stderr, flush=True)
-    return metrics
-
-
 def _report(run_dir: Path, say: _Printer) -> None:
     from .report import write_report
 
@@ -538,13 +441,8 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     """Search, then save the best model found (see final.plan_final) with everything that
     explains it."""
     from . import search, session
-    from .final import plan_final
-    from .progress import Board, make_view
-    from .records import TrialRecord
-    from .rounds import evaluated, finished_rounds, plan_round
+    from .rounds import plan_round
     from .scheduler import plan_scheduler
-    from .searchers import random_starts
-    from .tb import HParamsLog
     from .trackers import tracker_callbacks
     from .trial import TrialSettings
 
@@ -552,15 +450,14 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     p = _Printer(opts.quiet, say)
     _check_backend(opts.backend, opts.address)
     space = resolve_space(opts)
-    sizes = sorted(space.values_of("image_size"))  # type: ignore[arg-type]
     run_dir = opts.out.resolve()
     settings = TrialSettings(max_epochs=opts.max_epochs, metric=opts.metric, seed=opts.seed,
                              weights=opts.weights if uses_backbone(space) else None,
                              checkpoint_every_s=opts.checkpoint_every_s,
                              checkpoint_best=opts.final != "none")
     req = search.SearchRequest(space=space, run_dir=run_dir, data_ref=None, settings=settings,
-                               storage=opts.storage, tb_dir=run_dir / art.TENSORBOARD)
-    plan = plan_scheduler(opts.scheduler, opts.max_epochs)
+                               storage=opts.storage, tb_dir=run_dir / art.TENSORBOARD,
+                               scheduler=plan_scheduler(opts.scheduler, opts.max_epochs))
     with _new_run_dir(run_dir):
         rnd = plan_round(run_dir, opts.resume, opts.samples, opts.budget_s,
                          lambda name: search.can_resume(dataclasses.replace(req, name=name)))
@@ -571,81 +468,20 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
             opts = dataclasses.replace(opts, samples=20)
         trackers = tracker_callbacks(opts.mlflow, opts.wandb, run_dir.name, run_dir)
         # Data first: a bad folder fails in a second, before Ray starts.
-        data, summary = _prepare_data(opts, sizes, run_dir, p)
+        data, summary = _prepare_data(opts, _sizes(space), run_dir, p)
         _search_budget(opts, t0, summary)  # a budget the final step alone would use up
     cluster = session.start(opts.address, opts.backend, quiet=opts.quiet)
     try:
         res = plan_resources(opts, cluster)
-        settings = dataclasses.replace(settings, cpus=res.cpus_per_trial,
-                                       gpus=res.gpus_per_trial)
-        p(f"Ray: {res.cpus:g} CPUs, {res.gpus:g} GPUs; each trial {res.cpus_per_trial:g} CPU"
-          f"{', ' + format(res.gpus_per_trial, 'g') + ' GPU' if res.gpus_per_trial else ''}; "
-          f"up to {res.concurrency} at once; backend {opts.backend}")
-        p(plan.describe())
-        starts = ""
-        n_random = opts.random_starts or random_starts(res.concurrency, opts.samples)
-        if opts.searcher in ("hyperopt", "optuna") and not rnd.restore:
-            starts = f", TPE after {n_random} random configurations"
-            if space.points:
-                starts += f" and {len(space.points)} from the space's defaults"
-        p(f"searcher {opts.searcher} (seed {opts.seed}{starts}); samples "
-          f"{opts.samples or 'unlimited'}; budget {_budget_text(opts.budget_s)}")
         _fetch_weights(space, opts, res, p)
-        data_ref = session.put(data)
+        req = _request(req, opts, res, rnd, session.put(data), summary, t0, trackers, p, say)
         del data
-        _write_settings(run_dir, opts, {
-            "scheduler_plan": dataclasses.asdict(plan), "resources": dataclasses.asdict(res),
-            "space": dict(space.raw), "image_sizes": sizes})
-        if rnd.number == 1 and not rnd.restore:
-            HParamsLog(run_dir / art.TENSORBOARD).experiment(_space_infos(space))
-        req = dataclasses.replace(
-            req, data_ref=data_ref, settings=settings, searcher=opts.searcher, scheduler=plan,
-            samples=rnd.samples if rnd.number > 1 else opts.samples,
-            budget_s=_search_budget(opts, t0, summary), name=rnd.name,
-            evaluated=evaluated(rnd.earlier, opts.metric),
-            concurrency=res.concurrency,
-            cpus_per_trial=res.cpus_per_trial, gpus_per_trial=res.gpus_per_trial,
-            resume=rnd.restore, max_failures=opts.max_failures, extra_callbacks=trackers,
-            random_starts=n_random,
-            reuse_workers=opts.backend == "tensorflow",
-            view=make_view(Board(
-                metric=opts.metric, mode=settings.mode, max_epochs=opts.max_epochs,
-                budget_s=opts.budget_s, samples=opts.samples, concurrency=res.concurrency,
-                rungs=tuple(plan.rungs()) if plan.name == "asha" else (),
-                final=opts.final != "none", t0=t0), opts.quiet, say))
-        t_search = time.time()
-        records, interrupted = search.run_search(req)
-        search_wall = time.time() - t_search
-        records = [TrialRecord(**r) for r in rnd.earlier] + records
-        art.write_csv(run_dir / art.TRIALS, _trial_rows(records, space), ["trial_id"])
-        art.write_json(run_dir / art.TRIALS_JSON, [dataclasses.asdict(r) for r in records])
-        counts = collections.Counter(r.status for r in records)
-        p(f"search: {len(records)} trials ({', '.join(f'{v} {k}' for k, v in counts.items())})"
-          f" in {time.time() - t0:.0f} s; table in {run_dir / art.TRIALS}")
+        records, interrupted, search_info = _run_search(req, rnd, opts, summary, t0, p)
         if interrupted:
             return RunResult(run_dir, {}, {}, records, interrupted=True)
-        usable = [r for r in records if r.status != "failed" and r.best_val_loss is not None]
-        if not usable and opts.budget_s is not None and not any(r.error for r in records):
-            raise UserError(
-                f"--budget {_budget_text(opts.budget_s)}: too short for one epoch; no trial "
-                f"finished its first epoch in the {search_wall:.0f} s the search had "
-                f"(after reading the data, starting Ray and keeping "
-                f"~{_final_reserve(summary):.0f} s for the final model); give a longer "
-                f"--budget, or a smaller --image-size")
-        if not usable:
-            reasons = collections.Counter(r.error or "no result" for r in records)
-            reason, n = reasons.most_common(1)[0] if reasons else ("no trials ran", 0)
-            raise SearchFailed(f"every trial failed ({n} of {len(records)}: {reason}); "
-                               f"see {run_dir / art.TRIALS}")
-        if opts.metric == "val_loss":
-            best = min(usable, key=lambda r: r.best_val_loss)
-        else:
-            best = max(usable, key=lambda r: r.best_val_accuracy)
+        best = _best_usable(records, opts, search_info, summary, run_dir)
         config = ModelConfig.from_dict(best.config).to_dict()
-        search_info = {"best_trial": best.trial_id, "search_wall_seconds": round(search_wall, 2),
-                       "trial_epochs": sum(r.epochs for r in records),
-                       "trials": len(records),
-                       "rounds": list(dict.fromkeys([*finished_rounds(run_dir), rnd.name]))}
+        search_info["best_trial"] = best.trial_id
         art.write_json(run_dir / art.SEARCH, search_info)
         if opts.final == "none":
             art.write_json(run_dir / art.BEST_CONFIG, config)
@@ -653,28 +489,141 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
               f"model (--no-final)")
             _report(run_dir, p)
             return RunResult(run_dir, config, search_info, records)
-        bt = _best_trial(best, opts.metric, settings.mode, opts.max_epochs)
-        fplan = plan_final(bt, opts.max_epochs, train_val=opts.final == "train+val",
-                           time_left=None if opts.budget_s is None else
-                           opts.budget_s - (time.time() - t0) - _final_reserve(summary))
-        p(f"best trial {best.trial_id}: val_loss {best.best_val_loss:.4f}, val_accuracy "
-          f"{best.best_val_accuracy:.4f}; final model: {fplan.reason}")
-        fs = _final_settings(opts, res, settings.weights)
-        out = session.run_final(config, data_ref, fs, fplan, _epoch_printer(p, fs))
-        metrics = _finish(run_dir, config, out, summary, p, search_info, bt, opts.metric)
+        metrics = _final_model(best, config, req, opts, res, summary, search_info, t0, p)
     finally:
         session.shutdown()
+    _wrap_up(opts, run_dir, config, metrics, p)
+    return RunResult(run_dir, config, metrics, records)
+
+
+def _sizes(space: SearchSpace) -> list[int]:
+    return sorted(space.values_of("image_size"))  # type: ignore[arg-type]
+
+
+def _request(req: Any, opts: TuneOptions, res: Resources, rnd: Any, data_ref: Any,
+             summary: Any, t0: float, trackers: list[Any], p: _Printer, say: Say | None):
+    """The search request for this round, once the resources are known; says the plan."""
+    from .progress import Board, make_view
+    from .rounds import evaluated
+    from .searchers import random_starts
+    from .tb import HParamsLog
+
+    plan, space = req.scheduler, req.space
+    settings = dataclasses.replace(req.settings, cpus=res.cpus_per_trial,
+                                   gpus=res.gpus_per_trial)
+    n_random = opts.random_starts or random_starts(res.concurrency, opts.samples)
+    _announce(opts, res, plan, space, n_random, rnd.restore, p)
+    _write_settings(req.run_dir, opts, {
+        "scheduler_plan": dataclasses.asdict(plan), "resources": dataclasses.asdict(res),
+        "space": dict(space.raw), "image_sizes": _sizes(space)})
+    if rnd.number == 1 and not rnd.restore:
+        HParamsLog(req.run_dir / art.TENSORBOARD).experiment(_space_infos(space))
+    board = Board(metric=opts.metric, mode=settings.mode, max_epochs=opts.max_epochs,
+                  budget_s=opts.budget_s, samples=opts.samples, concurrency=res.concurrency,
+                  rungs=tuple(plan.rungs()) if plan.name == "asha" else (),
+                  final=opts.final != "none", t0=t0)
+    return dataclasses.replace(
+        req, data_ref=data_ref, settings=settings, searcher=opts.searcher,
+        samples=rnd.samples if rnd.number > 1 else opts.samples,
+        budget_s=_search_budget(opts, t0, summary), name=rnd.name,
+        evaluated=evaluated(rnd.earlier, opts.metric), concurrency=res.concurrency,
+        cpus_per_trial=res.cpus_per_trial, gpus_per_trial=res.gpus_per_trial,
+        resume=rnd.restore, max_failures=opts.max_failures, extra_callbacks=trackers,
+        random_starts=n_random, reuse_workers=opts.backend == "tensorflow",
+        view=make_view(board, opts.quiet, say))
+
+
+def _announce(opts: TuneOptions, res: Resources, plan: Any, space: SearchSpace,
+              n_random: int, restore: bool, p: _Printer) -> None:
+    p(f"Ray: {res.cpus:g} CPUs, {res.gpus:g} GPUs; each trial {res.cpus_per_trial:g} CPU"
+      f"{', ' + format(res.gpus_per_trial, 'g') + ' GPU' if res.gpus_per_trial else ''}; "
+      f"up to {res.concurrency} at once; backend {opts.backend}")
+    p(plan.describe())
+    starts = ""
+    if opts.searcher in ("hyperopt", "optuna") and not restore:
+        starts = f", TPE after {n_random} random configurations"
+        if space.points:
+            starts += f" and {len(space.points)} from the space's defaults"
+    p(f"searcher {opts.searcher} (seed {opts.seed}{starts}); samples "
+      f"{opts.samples or 'unlimited'}; budget {_budget_text(opts.budget_s)}")
+
+
+def _run_search(req: Any, rnd: Any, opts: TuneOptions, summary: Any, t0: float,
+                p: _Printer) -> tuple[list[Any], bool, dict[str, Any]]:
+    """Run the round; write every round's trials; return them, whether it was cut short,
+    and the search's summary."""
+    from . import search
+    from .records import TrialRecord
+    from .rounds import finished_rounds
+
+    t_search = time.time()
+    records, interrupted = search.run_search(req)
+    search_wall = time.time() - t_search
+    records = [TrialRecord(**r) for r in rnd.earlier] + records
+    run_dir = req.run_dir
+    art.write_csv(run_dir / art.TRIALS, _trial_rows(records, req.space), ["trial_id"])
+    art.write_json(run_dir / art.TRIALS_JSON, [dataclasses.asdict(r) for r in records])
+    counts = collections.Counter(r.status for r in records)
+    p(f"search: {len(records)} trials ({', '.join(f'{v} {k}' for k, v in counts.items())})"
+      f" in {time.time() - t0:.0f} s; table in {run_dir / art.TRIALS}")
+    info = {"search_wall_seconds": round(search_wall, 2),
+            "trial_epochs": sum(r.epochs for r in records), "trials": len(records),
+            "rounds": list(dict.fromkeys([*finished_rounds(run_dir), rnd.name]))}
+    return records, interrupted, info
+
+
+def _best_usable(records: list[Any], opts: TuneOptions, info: dict[str, Any],
+                 summary: Any, run_dir: Path) -> Any:
+    """The best trial on the search metric, or why there is none."""
+    usable = [r for r in records if r.status != "failed" and r.best_val_loss is not None]
+    if not usable and opts.budget_s is not None and not any(r.error for r in records):
+        raise UserError(
+            f"--budget {_budget_text(opts.budget_s)}: too short for one epoch; no trial "
+            f"finished its first epoch in the {info['search_wall_seconds']:.0f} s the search "
+            f"had (after reading the data, starting Ray and keeping "
+            f"~{_final_reserve(summary):.0f} s for the final model); give a longer "
+            f"--budget, or a smaller --image-size")
+    if not usable:
+        reasons = collections.Counter(r.error or "no result" for r in records)
+        reason, n = reasons.most_common(1)[0] if reasons else ("no trials ran", 0)
+        raise SearchFailed(f"every trial failed ({n} of {len(records)}: {reason}); "
+                           f"see {run_dir / art.TRIALS}")
+    if opts.metric == "val_loss":
+        return min(usable, key=lambda r: r.best_val_loss)
+    return max(usable, key=lambda r: r.best_val_accuracy)
+
+
+def _final_model(best: Any, config: dict[str, Any], req: Any, opts: TuneOptions,
+                 res: Resources, summary: Any, info: dict[str, Any], t0: float,
+                 p: _Printer) -> dict[str, Any]:
+    """Plan the final step, run it on a worker, write its files; return metrics.json."""
+    from . import session
+    from .final import best_trial_of, plan_final, write_files
+
+    bt = best_trial_of(best, opts.metric, req.settings.mode, opts.max_epochs)
+    fplan = plan_final(bt, opts.max_epochs, train_val=opts.final == "train+val",
+                       time_left=None if opts.budget_s is None else
+                       opts.budget_s - (time.time() - t0) - _final_reserve(summary))
+    p(f"best trial {best.trial_id}: val_loss {best.best_val_loss:.4f}, val_accuracy "
+      f"{best.best_val_accuracy:.4f}; final model: {fplan.reason}")
+    fs = _final_settings(opts, res, req.settings.weights)
+    out = session.run_final(config, req.data_ref, fs, fplan, _epoch_printer(p, fs))
+    return write_files(req.run_dir, config, out, summary, p, info, bt, opts.metric)
+
+
+def _wrap_up(opts: TuneOptions, run_dir: Path, config: dict[str, Any],
+             metrics: dict[str, Any], p: _Printer) -> None:
     p(f"model: {run_dir / art.MODEL}")
     _report(run_dir, p)
     _log_final(opts, run_dir, config, metrics, p)
     p(f"logs:  {hints.tensorboard()} --logdir {shlex.quote(str(run_dir))}")
-    return RunResult(run_dir, config, metrics, records)
 
 
 def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | None = None,
           say: Say | None = None) -> RunResult:
     """Train one configuration without searching; same artifacts as `tune`."""
     from . import session
+    from .final import plan_final, write_files
 
     opts = opts or TuneOptions(data=Path(data))
     p = _Printer(opts.quiet, say)
@@ -703,17 +652,12 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
         fs = _final_settings(opts, res, weights)
         p(f"training for up to {opts.max_epochs} epochs (early stopping patience "
           f"{fs.patience})")
-        from .final import plan_final
-
         out = session.run_final(cfg.to_dict(), ref, fs, plan_final(None, opts.max_epochs),
-                               _epoch_printer(p, fs))
-        metrics = _finish(run_dir, cfg.to_dict(), out, summary, p, {}, None, opts.metric)
+                                _epoch_printer(p, fs))
+        metrics = write_files(run_dir, cfg.to_dict(), out, summary, p, {}, None, opts.metric)
     finally:
         session.shutdown()
-    p(f"model: {run_dir / art.MODEL}")
-    _report(run_dir, p)
-    _log_final(opts, run_dir, cfg.to_dict(), metrics, p)
-    p(f"logs:  {hints.tensorboard()} --logdir {shlex.quote(str(run_dir))}")
+    _wrap_up(opts, run_dir, cfg.to_dict(), metrics, p)
     return RunResult(run_dir, cfg.to_dict(), metrics)
 
 

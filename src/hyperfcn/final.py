@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -269,3 +270,100 @@ def shortfall(checked: Mapping[str, float], best: Mapping[str, float] | None,
         return None
     return (f"the saved model scores {metric} {got:.4f} on validation, worse than the best "
             f"trial's {want:.4f}; the search found a better model than the one saved")
+
+
+# ---------------------------------------------------------------- on the driver
+
+def best_trial_of(r: Any, metric: str, mode: str, max_epochs: int) -> Any:
+    """The search's best trial (a records.TrialRecord) as the final step sees it."""
+    import statistics
+
+    hist = [h for h in r.history if metric in h]
+    pick = min if mode == "min" else max
+    best = pick(hist, key=lambda h: h[metric]) if hist else {
+        "epoch": r.epochs, "val_loss": r.best_val_loss, "val_accuracy": r.best_val_accuracy}
+    cut = "" if r.epochs >= max_epochs else {
+        "stopped": "the scheduler", "out_of_budget": "the budget"}.get(r.status, r.status)
+    secs = [h["epoch_seconds"] for h in r.history if h.get("epoch_seconds")]
+    return BestTrial(trial_id=r.trial_id, epochs=r.epochs, best=dict(best),
+                     checkpoint=r.checkpoint or None, cut_by=cut,
+                     epoch_seconds=statistics.median(secs) if secs else None)
+
+
+def _final_text(out: Any, best: Any, metric: str) -> str:
+    c = out.checked
+    text = (f"saved model: val_accuracy {c['val_accuracy']:.4f}, val_loss "
+            f"{c['val_loss']:.4f} (loaded back from the file and scored")
+    if out.source == "train+val":
+        text = (f"saved model: fitted on train+val, so it has no held-out score; the best "
+                f"trial scored val_accuracy {best.best.get('val_accuracy', float('nan')):.4f}"
+                f" (the file was loaded back and checked")
+    elif best is not None:
+        text += (f"; best trial {best.trial_id} at epoch {best.best_epoch}: val_accuracy "
+                 f"{best.best.get('val_accuracy', float('nan')):.4f}, val_loss "
+                 f"{best.best.get('val_loss', float('nan')):.4f}")
+    return text + ")"
+
+
+def _val_predictions(out: Any, summary: Any) -> list[dict[str, Any]]:
+    classes = summary.classes
+    rows = []
+    probs = out.val_probs
+    for j, pos in enumerate(out.val_order):
+        pred = int(probs[j].argmax())
+        true = int(out.val_labels[j])
+        rows.append({"path": summary.val_files[pos], "label": classes[true],
+                     "predicted": classes[pred], "confidence": round(float(probs[j, pred]), 5),
+                     "p_label": round(float(probs[j, true]), 5)})
+    return rows
+
+
+def write_files(run_dir: Path, config: dict[str, Any], out: FinalModel, summary: Any,
+                say: Callable[[str], None], extra_metrics: dict[str, Any],
+                best: BestTrial | None = None, metric: str = "val_loss") -> dict[str, Any]:
+    """Write the final model and everything that describes it, each file atomically."""
+    import hashlib
+
+    from . import artifacts as art
+    from .metrics import classification_report, format_report
+    from .tb import HParamsLog
+
+    classes = summary.classes
+    rep = classification_report(out.val_probs, out.val_labels, classes)
+    held_out = out.source != "train+val"
+    warning = shortfall(out.checked, best.best if best else None, metric) if held_out else None
+    metrics = {"val_accuracy": rep["accuracy"] if held_out else None,
+               "val_loss": rep["loss"] if held_out else None,
+               "best_epoch": out.best_epoch, "epochs_run": len(out.history),
+               "train_seconds": round(out.seconds, 1), "history": out.history,
+               "validation": rep if held_out else None,
+               "final": {"source": str(out.source), "reason": out.reason,
+                         "held_out": held_out, "checked": out.checked, "sha256": out.sha256,
+                         "warning": warning,
+                         "best_trial": None if best is None else {
+                             "trial_id": best.trial_id, "epoch": best.best_epoch,
+                             "epochs": best.epochs,
+                             **{k: best.best.get(k) for k in ("val_loss", "val_accuracy")}}},
+               **extra_metrics}
+    # The model last: a run dir with model.keras is complete.
+    art.write_json(run_dir / art.CLASSES, classes)
+    art.write_json(run_dir / art.BEST_CONFIG, config)
+    art.write_json(run_dir / art.METRICS, metrics)
+    if summary.val_files and held_out:
+        art.write_csv(run_dir / art.VAL_PREDICTIONS, _val_predictions(out, summary), ["path"])
+    if out.augment_preview:
+        art.write_bytes(run_dir / art.AUGMENT_PREVIEW, out.augment_preview)
+    art.write_bytes(run_dir / art.MODEL, out.model)
+    if hashlib.sha256((run_dir / art.MODEL).read_bytes()).hexdigest() != out.sha256:
+        warning = f"{run_dir / art.MODEL} does not hold the bytes that were checked"
+    tb = HParamsLog(run_dir / art.TENSORBOARD)
+    tb.start("final", config, group="final")
+    for h in out.history:
+        tb.scalars("final", int(h["epoch"]), {k: v for k, v in h.items() if k != "epoch"})
+    tb.end("final", "ok")
+    if held_out:
+        say(format_report(rep))
+    say(_final_text(out, best, metric))
+    if warning:
+        print(f"hyperfcn: warning: {warning}", file=sys.stderr, flush=True)
+    return metrics
