@@ -71,7 +71,10 @@ class Live:
     view: Any = None
     tb: HParamsLog | None = None
     out_of_budget: Callable[[str, int], bool] | None = None
-    trials: dict[str, Trial] = field(default_factory=dict)  # every trial, as last seen
+    trials: dict[str, Trial] = field(default_factory=dict)  # every trial of the round
+    # each trial's status at the last step's end: Ray's clean-up after Ctrl-C marks the
+    # trials it interrupts TERMINATED on the same objects, after the state was saved
+    status: dict[str, str] = field(default_factory=dict)
 
 
 LIVE = Live()
@@ -179,6 +182,7 @@ class ProgressCallback(tune.Callback):
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info):
         LIVE.trials = {t.trial_id: t for t in trials}
+        LIVE.status = {t.trial_id: t.status for t in trials}
         for t in trials:
             if t.status == Trial.TERMINATED and self._open(t):
                 self._ended(t)
@@ -260,7 +264,7 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
     if not (req.resume or req.evaluated):  # a new search: no stops of an earlier one
         stops_path.unlink(missing_ok=True)
     stop_log = StopLog(stops_path)
-    LIVE.view, LIVE.trials = req.view, {}
+    LIVE.view, LIVE.trials, LIVE.status = req.view, {}, {}
     LIVE.tb = HParamsLog(req.tb_dir or req.run_dir / art.TENSORBOARD)
     LIVE.out_of_budget = functools.partial(cut_by_budget, plan, req.budget_s, stop_log)
     if req.resume:
@@ -277,32 +281,33 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
         if req.view is not None:
             req.view.close()
         LIVE.view = None
-    seen = dict(LIVE.trials)
+    seen, status = dict(LIVE.trials), dict(LIVE.status)
     # a trial still to run or running when the round returned: Ctrl-C (Ray ends the round
     # cleanly and saves it); no trial seen at all: interrupted before the first step
-    interrupted = not seen or any(t.status not in ENDED for t in seen.values())
-    return _records(req, grid, seen, plan, stop_log), interrupted
+    interrupted = not seen or any(st not in ENDED for st in status.values())
+    return _records(req, grid, seen, status, plan, stop_log), interrupted
 
 
-def _records(req: SearchRequest, grid: Any, seen: dict[str, Trial], plan: SchedulerPlan,
-             stop_log: StopLog) -> list[TrialRecord]:
+def _records(req: SearchRequest, grid: Any, seen: dict[str, Trial], status: dict[str, str],
+             plan: SchedulerPlan, stop_log: StopLog) -> list[TrialRecord]:
     obj = Objective(req.settings.metric)
     results = {Path(r.path).name.removeprefix("trial_"): r for r in grid}
     out = []
     for tid, t in seen.items():
         result = results.get(tid)
         error = getattr(result, "error", None)
-        if error is None and t.status == Trial.ERROR:
+        st = status.get(tid, t.status)
+        if error is None and st == Trial.ERROR:
             error = _error_text(t)
         hist = read_history(getattr(result, "path", None)) or (
             [dict(t.last_result)] if t.last_result else [])
         epochs = max((int(h.get("epoch", 0)) for h in hist), default=0)
-        status = status_of(failed=t.status == Trial.ERROR or error is not None,
-                           ended=t.status in ENDED, epochs=epochs,
+        decided = status_of(failed=st == Trial.ERROR or error is not None,
+                           ended=st in ENDED, epochs=epochs,
                            max_epochs=req.settings.max_epochs,
                            stopped_by_scheduler=tid in stop_log,
                            budget_can_cut=cut_by_budget(plan, req.budget_s, stop_log, tid, 0))
-        out.append(record(tid, t.config, status, hist,
+        out.append(record(tid, t.config, decided, hist,
                           error=short_error(error) if error is not None else "",
                           checkpoint=_best_checkpoint(result, obj, hist), search=req.name))
     return out
