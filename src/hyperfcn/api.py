@@ -512,7 +512,7 @@ def _request(req: Any, opts: TuneOptions, res: Resources, rnd: Any, data_ref: An
     settings = dataclasses.replace(req.settings, cpus=res.cpus_per_trial,
                                    gpus=res.gpus_per_trial)
     n_random = opts.random_starts or random_starts(res.concurrency, opts.samples)
-    _announce(opts, res, plan, space, n_random, rnd.restore, p)
+    _announce(opts, res, plan, space, n_random, rnd, p)
     _write_settings(req.run_dir, opts, {
         "scheduler_plan": dataclasses.asdict(plan), "resources": dataclasses.asdict(res),
         "space": dict(space.raw), "image_sizes": _sizes(space)})
@@ -534,18 +534,21 @@ def _request(req: Any, opts: TuneOptions, res: Resources, rnd: Any, data_ref: An
 
 
 def _announce(opts: TuneOptions, res: Resources, plan: Any, space: SearchSpace,
-              n_random: int, restore: bool, p: _Printer) -> None:
+              n_random: int, rnd: Any, p: _Printer) -> None:
     p(f"Ray: {res.cpus:g} CPUs, {res.gpus:g} GPUs; each trial {res.cpus_per_trial:g} CPU"
       f"{', ' + format(res.gpus_per_trial, 'g') + ' GPU' if res.gpus_per_trial else ''}; "
       f"up to {res.concurrency} at once; backend {opts.backend}")
     p(plan.describe())
     starts = ""
-    if opts.searcher in ("hyperopt", "optuna") and not restore:
+    if opts.searcher in ("hyperopt", "optuna") and not rnd.restore and rnd.number == 1:
         starts = f", TPE after {n_random} random configurations"
         if space.points:
             starts += f" and {len(space.points)} from the space's defaults"
-    p(f"searcher {opts.searcher} (seed {opts.seed}{starts}); samples "
-      f"{opts.samples or 'unlimited'}; budget {_budget_text(opts.budget_s)}")
+    samples = f"{opts.samples or 'unlimited'}"
+    if rnd.number > 1 and rnd.samples:
+        samples += f" ({rnd.samples} more in round {rnd.number})"
+    p(f"searcher {opts.searcher} (seed {opts.seed}{starts}); samples {samples}; budget "
+      f"{_budget_text(opts.budget_s)}")
 
 
 def _run_search(req: Any, rnd: Any, opts: TuneOptions, summary: Any, t0: float,
