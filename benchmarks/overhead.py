@@ -87,7 +87,7 @@ print("SECONDS", time.perf_counter() - t)
     return float(r.stdout.split("SECONDS")[-1])
 
 
-def tuned(configs, epochs: int, concurrency: int, work: Path) -> dict:
+def tuned(configs, epochs: int, concurrency: int, work: Path, final: bool = True) -> dict:
     space = yaml.safe_load((HERE.parent / "src/hyperfcn/default_space.yaml").read_text())
     space["defaults"] = configs
     sp = work / "space.yaml"
@@ -98,9 +98,9 @@ def tuned(configs, epochs: int, concurrency: int, work: Path) -> dict:
            str(FLOWERS / "val"), "--out", str(out), "--space", str(sp), "--image-size",
            str(configs[0]["image_size"]), "--samples", "6", "--max-epochs", str(epochs),
            "--scheduler", "fifo", "--concurrency", str(concurrency), "--cpus-per-trial",
-           # the final step on: trials then checkpoint their improving epochs (the search's
-           # time is what is measured; the final step comes after it)
-           str(2 // concurrency), "--quiet"]
+           # with the final step on (the default), trials checkpoint their improving epochs;
+           # the search's time is what is measured, the final step comes after it
+           str(2 // concurrency), "--quiet", *([] if final else ["--no-final"])]
     t0 = time.time()
     r = subprocess.run(cmd, capture_output=True, text=True)
     total = time.time() - t0
@@ -119,6 +119,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-final", dest="final", action="store_false",
+                    help="trials keep no best-epoch checkpoints (as before 2026-12-01)")
     ap.add_argument("--out")
     a = ap.parse_args()
     configs = six_configs(a.size)
@@ -126,14 +128,15 @@ def main() -> None:
     base, tune1, first = [], [], []
     for _ in range(a.repeats):  # interleaved: machine noise hits both sides alike
         base.append(baseline(configs, a.epochs))
-        t = tuned(configs, a.epochs, 1, work)
+        t = tuned(configs, a.epochs, 1, work, a.final)
         tune1.append(t["search"])
         first.append(t["first_epoch_after_start"])
         print(f"baseline {base[-1]:.1f} s, tune {tune1[-1]:.1f} s", flush=True)
-    c2 = tuned(configs, a.epochs, 2, work)["search"]
+    c2 = tuned(configs, a.epochs, 2, work, a.final)["search"]
     ratios = [t / b for t, b in zip(tune1, base)]
     ratio = median(ratios)
-    emit({"benchmark": "overhead", "size": a.size, "epochs": a.epochs, "configs": configs,
+    emit({"benchmark": "overhead", "final": a.final, "size": a.size, "epochs": a.epochs,
+          "configs": configs,
           "baseline_seconds": [round(x, 1) for x in base],
           "tune_seconds": [round(x, 1) for x in tune1],
           "ratios": [round(x, 3) for x in ratios],
