@@ -170,6 +170,28 @@ def test_a_reused_worker_keeps_nothing_compiled_from_earlier_trials(tiny_data):
     assert custom_gradients() == 0 and live_graphs() == 0
 
 
+def test_a_trial_traces_its_training_step_once(tiny_data, monkeypatch):
+    """An optimizer left to build itself in the first step makes its variables inside
+    TensorFlow's trace, and TensorFlow then traces the whole step again (1.5 s of every
+    trial's first epoch on the CPU)."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tracing twice is TensorFlow's")
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    traces = []
+    step = TensorFlowTrainer.train_step
+
+    def counted(self, data):
+        traces.append(1)
+        return step(self, data)
+
+    monkeypatch.setattr(TensorFlowTrainer, "train_step", counted)
+    run_trial(CFG, tiny_data, TrialSettings(max_epochs=2), LocalReporter())
+    assert len(traces) == 1
+
+
 def test_a_trial_stopped_by_the_scheduler_ends_within_a_step(tiny_data, tmp_path):
     """A reused worker waits for the stopped trial's thread; it must not finish its epoch."""
 

@@ -75,6 +75,10 @@ def compile_model(model: keras.Model, cfg: ModelConfig, learning_rate: float | N
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
+    # Built here, eagerly: left to the first training step, the optimizer makes its slot
+    # variables inside TensorFlow's trace, which then traces the whole step a second time
+    # (1.5 s of every trial's first epoch on the CPU, benchmarks/trial_cost.py).
+    model.optimizer.build(model.trainable_variables)
 
 
 def build_training_model(cfg: ModelConfig, num_classes: int, seed: int | None = None,

@@ -37,6 +37,7 @@ def configure_runtime(cpus: float, gpus: float) -> None:
             os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                        + " --xla_cpu_multi_thread_eigen=false"
                                        " intra_op_parallelism_threads=1").strip()
+        _jax_compilation_cache()
     elif backend == "tensorflow":
         import tensorflow as tf
 
@@ -47,6 +48,38 @@ def configure_runtime(cpus: float, gpus: float) -> None:
             with contextlib.suppress(RuntimeError):
                 tf.config.experimental.set_memory_growth(gpu, True)
     _configured.update(cpus=n, gpus=gpus, backend=backend)
+
+
+def jax_cache_dir() -> Path:
+    """Where JAX keeps compiled programs across processes: $JAX_COMPILATION_CACHE_DIR, else
+    the user's cache folder."""
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return Path(os.environ["JAX_COMPILATION_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "hyperfcn" / "jax"
+
+
+JAX_CACHE_MAX_BYTES = 2 << 30
+
+
+def _jax_compilation_cache() -> None:
+    """JAX's persistent compilation cache, on unless the user turned it off
+    (JAX_ENABLE_COMPILATION_CACHE=false).
+
+    Each JAX trial runs in a fresh worker, and XLA spends most of a CPU trial's first epoch
+    compiling, and much of its setup compiling weight initialisers (0.1-0.5 s per weight
+    shape, below JAX's 1 s threshold for keeping a program). Programs that recur (weight
+    shapes, a model resumed or retrained as the final model, a search run again) then load
+    instead. The oldest entries go once the cache passes 2 GiB.
+    """
+    import jax
+
+    if jax.config.jax_compilation_cache_dir is None:
+        jax.config.update("jax_compilation_cache_dir", str(jax_cache_dir()))
+    if jax.config.jax_compilation_cache_max_size == -1:
+        jax.config.update("jax_compilation_cache_max_size", JAX_CACHE_MAX_BYTES)
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
 
 
 def forget_compiled() -> None:
