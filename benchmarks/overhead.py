@@ -49,8 +49,8 @@ def six_configs(size: int) -> list[dict]:
     return out
 
 
-def baseline(configs, epochs: int) -> float:
-    """Plain Keras, one process, both cores, cached arrays."""
+def baseline(configs, epochs: int) -> tuple[float, list[float]]:
+    """Plain Keras, one process, both cores, cached arrays: total and per-config seconds."""
     code = f"""
 import json, sys, time, numpy as np
 sys.path.insert(0, {str(HERE.parent / 'src')!r})
@@ -68,7 +68,9 @@ import keras
 from hyperfcn.model import build_training_model
 tr, va = data.train[size], data.val[size]
 t = time.perf_counter()
+per = []
 for c in configs:
+    tc = time.perf_counter()
     cfg = ModelConfig.from_dict(c)
     keras.backend.clear_session()
     model, core = build_training_model(cfg, 5, seed=0)
@@ -78,13 +80,16 @@ for c in configs:
     model.fit(_train_input(tr, cfg.batch_size, 5, 0, 0, {epochs}), epochs={epochs},
               steps_per_epoch=steps(tr, cfg.batch_size), callbacks=[Val()], verbose=0,
               shuffle=False)
+    per.append(time.perf_counter() - tc)
+print("PER", json.dumps(per))
 print("SECONDS", time.perf_counter() - t)
 """
     r = subprocess.run([sys.executable, "-c", code, json.dumps(configs)], capture_output=True,
                        text=True, env={**os.environ, "KERAS_BACKEND": "tensorflow"})
     if r.returncode:
         raise SystemExit(r.stderr[-4000:])
-    return float(r.stdout.split("SECONDS")[-1])
+    per = json.loads(r.stdout.split("PER")[-1].split("SECONDS")[0])
+    return float(r.stdout.split("SECONDS")[-1]), per
 
 
 def tuned(configs, epochs: int, concurrency: int, work: Path, final: bool = True) -> dict:
@@ -110,8 +115,14 @@ def tuned(configs, epochs: int, concurrency: int, work: Path, final: bool = True
     first = min(json.loads(p.read_text().splitlines()[0])["timestamp"]
                 for p in (out / "tune").glob("trial_*/result.json"))
     assert info["trial_epochs"] == 6 * epochs, info
+    trials = sorted(json.loads((out / "trials.json").read_text()),
+                    key=lambda t: t["history"][0]["timestamp"])
     return {"search": info["search_wall_seconds"], "command": total,
-            "first_epoch_after_start": first - t0}
+            "first_epoch_after_start": first - t0,
+            # each trial's own seconds, setup (the first: worker start and imports) to its
+            # last report, in the order they ran
+            "per_trial": [t["history"][0]["setup_seconds"]
+                          + sum(h["epoch_seconds"] for h in t["history"]) for t in trials]}
 
 
 def main() -> None:
@@ -125,11 +136,14 @@ def main() -> None:
     a = ap.parse_args()
     configs = six_configs(a.size)
     work = Path(tempfile.mkdtemp(prefix="hyperfcn-overhead-"))
-    base, tune1, first = [], [], []
+    base, tune1, first, base_per, tune_per = [], [], [], [], []
     for _ in range(a.repeats):  # interleaved: machine noise hits both sides alike
-        base.append(baseline(configs, a.epochs))
+        b, per = baseline(configs, a.epochs)
+        base.append(b)
+        base_per.append([round(x, 1) for x in per])
         t = tuned(configs, a.epochs, 1, work, a.final)
         tune1.append(t["search"])
+        tune_per.append([round(x, 1) for x in t["per_trial"]])
         first.append(t["first_epoch_after_start"])
         print(f"baseline {base[-1]:.1f} s, tune {tune1[-1]:.1f} s", flush=True)
     c2 = tuned(configs, a.epochs, 2, work, a.final)["search"]
@@ -139,6 +153,7 @@ def main() -> None:
           "configs": configs,
           "baseline_seconds": [round(x, 1) for x in base],
           "tune_seconds": [round(x, 1) for x in tune1],
+          "baseline_per_config": base_per, "tune_per_trial": tune_per,
           "ratios": [round(x, 3) for x in ratios],
           "concurrency2_seconds": round(c2, 1),
           "concurrency2_vs_baseline": round(c2 / median(base), 3),

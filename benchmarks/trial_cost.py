@@ -9,6 +9,10 @@ model build, to the first fit), first epoch, steady epoch (median of the later o
 the fixed cost = setup + (first epoch - steady epoch). Then plain Keras on the same model
 and arrays (one process, model.fit on numpy batches, validation each epoch): its steady
 epoch, against ours.
+
+Under JAX, compiled programs go to the persistent cache in $XDG_CACHE_HOME/hyperfcn/jax: a
+first run with an empty XDG_CACHE_HOME measures a search on a fresh machine, a second run
+with the same one a search whose programs are all cached (the same search run again).
 """
 
 from __future__ import annotations

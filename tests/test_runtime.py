@@ -41,3 +41,21 @@ def test_the_users_own_jax_cache_settings_win(tmp_path):
                  JAX_COMPILATION_CACHE_MAX_SIZE="1000",
                  JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="2")
     assert got == {"dir": str(tmp_path / "mine"), "max": 1000, "min_s": 2.0}
+
+
+def test_a_reused_jax_worker_forgets_what_earlier_trials_compiled(tmp_path):
+    probe = """
+from hyperfcn.runtime import configure_runtime, forget_compiled
+configure_runtime(1, 0)
+import jax
+f = jax.jit(lambda x: x + 1)
+f(1.0)
+before = f._cache_size()
+forget_compiled()
+print(before, f._cache_size())
+"""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env={**clean, "KERAS_BACKEND": "jax", "XDG_CACHE_HOME": str(tmp_path)},
+                         check=True)
+    assert out.stdout.split() == ["1", "0"]

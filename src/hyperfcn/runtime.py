@@ -3,12 +3,14 @@ trials left compiled in it, its age and its memory.
 
 A worker is configured once (TensorFlow cannot change its thread pools after its first op)
 and, under TensorFlow, reused by later trials: each trial first frees what the last one
-compiled, so a worker stays flat (BENCHMARKS.md row 5).
+compiled, so a worker stays flat (BENCHMARKS.md row 5). JAX workers are fresh per trial
+and share compiled programs through JAX's persistent compilation cache instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import os
 import time
@@ -88,11 +90,13 @@ def forget_compiled() -> None:
     Keras' optimizer sums gradients through a graph-mode ``custom_gradient`` under
     TensorFlow, which registers a gradient function under a fresh name in TensorFlow's
     global registry and never removes it; the function's closure holds the whole traced
-    training step (~10 MB per trial, and the only thing left once the model is gone).
-    Call it only when no earlier model is in use. (JAX workers are not reused: they grew
-    even with jax.clear_caches().)
+    training step (~10 MB per trial, and the only thing left once the model is gone). JAX
+    keeps every program it compiled in its in-memory caches. And what compilers free goes
+    back to the C heap, not the system, unless asked. Call it only when no earlier model
+    is in use.
     """
-    if _configured.get("backend") == "tensorflow":
+    backend = _configured.get("backend")
+    if backend == "tensorflow":
         try:
             from tensorflow.python.framework import ops as tf_ops
 
@@ -101,7 +105,18 @@ def forget_compiled() -> None:
             registry = {}
         for name in [k for k in registry if str(k).startswith("CustomGradient-")]:
             del registry[name]
+    elif backend == "jax":
+        import jax
+
+        jax.clear_caches()
     gc.collect()
+    _return_free_heap()
+
+
+def _return_free_heap() -> None:
+    """Hand the C heap's free pages back to the system (glibc only; elsewhere a no-op)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def process_age_at(t: float) -> float:
