@@ -7,8 +7,8 @@ A search of one architecture (the default space's recipe, learning rate searched
 3 epochs a trial. For the 1st, 2nd and last trial: setup (worker start or reuse, imports,
 model build, to the first fit), first epoch, steady epoch (median of the later ones), and
 the fixed cost = setup + (first epoch - steady epoch). Then plain Keras on the same model
-and arrays (one process, model.fit on numpy batches, validation each epoch): its steady
-epoch, against ours.
+and arrays (one process, train_on_batch over the same batches, predict_on_batch over the
+validation batches each epoch): its steady epoch, against ours.
 
 Under JAX, compiled programs go to the persistent cache in $XDG_CACHE_HOME/hyperfcn/jax: a
 first run with an empty XDG_CACHE_HOME measures a search on a fresh machine, a second run

@@ -20,12 +20,17 @@ print(json.dumps({"dir": jax.config.jax_compilation_cache_dir,
 """
 
 
-def _probe(tmp_path, **env) -> dict:
+def _run_under_jax(code: str, tmp_path, **env) -> str:
+    """Run code in a fresh JAX process with no JAX settings but env's; its last line."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
-    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**clean, "KERAS_BACKEND": "jax",
                               "XDG_CACHE_HOME": str(tmp_path), **env}, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return out.stdout.strip().splitlines()[-1]
+
+
+def _probe(tmp_path, **env) -> dict:
+    return json.loads(_run_under_jax(PROBE, tmp_path, **env))
 
 
 def test_jax_trials_share_a_compilation_cache_in_the_users_cache_folder(tmp_path):
@@ -54,8 +59,4 @@ before = f._cache_size()
 forget_compiled()
 print(before, f._cache_size())
 """
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         env={**clean, "KERAS_BACKEND": "jax", "XDG_CACHE_HOME": str(tmp_path)},
-                         check=True)
-    assert out.stdout.split() == ["1", "0"]
+    assert _run_under_jax(probe, tmp_path).split() == ["1", "0"]

@@ -52,11 +52,8 @@ def configure_runtime(cpus: float, gpus: float) -> None:
     _configured.update(cpus=n, gpus=gpus, backend=backend)
 
 
-def jax_cache_dir() -> Path:
-    """Where JAX keeps compiled programs across processes: $JAX_COMPILATION_CACHE_DIR, else
-    the user's cache folder."""
-    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        return Path(os.environ["JAX_COMPILATION_CACHE_DIR"])
+def _default_jax_cache_dir() -> Path:
+    """The user's cache folder (JAX itself reads $JAX_COMPILATION_CACHE_DIR at import)."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "hyperfcn" / "jax"
 
@@ -77,7 +74,7 @@ def _jax_compilation_cache() -> None:
     import jax
 
     if jax.config.jax_compilation_cache_dir is None:
-        jax.config.update("jax_compilation_cache_dir", str(jax_cache_dir()))
+        jax.config.update("jax_compilation_cache_dir", str(_default_jax_cache_dir()))
     if jax.config.jax_compilation_cache_max_size == -1:
         jax.config.update("jax_compilation_cache_max_size", JAX_CACHE_MAX_BYTES)
     if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
