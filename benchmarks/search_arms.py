@@ -1,0 +1,205 @@
+"""Does the search earn its place? Live runs of four arms at equal wall clock to a finished
+model, equal cores and the same split, on the development datasets.
+
+    python benchmarks/search_arms.py [--budget 15m] [--datasets cifar10-small,digits,...]
+                                     [--seeds 0,1,2] [--arms default,recipe,random,kerastuner]
+
+Arms (each run pinned to one core, two runs at once):
+  default     `hyperfcn tune DATA --budget T` as a user runs it (TPE+ASHA from the recipe)
+  recipe      the space's `defaults` alone: `hyperfcn train --config recipe --max-epochs E`,
+              E fitted to T from the recipe's epoch time in the same seed's default run
+  random      random search without early stopping, no recipe (`--searcher random
+              --scheduler fifo` on the space without `defaults`), same final step
+  kerastuner  KerasTuner Hyperband on the same kind of space (`kerastuner_arm.py`)
+Reported per dataset and arm: median final val accuracy (the saved model, loaded back and
+scored) and median seconds until a trial first reached the recipe arm's accuracy. Per seed,
+`default` and `random` run side by side, then `recipe` and `kerastuner`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "src"))
+from common import ROOT, emit  # noqa: E402
+
+DATASETS = ROOT.parent / "shared" / "datasets"
+SIZES = {"cifar10-small": 32, "digits": 32}  # the others at 64 px, the recipe's size
+START_S = 25.0  # command start to the first epoch's start, and the final save, roughly
+
+
+def data_args(name: str, work: Path) -> list[str]:
+    if name == "digits":
+        d = work / "digits"
+        if not d.is_dir():
+            subprocess.run([sys.executable, str(ROOT / "examples" / "make_digits.py"), str(d)],
+                           check=True, capture_output=True)
+        return [str(d)]
+    return [str(DATASETS / name / "train"), "--val-dir", str(DATASETS / name / "val")]
+
+
+def space_files(work: Path) -> tuple[Path, Path]:
+    """(the default space without its recipe, the recipe as a config file)."""
+    import yaml
+
+    from hyperfcn.space import default_space_text
+
+    raw = yaml.safe_load(default_space_text())
+    recipe = work / "recipe.json"
+    recipe.write_text(json.dumps(raw.pop("defaults")))
+    bare = work / "space_no_recipe.yaml"
+    bare.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return bare, recipe
+
+
+def trial_epochs(run: Path, t0: float) -> list[tuple[float, float]]:
+    """(seconds since the command started, val accuracy) of every epoch of every trial."""
+    out = []
+    for p in (run / "tune").glob("trial_*/result.json"):
+        for ln in p.read_text().splitlines():
+            if ln.strip():
+                r = json.loads(ln)
+                out.append((round(r["timestamp"] - t0, 1), r["val_accuracy"]))
+    return sorted(out)
+
+
+def recipe_epoch_s(run: Path) -> tuple[float, float]:
+    """(first epoch, steady epoch) seconds of the recipe's trial: the default's first."""
+    trials = sorted((run / "tune").glob("trial_*/result.json"), key=lambda p: p.stat().st_ctime)
+    rs = [json.loads(ln) for ln in trials[0].read_text().splitlines() if ln.strip()]
+    secs = [r["time_this_iter_s"] for r in rs]
+    return secs[0], statistics.median(secs[1:] or secs)
+
+
+def one(arm: str, name: str, seed: int, budget_s: float, core: int, work: Path,
+        epochs: int | None = None) -> dict:
+    run = work / f"{name}_{arm}_{seed}"
+    shutil.rmtree(run, ignore_errors=True)
+    size = str(SIZES.get(name, 64))
+    bare, recipe = space_files(work)
+    pin = ["taskset", "-c", str(core), sys.executable]
+    base = [*data_args(name, work), "--image-size", size, "--seed", str(seed), "--out",
+            str(run), "--cpus-per-trial", "1", "--quiet"]
+    if arm == "kerastuner":
+        d = data_args(name, work)
+        cmd = [*pin, str(HERE / "kerastuner_arm.py"), d[0], *d[1:], "--size", size,
+               "--budget-s", str(budget_s), "--seed", str(seed), "--out", str(run)]
+    elif arm == "recipe":
+        cmd = [*pin, "-m", "hyperfcn.cli", "train", *base, "--config", str(recipe),
+               "--max-epochs", str(epochs)]
+    else:
+        extra = ["--searcher", "random", "--scheduler", "fifo", "--space", str(bare)] \
+            if arm == "random" else []
+        cmd = [*pin, "-m", "hyperfcn.cli", "tune", *base, "--budget", f"{budget_s:.0f}s",
+               "--concurrency", "1", *extra]
+    t0 = time.time()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    row = {"dataset": name, "arm": arm, "seed": seed, "exit_s": round(time.time() - t0, 1),
+           **({"epochs": epochs} if epochs else {})}
+    if r.returncode:
+        return {**row, "error": r.stderr[-3000:]}
+    if arm == "kerastuner":
+        res = json.loads((run / "result.json").read_text())
+        return {**row, "val_accuracy": res["val_accuracy"], "val_loss": res["val_loss"],
+                "seconds_to_model": res["seconds_to_model"], "trials": res["trials"],
+                "epochs_log": res["epochs"]}
+    m = json.loads((run / "metrics.json").read_text())
+    out = {**row, "val_accuracy": m["val_accuracy"], "val_loss": m["val_loss"],
+           "seconds_to_model": round((run / "model.keras").stat().st_mtime - t0, 1)}
+    if arm == "recipe":
+        return {**out, "epochs_log": [(round(h.get("seconds", 0), 1), h["val_accuracy"])
+                                      for h in m.get("history", [])]}
+    out["trials"] = len(json.loads((run / "trials.json").read_text()))
+    out["epochs_log"] = trial_epochs(run, t0)
+    if arm == "default":
+        out["recipe_epoch_s"] = recipe_epoch_s(run)
+    return out
+
+
+def fitted_epochs(budget_s: float, first: float, steady: float) -> int:
+    """Epochs of the recipe that fit in the budget, the first one's compile included."""
+    return max(1, int((budget_s - START_S - (first - steady)) // steady))
+
+
+def summarise(rows: list[dict]) -> dict:
+    out: dict[str, dict] = {}
+    for name in dict.fromkeys(r["dataset"] for r in rows):
+        ok = [r for r in rows if r["dataset"] == name and "error" not in r]
+        recipe = [r["val_accuracy"] for r in ok if r["arm"] == "recipe"]
+        target = statistics.median(recipe) if recipe else None
+        per: dict[str, dict] = {}
+        for arm in dict.fromkeys(r["arm"] for r in ok):
+            rs = [r for r in ok if r["arm"] == arm]
+            hits = [next((t for t, acc in r["epochs_log"] if acc >= target), None)
+                    for r in rs] if target is not None else []
+            reached = [h for h in hits if h is not None]
+            per[arm] = {"median_val_accuracy": round(statistics.median(
+                            r["val_accuracy"] for r in rs), 4),
+                        "runs": len(rs),
+                        "reached_recipe": f"{len(reached)}/{len(rs)}",
+                        "median_seconds_to_recipe": statistics.median(reached)
+                        if reached else None}
+        out[name] = per
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--budget", default="15m")
+    ap.add_argument("--datasets", default="cifar10-small,digits,clothing,flowers")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--arms", default="default,recipe,random,kerastuner")
+    ap.add_argument("--work")
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    import tempfile
+
+    from hyperfcn.cli import parse_duration
+
+    budget_s = float(parse_duration(a.budget))
+    work = Path(a.work or tempfile.mkdtemp(prefix="hyperfcn-arms-"))
+    work.mkdir(parents=True, exist_ok=True)
+    arms = a.arms.split(",")
+    rows: list[dict] = []
+
+    def pair(jobs: list[tuple]) -> None:
+        with cf.ThreadPoolExecutor(max_workers=2) as pool:
+            for r in pool.map(lambda j: one(*j[0], core=j[1], work=work, **j[2]),
+                              [(j, i % 2, kw) for i, (j, kw) in enumerate(jobs)]):
+                rows.append(r)
+                print(json.dumps({k: v for k, v in r.items() if k != "epochs_log"}),
+                      flush=True)
+
+    for seed in map(int, a.seeds.split(",")):
+        for name in a.datasets.split(","):
+            first = [((arm, name, seed, budget_s), {}) for arm in ("default", "random")
+                     if arm in arms]
+            pair(first)
+            d = next((r for r in rows if r["dataset"] == name and r["arm"] == "default"
+                      and "recipe_epoch_s" in r), None)
+            later = [((arm, name, seed, budget_s), {}) for arm in ("kerastuner",)
+                     if arm in arms]
+            if "recipe" in arms and d is not None:
+                later.insert(0, (("recipe", name, seed, budget_s),
+                                 {"epochs": fitted_epochs(budget_s, *d["recipe_epoch_s"])}))
+            pair(later)
+    summary = summarise(rows)
+    text = "; ".join(f"{name}: " + ", ".join(f"{arm} {v['median_val_accuracy']:.3f}"
+                                            for arm, v in per.items())
+                     for name, per in summary.items())
+    emit({"benchmark": "search_arms", "budget": a.budget, "rows": rows, "summary": summary,
+          "figure": f"median final val accuracy at {a.budget} on one core: {text}"}, a.out)
+
+
+if __name__ == "__main__":
+    main()
