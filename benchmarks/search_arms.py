@@ -120,7 +120,12 @@ def one(arm: str, name: str, seed: int, budget_s: float, core: int, work: Path,
         return {**out, "epochs_log": [(round(h.get("seconds", 0), 1), h["val_accuracy"])
                                       for h in m.get("history", [])]}
     out["trials"] = len(json.loads((run / "trials.json").read_text()))
-    out["epochs_log"] = trial_epochs(run, t0)
+    # the final step's retrain, if any, began train_seconds before the model was saved
+    began = out["seconds_to_model"] - m.get("train_seconds", 0.0)
+    out["epochs_log"] = sorted(trial_epochs(run, t0) + [
+        (round(began + h.get("seconds", 0.0), 1), h["val_accuracy"])
+        for h in m.get("history", [])])
+    out["final_source"], out["final_reason"] = m["final"]["source"], m["final"]["reason"]
     if arm == "default":
         out["recipe_epoch_s"] = recipe_epoch_s(run)
     return out

@@ -204,6 +204,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=30)
     ap.add_argument("--val-images", type=int, default=1000)
     ap.add_argument("--arms", default=",".join(ARMS))
+    ap.add_argument("--search-share", type=float, default=1.0,
+                    help="the share of the search's time the arms search for (the rest "
+                    "trains the best config longer, which the replay cannot score)")
     ap.add_argument("--out")
     a = ap.parse_args()
     from hyperfcn.cli import parse_duration
@@ -211,7 +214,7 @@ def main() -> None:
     data = json.loads(Path(a.table).read_text())
     table, size, max_epochs = Table(data["trials"]), data["size"], data["max_epochs"]
     budget = float(parse_duration(a.budget))
-    deadline = search_deadline(budget, a.val_images)
+    deadline = search_deadline(budget, a.val_images) * a.search_share
     recipes = recipe_rows(table, size)
     if not recipes:
         raise SystemExit(f"{a.table}: the recipe's curve is not in the table")
@@ -243,6 +246,7 @@ def main() -> None:
         print(name, json.dumps(summary[name]), flush=True)
     text = "; ".join(f"{k} {v['median_accuracy']:.3f}" for k, v in summary.items())
     emit({"benchmark": "search_replay", "table": a.table, "budget": a.budget,
+          "search_share": a.search_share,
           "slots": a.slots, "seeds": a.seeds, "table_rows": len(table.rows),
           "summary": summary, "rows": rows,
           "figure": f"replayed {a.budget} on {a.slots} slots, median final val accuracy over "

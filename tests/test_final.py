@@ -11,8 +11,10 @@ import pytest
 from hyperfcn import arrays as trial_mod
 from hyperfcn.arrays import labels_of, predict_packed
 from hyperfcn.final import (
+    MAX_LONGER,
     BestTrial,
     FinalSource,
+    end_search_for_longer,
     load_core,
     make_final,
     merged,
@@ -151,7 +153,7 @@ def test_train_val_fits_both_sets_for_the_epochs_where_the_best_trial_peaked(tin
     (BestTrial("a", 10, {"epoch": 8}, "ck"), {}, False, "trained all 10 epochs"),
     (BestTrial("a", 3, {"epoch": 3}, "ck", "the scheduler", 10.0), {}, True,
      "cut short by the scheduler at epoch 3"),
-    (BestTrial("a", 3, {"epoch": 3}, "ck", "the scheduler", 10.0), {"time_left": 200.0},
+    (BestTrial("a", 3, {"epoch": 3}, "ck", "the scheduler", 10.0), {"time_left": 120.0},
      True, "trained again for up to 10"),
     (BestTrial("a", 7, {"epoch": 7}, "ck", "the budget", 10.0), {"time_left": 30.0}, False,
      "no time left in the budget"),
@@ -166,6 +168,50 @@ def test_plan_final_retrains_only_when_it_buys_something(best, kw, retrain, text
     assert plan.retrain is retrain and text in plan.reason
     if retrain and not kw.get("train_val") and best.checkpoint:
         assert plan.min_epochs == best.epochs  # early stopping waits for that epoch
+
+
+@pytest.mark.parametrize("cut_by,time_left,epochs", [
+    ("", 400.0, 39),  # 400 s of 10 s epochs, one kept back for the first epoch's compile
+    ("the scheduler", 400.0, 39),
+    ("", 1e6, MAX_LONGER * 10),  # capped
+    ("", 150.0, 0),  # 14 epochs: not enough longer than the trial's 10 to be worth it
+    ("", None, 0),  # no budget, no longer retrain
+])
+def test_a_budget_buys_a_longer_retrain_only_when_it_is_clearly_longer(cut_by, time_left,
+                                                                        epochs):
+    best = BestTrial("a", 10 if not cut_by else 3, {"epoch": 8}, "ck", cut_by, 10.0)
+    plan = plan_final(best, 10, time_left=time_left)
+    assert (plan.max_epochs or 0) == epochs
+    if epochs:
+        assert plan.retrain and plan.min_epochs == epochs and plan.checkpoint == "ck"
+        assert f"trained again for {epochs} epochs" in plan.reason
+        assert "kept only if better" in plan.reason
+
+
+def test_the_search_ends_for_a_longer_retrain_only_when_half_is_left_and_it_fits():
+    # 1,000 s of search, 10 s epochs, trials of 10 epochs
+    assert not end_search_for_longer(400.0, 1000.0, 10.0, 10)  # 600 s left: search on
+    assert end_search_for_longer(500.0, 1000.0, 10.0, 10)  # half left: 49 epochs fit
+    assert not end_search_for_longer(500.0, 1000.0, 40.0, 10)  # 11 epochs: not worth it
+    assert not end_search_for_longer(900.0, 1000.0, None, 10)  # no epoch seen yet
+    # a long search keeps back only what MAX_LONGER x the epochs need
+    assert not end_search_for_longer(5000.0, 10_000.0, 10.0, 10)
+    assert end_search_for_longer(10_000.0 - 1010.0, 10_000.0, 10.0, 10)
+
+
+def test_a_longer_retrain_trains_its_own_epochs_on_its_own_schedule(tiny_data, tmp_path):
+    rep = RayLikeReporter(tmp_path / "ckpt")
+    run_trial(CFG, tiny_data, TrialSettings(max_epochs=2, checkpoint_best=True,
+                                            checkpoint_every_s=0), rep)
+    epoch = min(rep.saved)
+    best = BestTrial("t1", epochs=2, best=rep.history[epoch - 1],
+                     checkpoint=str(rep.saved[epoch]), epoch_seconds=1.0)
+    plan = plan_final(best, 2, time_left=5.5)
+    assert plan.max_epochs == 4
+    # no checkpoint to beat, so the retrain is the model whatever it scores
+    final = make_final(CFG, tiny_data, TrialSettings(max_epochs=2, patience=1), plan)
+    assert final.source == FinalSource.RETRAIN
+    assert len(final.history) == 4  # patience waits for the planned end
 
 
 def test_a_shortfall_is_a_warning_and_noise_is_not():

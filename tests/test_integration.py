@@ -202,6 +202,28 @@ def test_train_one_config_gives_the_same_artifacts(tuned, tmp_path):
         assert (out / name).is_file()
 
 
+def test_a_budget_ends_the_search_early_to_train_the_best_config_longer(flowers, tmp_path):
+    """With 1-epoch trials, half of the search's time buys the best config several epochs:
+    the search ends early and the final step trains it again for them; never worse."""
+    run = tmp_path / "longer"
+    r = hyperfcn("tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
+                 "--image-size", 32, "--max-epochs", 1, "--budget", "150s", "--seed", 2)
+    assert "the search ends early" in r.stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    final = metrics["final"]
+    reason = final["reason"]
+    assert "trained again for" in reason and "the time the budget kept" in reason, reason
+    planned = int(reason.split("trained again for ")[1].split()[0])
+    assert 2 <= planned <= 10  # at least LONGER x, at most MAX_LONGER x the trials' epochs
+    if final["source"] == "retrain":
+        # early stopping waits for the planned end (the budget's deadline may come first)
+        assert 1 < len(metrics["history"]) <= planned
+        assert "final model: epoch 1/" + str(planned) in r.stdout
+    else:
+        assert "retrain scored worse" in reason
+    assert metrics["val_loss"] <= final["best_trial"]["val_loss"] + 1e-4
+
+
 def test_existing_run_needs_resume(tuned):
     run, _, flowers = tuned
     r = hyperfcn("tune", flowers / "train", "--out", run, "--image-size", 32,

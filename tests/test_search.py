@@ -336,3 +336,26 @@ def test_the_rung_scheduler_decides_as_rays_asha_when_its_rules_are_off():
                 ours.on_trial_complete(None, alive[tid], r)
                 del alive[tid]
     assert decisions > 60 and not alive  # every trial stopped: early, or at max_t
+
+
+def test_the_search_ends_early_for_the_leading_trials_longer_retrain(monkeypatch):
+    """Scripted: two trials of 10 epochs within 1,000 s of search. The stopper ends the
+    search once half is left, judged on the leading trial's epoch time; a slow leader
+    (whose longer retrain would not fit) keeps the search going."""
+    import pickle
+
+    from hyperfcn import search
+
+    clock = [1000.0]
+    monkeypatch.setattr(search.time, "time", lambda: clock[0])
+    stop = search.LongerFinalStopper("val_loss", "min", search_s=1000.0, max_epochs=10)
+    for epoch in (1, 2):
+        stop("fast", {"val_loss": 1.0 / epoch, "epoch_seconds": 10.0, "epoch": epoch})
+        stop("slow", {"val_loss": 0.9 / epoch, "epoch_seconds": 60.0, "epoch": epoch})
+    clock[0] += 600.0  # 400 s left: less than half, but the leader's epochs take 60 s
+    assert not stop.stop_all()
+    stop("fast", {"val_loss": 0.1, "epoch_seconds": 10.0, "epoch": 3})  # the lead changes
+    assert stop.stop_all()
+    clock[0] = 1000.0 + 300.0
+    assert not stop.stop_all()  # 700 s left: the search goes on
+    assert not pickle.loads(pickle.dumps(stop)).stop_all()  # resumed: its clock restarts

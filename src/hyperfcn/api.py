@@ -22,6 +22,7 @@ from . import artifacts as art
 from . import hints
 from .config import BACKBONES, ModelConfig, load_config
 from .errors import SearchFailed, SpaceError, UserError
+from .final import LONGER_SHARE, MAX_LONGER
 from .space import Constant, SearchSpace, load_space, parse_space
 
 Say = Callable[[str], None]
@@ -358,10 +359,11 @@ def _final_settings(opts: TuneOptions, res: Resources, weights: str | None = Non
                          checkpoint_every_s=float("inf"))
 
 
-def _epoch_printer(p: _Printer, fs) -> Callable[[dict], None] | None:
+def _epoch_printer(p: _Printer, fs, epochs: int | None = None
+                   ) -> Callable[[dict], None] | None:
     if p.quiet:
         return None
-    return lambda m: p(f"final model: epoch {m['epoch']}/{fs.max_epochs}: val_loss "
+    return lambda m: p(f"final model: epoch {m['epoch']}/{epochs or fs.max_epochs}: val_loss "
                        f"{m['val_loss']:.4f} val_accuracy {m['val_accuracy']:.4f}")
 
 
@@ -530,7 +532,7 @@ def _request(req: Any, opts: TuneOptions, res: Resources, rnd: Any, data_ref: An
         cpus_per_trial=res.cpus_per_trial, gpus_per_trial=res.gpus_per_trial,
         resume=rnd.restore, max_failures=opts.max_failures, extra_callbacks=trackers,
         random_starts=n_random, reuse_workers=opts.backend == "tensorflow",
-        view=make_view(board, opts.quiet, say))
+        longer_final=opts.final == "auto", view=make_view(board, opts.quiet, say))
 
 
 def _announce(opts: TuneOptions, res: Resources, plan: Any, space: SearchSpace,
@@ -549,6 +551,10 @@ def _announce(opts: TuneOptions, res: Resources, plan: Any, space: SearchSpace,
         samples += f" ({rnd.samples} more in round {rnd.number})"
     p(f"searcher {opts.searcher} (seed {opts.seed}{starts}); samples {samples}; budget "
       f"{_budget_text(opts.budget_s)}")
+    if opts.budget_s is not None and opts.final == "auto":
+        p(f"the search ends early, with up to {LONGER_SHARE:.0%} of its time left, when "
+          f"that time lets the best config train for longer than {opts.max_epochs} epochs "
+          f"(up to {MAX_LONGER * opts.max_epochs})")
 
 
 def _run_search(req: Any, rnd: Any, opts: TuneOptions, summary: Any, t0: float,
@@ -610,7 +616,8 @@ def _final_model(best: Any, config: dict[str, Any], req: Any, opts: TuneOptions,
     p(f"best trial {best.trial_id}: val_loss {best.best_val_loss:.4f}, val_accuracy "
       f"{best.best_val_accuracy:.4f}; final model: {fplan.reason}")
     fs = _final_settings(opts, res, req.settings.weights)
-    out = session.run_final(config, req.data_ref, fs, fplan, _epoch_printer(p, fs))
+    out = session.run_final(config, req.data_ref, fs, fplan,
+                            _epoch_printer(p, fs, fplan.max_epochs))
     return write_files(req.run_dir, config, out, summary, p, info, bt, opts.metric)
 
 

@@ -5,7 +5,8 @@ Three ways to a model, chosen on the driver by :func:`plan_final` (pure, no Kera
 - the best trial's own weights at its best epoch, read from the checkpoint the trial saved
   there (``best_trial``): no retrain when the trial trained all its epochs;
 - the best config trained again (``retrain``) when the trial was cut short and time is
-  left; it replaces the best trial's weights only when it scores better on validation;
+  left, or for longer (``LONGER``x its epochs or more) when a budget kept time for that;
+  it replaces the best trial's weights only when it scores better on validation;
 - the best config fitted on train+val (``train+val``, asked for with ``--final train+val``)
   for the epochs at which the best trial peaked: no held-out score exists afterwards.
 
@@ -36,6 +37,16 @@ class FinalSource(StrEnum):
     TRAIN_VAL = "train+val"
 
 
+# A retrain for longer than the search's trials is worth its time from this many times their
+# epochs on: the learning-rate schedule then spans the longer run.
+LONGER = 1.5
+# With a budget, the search ends early enough to leave the best config this share of the
+# search's time to train longer, up to MAX_LONGER x the trials' epochs: the recipe alone
+# trained for a whole budget beat a search whose model had trained 10 epochs
+# (BENCHMARKS.md, row 12).
+LONGER_SHARE = 0.5
+MAX_LONGER = 10
+
 # A saved model scoring worse than the best trial by more than this is reported loudly.
 ACCURACY_DROP = 0.01
 LOSS_RISE = 0.02  # relative
@@ -63,6 +74,7 @@ class FinalPlan:
     train_val: bool = False  # ... on train+val, for `epochs` epochs
     checkpoint: str | None = None  # promote these weights (a retrain must beat them)
     epochs: int | None = None  # train+val: stop after this epoch
+    max_epochs: int | None = None  # a longer retrain: its epochs (the schedule spans them)
     min_epochs: int = 0  # a retrain's early stopping waits until this epoch
     deadline: float | None = None  # time.time() by which a retrain must end
     reason: str = ""
@@ -100,6 +112,15 @@ def plan_final(best: BestTrial | None, max_epochs: int, *, train_val: bool = Fal
         return dataclasses.replace(promote, reason=(
             f"--final train+val did not fit in the budget ({n} epochs at "
             f"~{per_epoch:.0f} s); trial {best.trial_id}'s weights at epoch {n} instead"))
+    longer = _longer_epochs(per_epoch, time_left, max_epochs)
+    if longer:
+        was = (f"trained all {max_epochs} epochs" if not best.cut_by else
+               f"was cut short by {best.cut_by} at epoch {best.epochs}")
+        return FinalPlan(retrain=True, checkpoint=best.checkpoint, max_epochs=longer,
+                         min_epochs=longer, deadline=deadline, best=best,
+                         reason=f"trial {best.trial_id} {was}: its config trained again "
+                         f"for {longer} epochs in the time the budget kept for it, kept "
+                         f"only if better on validation")
     if not best.cut_by:
         return dataclasses.replace(promote, reason=(
             f"trial {best.trial_id} trained all {max_epochs} epochs; its weights at epoch "
@@ -113,6 +134,28 @@ def plan_final(best: BestTrial | None, max_epochs: int, *, train_val: bool = Fal
     return dataclasses.replace(promote, reason=(
         f"{cut}; no time left in the budget to train it again: its weights at epoch "
         f"{best.best_epoch} are the model"))
+
+
+def _longer_epochs(per_epoch: float, time_left: float | None, max_epochs: int) -> int:
+    """Epochs of a longer retrain that fit in the time left (one epoch's worth kept back
+    for the first epoch's compile), or 0 when that is not LONGER x the trials' epochs."""
+    if time_left is None or per_epoch <= 0:
+        return 0
+    n = min(int(time_left // per_epoch) - 1, MAX_LONGER * max_epochs)
+    return n if n >= LONGER * max_epochs else 0
+
+
+def end_search_for_longer(elapsed: float, search_s: float, epoch_s: float | None,
+                          max_epochs: int) -> bool:
+    """Should a budgeted search end now, so that its best config (whose epochs take
+    ``epoch_s``) trains longer in the time left? Only once the time left is within
+    LONGER_SHARE of the search's (or what MAX_LONGER x the epochs need), and only when
+    that time buys a longer retrain at all: otherwise the search keeps it."""
+    if not epoch_s or epoch_s <= 0:
+        return False
+    left = search_s - elapsed
+    keep = min(LONGER_SHARE * search_s, (MAX_LONGER * max_epochs + 1) * epoch_s)
+    return left <= keep and _longer_epochs(epoch_s, left, max_epochs) > 0
 
 
 @dataclass
@@ -192,6 +235,7 @@ def make_final(config: dict[str, Any], data: Any, settings: Any, plan: FinalPlan
         best_epoch = plan.best.best_epoch if plan.best else 0
     if plan.retrain:
         s = dataclasses.replace(settings, min_epochs=plan.min_epochs,
+                                max_epochs=plan.max_epochs or settings.max_epochs,
                                 stop_after=plan.epochs if plan.train_val else None,
                                 patience=None if plan.train_val else settings.patience)
         rep = LocalReporter(on_epoch=on_epoch, deadline=plan.deadline)

@@ -21,10 +21,12 @@ import ray
 from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.logger import JsonLoggerCallback
+from ray.tune.stopper import Stopper
 
 from . import artifacts as art
 from . import compat
 from . import space as sp
+from .final import end_search_for_longer
 from .records import Objective, TrialRecord, read_history, record, status_of
 from .scheduler import SchedulerPlan, StopLog, cut_by_budget, make_scheduler, plan_scheduler
 from .searchers import make_searcher, random_starts
@@ -62,6 +64,9 @@ class SearchRequest:
     # TensorFlow workers are reused (trial.forget_compiled keeps them flat); JAX workers
     # still grow ~30 MB a trial after jax.clear_caches(), so each JAX trial gets a new one.
     reuse_workers: bool = True
+    # with a budget: end the search early enough for the best config to train longer
+    # (final.end_search_for_longer)
+    longer_final: bool = False
 
 
 @dataclass
@@ -195,6 +200,38 @@ class ProgressCallback(tune.Callback):
             LIVE.view.close()
 
 
+class LongerFinalStopper(Stopper):
+    """Ends a budgeted search once its time left is better spent training the best trial's
+    config longer (:func:`final.end_search_for_longer` decides; this keeps the scores)."""
+
+    def __init__(self, metric: str, mode: str, search_s: float, max_epochs: int) -> None:
+        self.objective = Objective(metric)
+        self.search_s, self.max_epochs = search_s, max_epochs
+        self.t0: float | None = time.time()
+        self.best: dict[str, float] = {}  # trial id -> its best score (higher is better)
+        self.epoch_s: dict[str, list[float]] = {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, t0=None)  # a resumed round's clock starts afresh
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        self.t0 = self.t0 or time.time() - float(result.get("time_total_s", 0.0))
+        if self.objective.metric in result and result.get("epoch_seconds"):
+            sign = -1.0 if self.objective.mode == "min" else 1.0
+            score = sign * float(result[self.objective.metric])
+            self.best[trial_id] = max(score, self.best.get(trial_id, score))
+            self.epoch_s.setdefault(trial_id, []).append(float(result["epoch_seconds"]))
+        return False
+
+    def stop_all(self) -> bool:
+        if self.t0 is None or not self.best:
+            return False
+        lead = max(self.best, key=self.best.__getitem__)
+        secs = sorted(self.epoch_s[lead])
+        return end_search_for_longer(time.time() - self.t0, self.search_s,
+                                     secs[len(secs) // 2], self.max_epochs)
+
+
 def _error_text(trial: Trial) -> str:
     with contextlib.suppress(OSError, TypeError):
         return Path(trial.error_file).read_text()
@@ -245,6 +282,9 @@ def _tuner(req: SearchRequest, trainable_fn: Any, plan: SchedulerPlan,
         run_config=tune.RunConfig(
             name=req.name, storage_path=req.storage or str(req.run_dir.resolve()),
             callbacks=callbacks, verbose=0,
+            stop=LongerFinalStopper(obj.metric, obj.mode, req.budget_s,
+                                    req.settings.max_epochs)
+            if req.longer_final and req.budget_s else None,
             # Ray keeps each trial's best-scoring checkpoint (saved at the epochs that
             # improved the metric: the weights the final model can be) and its latest (to
             # resume from).
