@@ -74,17 +74,32 @@ def trial_epochs(run: Path, t0: float) -> list[tuple[float, float]]:
 
 
 def recipe_epoch_s(run: Path) -> tuple[float, float]:
-    """(first epoch, steady epoch) seconds of the recipe's trial: the default's first."""
-    trials = sorted((run / "tune").glob("trial_*/result.json"), key=lambda p: p.stat().st_ctime)
-    rs = [json.loads(ln) for ln in trials[0].read_text().splitlines() if ln.strip()]
-    secs = [r["time_this_iter_s"] for r in rs]
+    """(first epoch, steady epoch) seconds of the recipe's trial: the default's first to
+    start."""
+    curves = []
+    for p in (run / "tune").glob("trial_*/result.json"):
+        rs = [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()]
+        if rs:
+            curves.append((rs[0]["timestamp"] - rs[0]["time_total_s"], rs))
+    secs = [r["time_this_iter_s"] for r in min(curves, key=lambda c: c[0])[1]]
     return secs[0], statistics.median(secs[1:] or secs)
 
 
 def one(arm: str, name: str, seed: int, budget_s: float, core: int, work: Path,
         epochs: int | None = None) -> dict:
     run = work / f"{name}_{arm}_{seed}"
+    done = run / "bench_row.json"
+    if done.is_file():  # finished in an earlier, interrupted run of this benchmark
+        return json.loads(done.read_text())
     shutil.rmtree(run, ignore_errors=True)
+    row = _run(arm, name, seed, budget_s, core, work, run, epochs)
+    if "error" not in row:
+        done.write_text(json.dumps(row))
+    return row
+
+
+def _run(arm: str, name: str, seed: int, budget_s: float, core: int, work: Path, run: Path,
+         epochs: int | None) -> dict:
     size = str(SIZES.get(name, 64))
     bare, recipe = space_files(work)
     pin = ["taskset", "-c", str(core), sys.executable]
@@ -108,6 +123,12 @@ def one(arm: str, name: str, seed: int, budget_s: float, core: int, work: Path,
            **({"epochs": epochs} if epochs else {})}
     if r.returncode:
         return {**row, "error": r.stderr[-3000:]}
+    return parse(row, run, t0)
+
+
+def parse(row: dict, run: Path, t0: float) -> dict:
+    """A finished run's scores and its epochs' (seconds since t0, val accuracy)."""
+    arm = row["arm"]
     if arm == "kerastuner":
         res = json.loads((run / "result.json").read_text())
         return {**row, "val_accuracy": res["val_accuracy"], "val_loss": res["val_loss"],
@@ -164,7 +185,8 @@ def main() -> None:
     ap.add_argument("--datasets", default="cifar10-small,digits,clothing,flowers")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--arms", default="default,recipe,random,kerastuner")
-    ap.add_argument("--work")
+    ap.add_argument("--work", help="where the runs go; a run that finished there before "
+                    "is not run again")
     ap.add_argument("--out")
     a = ap.parse_args()
     import tempfile
