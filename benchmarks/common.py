@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ROOT.parent / "shared" / "datasets"
+SIZES = {"cifar10-small": 32, "digits": 32}  # the others at 64 px, the recipe's size
 FLOWERS = Path(os.environ.get("HYPERFCN_FLOWERS", ROOT.parent / "shared" / "datasets" /
                               "flowers"))
 
@@ -51,3 +53,15 @@ def emit(result: dict, out: str | None = None) -> None:
         Path(target).write_text(text)
     print(text)
     print(result["figure"])
+
+
+def data_args(name: str, work: Path) -> list[str]:
+    """DATA (and --val-dir) of a development dataset for the CLI; the bundled digits are
+    written under `work` first."""
+    if name == "digits":
+        d = work / "digits"
+        if not d.is_dir():
+            subprocess.run([sys.executable, str(ROOT / "examples" / "make_digits.py"), str(d)],
+                           check=True, capture_output=True)
+        return [str(d)]
+    return [str(DATASETS / name / "train"), "--val-dir", str(DATASETS / name / "val")]

@@ -24,21 +24,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import ROOT, emit  # noqa: E402
-
-DATASETS = ROOT.parent / "shared" / "datasets"
+from common import ROOT, SIZES, data_args, emit  # noqa: E402
 
 
 def dataset_args(name: str, work: Path) -> list[str]:
-    if name == "digits":
-        d = work / "digits"
-        if not d.is_dir():
-            subprocess.run([sys.executable, str(ROOT / "examples" / "make_digits.py"), str(d)],
-                           check=True, capture_output=True)
-        return [str(d), "--image-size", "32"]
-    size = "32" if name == "cifar10-small" else "64"
-    return [str(DATASETS / name / "train"), "--val-dir", str(DATASETS / name / "val"),
-            "--image-size", size]
+    return [*data_args(name, work), "--image-size", str(SIZES.get(name, 64))]
 
 
 def parse_seconds(text: str) -> float:

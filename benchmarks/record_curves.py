@@ -23,9 +23,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import ROOT, emit  # noqa: E402
+from common import DATASETS, emit  # noqa: E402
 
-DATASETS = ROOT.parent / "shared" / "datasets"
 _KEYS = ("val_loss", "val_accuracy", "time_this_iter_s")
 
 

@@ -31,21 +31,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
-from common import ROOT, emit  # noqa: E402
+from common import SIZES, data_args, emit  # noqa: E402
 
-DATASETS = ROOT.parent / "shared" / "datasets"
-SIZES = {"cifar10-small": 32, "digits": 32}  # the others at 64 px, the recipe's size
 START_S = 25.0  # command start to the first epoch's start, and the final save, roughly
-
-
-def data_args(name: str, work: Path) -> list[str]:
-    if name == "digits":
-        d = work / "digits"
-        if not d.is_dir():
-            subprocess.run([sys.executable, str(ROOT / "examples" / "make_digits.py"), str(d)],
-                           check=True, capture_output=True)
-        return [str(d)]
-    return [str(DATASETS / name / "train"), "--val-dir", str(DATASETS / name / "val")]
 
 
 def space_files(work: Path) -> tuple[Path, Path]:
