@@ -348,7 +348,7 @@ def test_the_search_ends_early_for_the_leading_trials_longer_retrain(monkeypatch
 
     clock = [1000.0]
     monkeypatch.setattr(search.time, "time", lambda: clock[0])
-    stop = search.LongerFinalStopper("val_loss", "min", search_s=1000.0, max_epochs=10)
+    stop = search.LongerFinalStopper("val_loss", search_s=1000.0, max_epochs=10)
     for epoch in (1, 2):
         stop("fast", {"val_loss": 1.0 / epoch, "epoch_seconds": 10.0, "epoch": epoch})
         stop("slow", {"val_loss": 0.9 / epoch, "epoch_seconds": 60.0, "epoch": epoch})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -204,11 +205,11 @@ class LongerFinalStopper(Stopper):
     """Ends a budgeted search once its time left is better spent training the best trial's
     config longer (:func:`final.end_search_for_longer` decides; this keeps the scores)."""
 
-    def __init__(self, metric: str, mode: str, search_s: float, max_epochs: int) -> None:
+    def __init__(self, metric: str, search_s: float, max_epochs: int) -> None:
         self.objective = Objective(metric)
         self.search_s, self.max_epochs = search_s, max_epochs
         self.t0: float | None = time.time()
-        self.best: dict[str, float] = {}  # trial id -> its best score (higher is better)
+        self.best: dict[str, float] = {}  # trial id -> its best value of the metric
         self.epoch_s: dict[str, list[float]] = {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -216,20 +217,20 @@ class LongerFinalStopper(Stopper):
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         self.t0 = self.t0 or time.time() - float(result.get("time_total_s", 0.0))
-        if self.objective.metric in result and result.get("epoch_seconds"):
-            sign = -1.0 if self.objective.mode == "min" else 1.0
-            score = sign * float(result[self.objective.metric])
-            self.best[trial_id] = max(score, self.best.get(trial_id, score))
+        value = result.get(self.objective.metric)
+        if value is not None and result.get("epoch_seconds"):
+            if self.objective.better(float(value), self.best.get(trial_id)):
+                self.best[trial_id] = float(value)
             self.epoch_s.setdefault(trial_id, []).append(float(result["epoch_seconds"]))
         return False
 
     def stop_all(self) -> bool:
         if self.t0 is None or not self.best:
             return False
-        lead = max(self.best, key=self.best.__getitem__)
-        secs = sorted(self.epoch_s[lead])
+        pick = min if self.objective.mode == "min" else max
+        lead = pick(self.best, key=self.best.__getitem__)
         return end_search_for_longer(time.time() - self.t0, self.search_s,
-                                     secs[len(secs) // 2], self.max_epochs)
+                                     statistics.median(self.epoch_s[lead]), self.max_epochs)
 
 
 def _error_text(trial: Trial) -> str:
@@ -282,8 +283,7 @@ def _tuner(req: SearchRequest, trainable_fn: Any, plan: SchedulerPlan,
         run_config=tune.RunConfig(
             name=req.name, storage_path=req.storage or str(req.run_dir.resolve()),
             callbacks=callbacks, verbose=0,
-            stop=LongerFinalStopper(obj.metric, obj.mode, req.budget_s,
-                                    req.settings.max_epochs)
+            stop=LongerFinalStopper(obj.metric, req.budget_s, req.settings.max_epochs)
             if req.longer_final and req.budget_s else None,
             # Ray keeps each trial's best-scoring checkpoint (saved at the epochs that
             # improved the metric: the weights the final model can be) and its latest (to
