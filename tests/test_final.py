@@ -153,8 +153,10 @@ def test_train_val_fits_both_sets_for_the_epochs_where_the_best_trial_peaked(tin
     (BestTrial("a", 10, {"epoch": 8}, "ck"), {}, False, "trained all 10 epochs"),
     (BestTrial("a", 3, {"epoch": 3}, "ck", "the scheduler", 10.0), {}, True,
      "cut short by the scheduler at epoch 3"),
+    (BestTrial("a", 3, {"epoch": 3}, "ck", "the scheduler", 10.0, two_stage=True),
+     {"time_left": 120.0}, True, "trained again for up to 10"),
     (BestTrial("a", 3, {"epoch": 3}, "ck", "the scheduler", 10.0), {"time_left": 120.0},
-     True, "trained again for up to 10"),
+     True, "trained on for 11 epochs"),
     (BestTrial("a", 7, {"epoch": 7}, "ck", "the budget", 10.0), {"time_left": 30.0}, False,
      "no time left in the budget"),
     (BestTrial("a", 10, {"epoch": 6}, "ck", "", 10.0), {"train_val": True}, True,
@@ -166,33 +168,45 @@ def test_train_val_fits_both_sets_for_the_epochs_where_the_best_trial_peaked(tin
 def test_plan_final_retrains_only_when_it_buys_something(best, kw, retrain, text):
     plan = plan_final(best, 10, **kw)
     assert plan.retrain is retrain and text in plan.reason
-    if retrain and not kw.get("train_val") and best.checkpoint:
+    if plan.resume:
+        assert plan.min_epochs == plan.max_epochs  # a new cycle is judged at its end
+    elif retrain and not kw.get("train_val") and best.checkpoint:
         assert plan.min_epochs == best.epochs  # early stopping waits for that epoch
 
 
-@pytest.mark.parametrize("cut_by,time_left,epochs", [
-    ("", 400.0, 39),  # 400 s of 10 s epochs, one kept back for the first epoch's compile
-    ("the scheduler", 400.0, 39),
-    ("", 1e6, MAX_LONGER * 10),  # capped
-    ("", 150.0, 0),  # 14 epochs: not enough longer than the trial's 10 to be worth it
-    ("", None, 0),  # no budget, no longer retrain
+@pytest.mark.parametrize("cut_by,two_stage,time_left,epochs,how", [
+    # the best trial's weights train on: 400 s of 10 s epochs, one kept back for the compile
+    ("", False, 400.0, 39, "trained on for 39 epochs"),
+    ("the scheduler", False, 400.0, 39, "trained on for 39 epochs"),
+    ("", False, 1e6, MAX_LONGER * 10, "trained on for 100 epochs"),  # capped
+    ("", False, 60.0, 5, "trained on for 5 epochs"),  # half the trial's epochs: worth it
+    ("", False, 50.0, 0, ""),  # 4 epochs: not worth a new learning-rate cycle
+    ("", False, None, 0, ""),  # no budget, no time to train on
+    # a two-stage backbone is trained again from the start, so only when clearly longer
+    ("", True, 400.0, 39, "trained again for 39 epochs"),
+    ("", True, 150.0, 0, ""),  # 14 epochs: not enough longer than the trial's 10
 ])
-def test_a_budget_buys_a_longer_retrain_only_when_it_is_clearly_longer(cut_by, time_left,
-                                                                        epochs):
-    best = BestTrial("a", 10 if not cut_by else 3, {"epoch": 8}, "ck", cut_by, 10.0)
+def test_a_budget_trains_the_best_trial_on_only_when_it_buys_enough_epochs(
+        cut_by, two_stage, time_left, epochs, how):
+    best = BestTrial("a", 10 if not cut_by else 3, {"epoch": 8}, "ck", cut_by, 10.0,
+                     two_stage=two_stage)
     plan = plan_final(best, 10, time_left=time_left)
     assert (plan.max_epochs or 0) == epochs
     if epochs:
         assert plan.retrain and plan.min_epochs == epochs and plan.checkpoint == "ck"
-        assert f"trained again for {epochs} epochs" in plan.reason
-        assert "kept only if better" in plan.reason
+        assert plan.resume is not two_stage
+        assert how in plan.reason and "kept only if better" in plan.reason
 
 
-def test_the_search_ends_for_a_longer_retrain_only_when_half_is_left_and_it_fits():
+def test_the_search_ends_for_the_final_training_only_when_half_is_left_and_it_fits():
     # 1,000 s of search, 10 s epochs, trials of 10 epochs
     assert not end_search_for_longer(400.0, 1000.0, 10.0, 10)  # 600 s left: search on
     assert end_search_for_longer(500.0, 1000.0, 10.0, 10)  # half left: 49 epochs fit
-    assert not end_search_for_longer(500.0, 1000.0, 40.0, 10)  # 11 epochs: not worth it
+    assert end_search_for_longer(500.0, 1000.0, 80.0, 10)  # 5 epochs to train on
+    assert not end_search_for_longer(500.0, 1000.0, 90.0, 10)  # 4 epochs: not worth it
+    # a two-stage leader is retrained from the start: 11 epochs are not worth it
+    assert not end_search_for_longer(500.0, 1000.0, 40.0, 10, two_stage=True)
+    assert end_search_for_longer(500.0, 1000.0, 10.0, 10, two_stage=True)
     assert not end_search_for_longer(900.0, 1000.0, None, 10)  # no epoch seen yet
     # a long search keeps back only what MAX_LONGER x the epochs need
     assert not end_search_for_longer(5000.0, 10_000.0, 10.0, 10)
@@ -205,13 +219,48 @@ def test_a_longer_retrain_trains_its_own_epochs_on_its_own_schedule(tiny_data, t
                                             checkpoint_every_s=0), rep)
     epoch = min(rep.saved)
     best = BestTrial("t1", epochs=2, best=rep.history[epoch - 1],
-                     checkpoint=str(rep.saved[epoch]), epoch_seconds=1.0)
+                     checkpoint=str(rep.saved[epoch]), epoch_seconds=1.0, two_stage=True)
     plan = plan_final(best, 2, time_left=5.5)
-    assert plan.max_epochs == 4
+    assert plan.max_epochs == 4 and not plan.resume
     # no checkpoint to beat, so the retrain is the model whatever it scores
     final = make_final(CFG, tiny_data, TrialSettings(max_epochs=2, patience=1), plan)
     assert final.source == FinalSource.RETRAIN
     assert len(final.history) == 4  # patience waits for the planned end
+
+
+def test_training_on_starts_from_the_best_trials_weights_with_a_new_cycle(tiny_data,
+                                                                          tmp_path):
+    rep = RayLikeReporter(tmp_path / "ckpt")
+    run_trial(CFG, tiny_data, TrialSettings(max_epochs=2, checkpoint_best=True,
+                                            checkpoint_every_s=0), rep)
+    ckpt = rep.saved[max(rep.saved)]
+    # a learning rate too small to move the weights: what the run starts from shows
+    still = {**CFG, "learning_rate": 1e-9, "batchnorm": False}
+    run_trial(still, tiny_data, TrialSettings(max_epochs=2, checkpoint_best=True,
+                                              checkpoint_every_s=0),
+              RayLikeReporter(tmp_path / "still"))
+    out = run_trial(still, tiny_data, TrialSettings(max_epochs=3, init_from=str(
+        tmp_path / "still" / "epoch1")), LocalReporter())
+    start = load_core(tmp_path / "still" / "epoch1").get_weights()
+    assert len(out.history) == 3 and out.history[0]["epoch"] == 1
+    assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(out.model.get_weights(), start))
+    fresh = run_trial(still, tiny_data, TrialSettings(max_epochs=1, seed=1), LocalReporter())
+    assert not all(np.allclose(a, b, atol=1e-5)
+                   for a, b in zip(fresh.model.get_weights(), start))
+    # the final model's plan: train on for 4 epochs from the best trial's checkpoint
+    best = BestTrial("t1", epochs=2, best=rep.history[max(rep.saved) - 1],
+                     checkpoint=str(ckpt), epoch_seconds=1.0)
+    plan = plan_final(best, 2, time_left=5.5)
+    assert plan.resume and plan.max_epochs == 4
+    final = make_final(CFG, tiny_data, TrialSettings(max_epochs=2, patience=1), plan,
+                       str(ckpt))
+    if final.source == FinalSource.RETRAIN:
+        assert len(final.history) == 4 and "trained on for 4 epochs" in final.reason
+    else:
+        assert final.source == FinalSource.BEST_TRIAL and "scored worse" in final.reason
+    # never worse than the trial's own weights
+    assert final.checked["val_loss"] <= _real_score(load_core(ckpt), tiny_data)[
+        "val_loss"] + 1e-6
 
 
 def test_a_shortfall_is_a_warning_and_noise_is_not():

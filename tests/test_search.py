@@ -338,24 +338,48 @@ def test_the_rung_scheduler_decides_as_rays_asha_when_its_rules_are_off():
     assert decisions > 60 and not alive  # every trial stopped: early, or at max_t
 
 
-def test_the_search_ends_early_for_the_leading_trials_longer_retrain(monkeypatch):
-    """Scripted: two trials of 10 epochs within 1,000 s of search. The stopper ends the
-    search once half is left, judged on the leading trial's epoch time; a slow leader
-    (whose longer retrain would not fit) keeps the search going."""
+def test_the_search_ends_early_for_the_leading_trials_training_on(monkeypatch, tmp_path):
+    """Scripted: two trials of 10 epochs within 1,000 s of search. The search ends once
+    half is left, judged on the leading trial's epoch time (a slow leader, whose training
+    on would not fit, keeps it going), and it ends between epochs: each trial stops at its
+    next result (its checkpoint is saved first, as for a scheduler's stop), the searcher
+    suggests no more, and nothing is stopped all at once."""
     import pickle
 
+    from ray.tune.search import Searcher
+
     from hyperfcn import search
+
+    class Inner(Searcher):
+        def suggest(self, trial_id):
+            return {"x": 1}
 
     clock = [1000.0]
     monkeypatch.setattr(search.time, "time", lambda: clock[0])
     stop = search.LongerFinalStopper("val_loss", search_s=1000.0, max_epochs=10)
+    searcher = stop.wrap(Inner(metric="val_loss", mode="min"))
     for epoch in (1, 2):
-        stop("fast", {"val_loss": 1.0 / epoch, "epoch_seconds": 10.0, "epoch": epoch})
-        stop("slow", {"val_loss": 0.9 / epoch, "epoch_seconds": 60.0, "epoch": epoch})
-    clock[0] += 600.0  # 400 s left: less than half, but the leader's epochs take 60 s
+        assert not stop("fast", {"val_loss": 1.0 / epoch, "epoch_seconds": 10.0})
+        assert not stop("slow", {"val_loss": 0.9 / epoch, "epoch_seconds": 110.0})
+    clock[0] += 600.0  # 400 s left: less than half, but the leader's epochs take 110 s
+    assert not stop("slow", {"val_loss": 0.4, "epoch_seconds": 110.0})
+    assert searcher.suggest("t3") == {"x": 1}
+    assert stop("fast", {"val_loss": 0.1, "epoch_seconds": 10.0})  # the lead changes
+    assert searcher.suggest("t4") == Searcher.FINISHED
+    assert stop("slow", {"val_loss": 0.3, "epoch_seconds": 110.0})  # its next epoch
     assert not stop.stop_all()
-    stop("fast", {"val_loss": 0.1, "epoch_seconds": 10.0, "epoch": 3})  # the lead changes
-    assert stop.stop_all()
-    clock[0] = 1000.0 + 300.0
-    assert not stop.stop_all()  # 700 s left: the search goes on
-    assert not pickle.loads(pickle.dumps(stop)).stop_all()  # resumed: its clock restarts
+    # Ray saves the search with its wrappers (which must say their state)
+    from ray.tune.search import ConcurrencyLimiter, SearchGenerator
+
+    SearchGenerator(ConcurrencyLimiter(searcher, 2)).save_to_dir(str(tmp_path), "s")
+    # a two-stage leader is retrained from the start: 400 s of its 30 s epochs are too few
+    backbone = {"backbone": "mobilenet_v3_small", "fine_tune": "two_stage"}
+    for config, ends in ((backbone, False), ({"backbone": "none"}, True)):
+        clock[0] = 1000.0
+        other = search.LongerFinalStopper("val_loss", search_s=1000.0, max_epochs=10)
+        clock[0] += 600.0
+        assert other("a", {"val_loss": 0.1, "epoch_seconds": 30.0, "config": config}) is ends
+    # resumed: its clock and its decision start afresh
+    again = pickle.loads(pickle.dumps(stop))
+    assert not again.ended and not again("fast", {"val_loss": 0.1, "epoch_seconds": 10.0,
+                                                 "time_total_s": 10.0})

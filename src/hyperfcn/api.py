@@ -22,7 +22,7 @@ from . import artifacts as art
 from . import hints
 from .config import BACKBONES, ModelConfig, load_config
 from .errors import SearchFailed, SpaceError, UserError
-from .final import LONGER_SHARE, MAX_LONGER
+from .final import CONTINUE, LONGER_SHARE, MAX_LONGER
 from .space import Constant, SearchSpace, load_space, parse_space
 
 Say = Callable[[str], None]
@@ -553,8 +553,8 @@ def _announce(opts: TuneOptions, res: Resources, plan: Any, space: SearchSpace,
       f"{_budget_text(opts.budget_s)}")
     if opts.budget_s is not None and opts.final == "auto":
         p(f"the search ends early, with up to {LONGER_SHARE:.0%} of its time left, when "
-          f"that time lets the best config train for longer than {opts.max_epochs} epochs "
-          f"(up to {MAX_LONGER * opts.max_epochs})")
+          f"that time lets the best trial train on for {CONTINUE:g}x to {MAX_LONGER}x "
+          f"its {opts.max_epochs} epochs")
 
 
 def _run_search(req: Any, rnd: Any, opts: TuneOptions, summary: Any, t0: float,

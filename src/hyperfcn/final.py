@@ -4,9 +4,12 @@ Three ways to a model, chosen on the driver by :func:`plan_final` (pure, no Kera
 
 - the best trial's own weights at its best epoch, read from the checkpoint the trial saved
   there (``best_trial``): no retrain when the trial trained all its epochs;
+- the best trial's weights trained on (``retrain`` from its checkpoint) over a fresh
+  learning-rate cycle, when a budget kept time for ``CONTINUE``x its epochs or more;
 - the best config trained again (``retrain``) when the trial was cut short and time is
-  left, or for longer (``LONGER``x its epochs or more) when a budget kept time for that;
-  it replaces the best trial's weights only when it scores better on validation;
+  left, or for longer (``LONGER``x its epochs or more) when a budget kept time for that
+  and the config cannot be continued (a two-stage backbone);
+  either replaces the best trial's weights only when it scores better on validation;
 - the best config fitted on train+val (``train+val``, asked for with ``--final train+val``)
   for the epochs at which the best trial peaked: no held-out score exists afterwards.
 
@@ -40,6 +43,10 @@ class FinalSource(StrEnum):
 # A retrain for longer than the search's trials is worth its time from this many times their
 # epochs on: the learning-rate schedule then spans the longer run.
 LONGER = 1.5
+# Training the best trial's weights on, over a new learning-rate cycle (a warm restart), is
+# worth its time from this many times the trials' epochs on: it adds to the epochs the
+# trial trained, where a retrain starts again from none.
+CONTINUE = 0.5
 # With a budget, the search ends early enough to leave the best config this share of the
 # search's time to train longer, up to MAX_LONGER x the trials' epochs: the recipe alone
 # trained for a whole budget beat a search whose model had trained 10 epochs
@@ -62,6 +69,7 @@ class BestTrial:
     checkpoint: str | None = None  # the checkpoint saved at its best epoch
     cut_by: str = ""  # "" (trained all epochs) | "the scheduler" | "the budget" | "a failure"
     epoch_seconds: float | None = None  # median seconds an epoch took in the trial
+    two_stage: bool = False  # a backbone fine-tuned in two stages: not continued
 
     @property
     def best_epoch(self) -> int:
@@ -75,6 +83,7 @@ class FinalPlan:
     checkpoint: str | None = None  # promote these weights (a retrain must beat them)
     epochs: int | None = None  # train+val: stop after this epoch
     max_epochs: int | None = None  # a longer retrain: its epochs (the schedule spans them)
+    resume: bool = False  # the retrain starts from `checkpoint`'s weights
     min_epochs: int = 0  # a retrain's early stopping waits until this epoch
     deadline: float | None = None  # time.time() by which a retrain must end
     reason: str = ""
@@ -112,6 +121,13 @@ def plan_final(best: BestTrial | None, max_epochs: int, *, train_val: bool = Fal
         return dataclasses.replace(promote, reason=(
             f"--final train+val did not fit in the budget ({n} epochs at "
             f"~{per_epoch:.0f} s); trial {best.trial_id}'s weights at epoch {n} instead"))
+    more = _continue_epochs(per_epoch, time_left, max_epochs, best.two_stage)
+    if more:
+        return FinalPlan(retrain=True, resume=True, checkpoint=best.checkpoint,
+                         max_epochs=more, min_epochs=more, deadline=deadline, best=best,
+                         reason=f"trial {best.trial_id}'s weights at epoch {best.best_epoch} "
+                         f"trained on for {more} epochs on a new learning-rate cycle, in the "
+                         f"time the budget kept for it; kept only if better on validation")
     longer = _longer_epochs(per_epoch, time_left, max_epochs)
     if longer:
         was = (f"trained all {max_epochs} epochs" if not best.cut_by else
@@ -136,26 +152,41 @@ def plan_final(best: BestTrial | None, max_epochs: int, *, train_val: bool = Fal
         f"{best.best_epoch} are the model"))
 
 
-def _longer_epochs(per_epoch: float, time_left: float | None, max_epochs: int) -> int:
-    """Epochs of a longer retrain that fit in the time left (one epoch's worth kept back
-    for the first epoch's compile), or 0 when that is not LONGER x the trials' epochs."""
+def _fitting_epochs(per_epoch: float, time_left: float | None, max_epochs: int) -> int:
+    """Epochs that fit in the time left (one epoch's worth kept back for the first epoch's
+    compile), at most MAX_LONGER x the trials' epochs."""
     if time_left is None or per_epoch <= 0:
         return 0
-    n = min(int(time_left // per_epoch) - 1, MAX_LONGER * max_epochs)
+    return max(0, min(int(time_left // per_epoch) - 1, MAX_LONGER * max_epochs))
+
+
+def _longer_epochs(per_epoch: float, time_left: float | None, max_epochs: int) -> int:
+    """Epochs of a longer retrain from scratch, or 0 when fewer than LONGER x the trials'
+    epochs fit."""
+    n = _fitting_epochs(per_epoch, time_left, max_epochs)
     return n if n >= LONGER * max_epochs else 0
 
 
+def _continue_epochs(per_epoch: float, time_left: float | None, max_epochs: int,
+                     two_stage: bool = False) -> int:
+    """Epochs to train the best trial's weights on, or 0 when fewer than CONTINUE x the
+    trials' epochs fit (or the config is a two-stage backbone, retrained instead)."""
+    n = 0 if two_stage else _fitting_epochs(per_epoch, time_left, max_epochs)
+    return n if n >= max(1.0, CONTINUE * max_epochs) else 0
+
+
 def end_search_for_longer(elapsed: float, search_s: float, epoch_s: float | None,
-                          max_epochs: int) -> bool:
-    """Should a budgeted search end now, so that its best config (whose epochs take
-    ``epoch_s``) trains longer in the time left? Only once the time left is within
+                          max_epochs: int, two_stage: bool = False) -> bool:
+    """Should a budgeted search end now, so that its best trial (whose epochs take
+    ``epoch_s``) trains on in the time left? Only once the time left is within
     LONGER_SHARE of the search's (or what MAX_LONGER x the epochs need), and only when
-    that time buys a longer retrain at all: otherwise the search keeps it."""
+    that time buys the final model more epochs at all: otherwise the search keeps it."""
     if not epoch_s or epoch_s <= 0:
         return False
     left = search_s - elapsed
     keep = min(LONGER_SHARE * search_s, (MAX_LONGER * max_epochs + 1) * epoch_s)
-    return left <= keep and _longer_epochs(epoch_s, left, max_epochs) > 0
+    more = (_longer_epochs if two_stage else _continue_epochs)(epoch_s, left, max_epochs)
+    return left <= keep and more > 0
 
 
 @dataclass
@@ -236,6 +267,7 @@ def make_final(config: dict[str, Any], data: Any, settings: Any, plan: FinalPlan
     if plan.retrain:
         s = dataclasses.replace(settings, min_epochs=plan.min_epochs,
                                 max_epochs=plan.max_epochs or settings.max_epochs,
+                                init_from=checkpoint_dir if plan.resume else None,
                                 stop_after=plan.epochs if plan.train_val else None,
                                 patience=None if plan.train_val else settings.patience)
         rep = LocalReporter(on_epoch=on_epoch, deadline=plan.deadline)
@@ -331,7 +363,14 @@ def best_trial_of(r: Any, metric: str, mode: str, max_epochs: int) -> Any:
     secs = [h["epoch_seconds"] for h in r.history if h.get("epoch_seconds")]
     return BestTrial(trial_id=r.trial_id, epochs=r.epochs, best=dict(best),
                      checkpoint=r.checkpoint or None, cut_by=cut,
-                     epoch_seconds=statistics.median(secs) if secs else None)
+                     epoch_seconds=statistics.median(secs) if secs else None,
+                     two_stage=is_two_stage(r.config))
+
+
+def is_two_stage(config: Mapping[str, Any]) -> bool:
+    """A backbone trained head first, then fine-tuned: its weights are not trained on."""
+    return (config.get("backbone", "none") != "none"
+            and config.get("fine_tune") == "two_stage")
 
 
 def _final_text(out: Any, best: Any, metric: str) -> str:

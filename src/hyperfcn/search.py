@@ -22,15 +22,16 @@ import ray
 from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.logger import JsonLoggerCallback
+from ray.tune.search import Searcher
 from ray.tune.stopper import Stopper
 
 from . import artifacts as art
 from . import compat
 from . import space as sp
-from .final import end_search_for_longer
+from .final import end_search_for_longer, is_two_stage
 from .records import Objective, TrialRecord, read_history, record, status_of
 from .scheduler import SchedulerPlan, StopLog, cut_by_budget, make_scheduler, plan_scheduler
-from .searchers import make_searcher, random_starts
+from .searchers import EndsWhen, make_searcher, random_starts
 from .session import short_error
 from .tb import HParamsLog
 from .trial import TrialSettings, run_trial
@@ -202,18 +203,30 @@ class ProgressCallback(tune.Callback):
 
 
 class LongerFinalStopper(Stopper):
-    """Ends a budgeted search once its time left is better spent training the best trial's
-    config longer (:func:`final.end_search_for_longer` decides; this keeps the scores)."""
+    """Ends a budgeted search once its time left is better spent training the best trial
+    on (:func:`final.end_search_for_longer` decides; this keeps the scores).
+
+    It ends the search between epochs, never all at once: from then on each running trial
+    stops at its next epoch's end (after that epoch's checkpoint is saved, as a scheduler's
+    stop is) and the searcher it wraps (:meth:`wrap`) suggests no more. ``stop_all`` would
+    cancel a checkpoint being saved, and with it the best trial's weights.
+    """
 
     def __init__(self, metric: str, search_s: float, max_epochs: int) -> None:
         self.objective = Objective(metric)
         self.search_s, self.max_epochs = search_s, max_epochs
         self.t0: float | None = time.time()
+        self.ended = False
         self.best: dict[str, float] = {}  # trial id -> its best value of the metric
         self.epoch_s: dict[str, list[float]] = {}
+        self.two_stage: dict[str, bool] = {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, t0=None)  # a resumed round's clock starts afresh
+        # a resumed round's clock starts afresh, and so does its decision
+        self.__dict__.update(state, t0=None, ended=False)
+
+    def wrap(self, searcher: Searcher) -> Searcher:
+        return EndsWhen(searcher, self)
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         self.t0 = self.t0 or time.time() - float(result.get("time_total_s", 0.0))
@@ -222,15 +235,21 @@ class LongerFinalStopper(Stopper):
             if self.objective.better(float(value), self.best.get(trial_id)):
                 self.best[trial_id] = float(value)
             self.epoch_s.setdefault(trial_id, []).append(float(result["epoch_seconds"]))
-        return False
+            self.two_stage[trial_id] = is_two_stage(result.get("config") or {})
+        self.ended = self.ended or self._time_to_end()
+        return self.ended
 
-    def stop_all(self) -> bool:
+    def _time_to_end(self) -> bool:
         if self.t0 is None or not self.best:
             return False
         pick = min if self.objective.mode == "min" else max
         lead = pick(self.best, key=self.best.__getitem__)
         return end_search_for_longer(time.time() - self.t0, self.search_s,
-                                     statistics.median(self.epoch_s[lead]), self.max_epochs)
+                                     statistics.median(self.epoch_s[lead]), self.max_epochs,
+                                     self.two_stage.get(lead, False))
+
+    def stop_all(self) -> bool:
+        return False
 
 
 def _error_text(trial: Trial) -> str:
@@ -268,6 +287,10 @@ def _tuner(req: SearchRequest, trainable_fn: Any, plan: SchedulerPlan,
                              len(points or ()) + n_random, req.evaluated)
     callbacks = [JsonLoggerCallback(), HParamsCallback(), ProgressCallback(),
                  *req.extra_callbacks]
+    stopper = None
+    if req.longer_final and req.budget_s:
+        stopper = LongerFinalStopper(obj.metric, req.budget_s, req.settings.max_epochs)
+        searcher = stopper.wrap(searcher)
     return tune.Tuner(
         trainable_fn,
         tune_config=tune.TuneConfig(
@@ -283,8 +306,7 @@ def _tuner(req: SearchRequest, trainable_fn: Any, plan: SchedulerPlan,
         run_config=tune.RunConfig(
             name=req.name, storage_path=req.storage or str(req.run_dir.resolve()),
             callbacks=callbacks, verbose=0,
-            stop=LongerFinalStopper(obj.metric, req.budget_s, req.settings.max_epochs)
-            if req.longer_final and req.budget_s else None,
+            stop=stopper,
             # Ray keeps each trial's best-scoring checkpoint (saved at the epochs that
             # improved the metric: the weights the final model can be) and its latest (to
             # resume from).

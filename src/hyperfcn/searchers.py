@@ -180,6 +180,59 @@ class HyperOptSearcher(Searcher):
             self.__dict__.update(pickle.load(f))
 
 
+class EndsWhen(Searcher):
+    """Any searcher, suggesting nothing more once ``until.ended`` is true: Ray then ends
+    the search when its running trials have stopped."""
+
+    def __init__(self, searcher: Searcher, until: Any) -> None:
+        super().__init__(metric=searcher.metric, mode=searcher.mode)
+        self.searcher, self.until = searcher, until
+
+    @property
+    def metric(self) -> str:
+        return self.searcher.metric
+
+    @property
+    def mode(self) -> str:
+        return self.searcher.mode
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
+                              **spec: Any) -> bool:
+        return self.searcher.set_search_properties(metric, mode, config, **spec)
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        return self.searcher.set_max_concurrency(max_concurrent)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if self.until.ended:
+            return Searcher.FINISHED
+        return self.searcher.suggest(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.searcher.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        self.searcher.on_trial_complete(trial_id, result=result, error=error)
+
+    def add_evaluated_point(self, *args: Any, **kwargs: Any) -> None:
+        self.searcher.add_evaluated_point(*args, **kwargs)
+
+    # Ray saves a wrapper's state beside the searcher it wraps; this one has none (the
+    # decision is the stopper's, and a resumed round decides afresh).
+    def get_state(self) -> dict:
+        return {}
+
+    def set_state(self, state: dict) -> None:
+        pass
+
+    def save(self, checkpoint_path: str) -> None:
+        self.searcher.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.searcher.restore(checkpoint_path)
+
+
 class _OptunaSuggest:
     """Each kind of parameter as an Optuna suggestion, conditional ones recursively (a
     space.ParamVisitor)."""

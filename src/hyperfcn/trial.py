@@ -52,6 +52,9 @@ class TrialSettings:
     checkpoint_best: bool = False
     min_epochs: int = 0  # early stopping (patience) never ends a run before this epoch
     stop_after: int | None = None  # end after this epoch; the schedule still spans max_epochs
+    # The final model's continuation: start from this trial checkpoint's weights, with a new
+    # optimizer whose schedule spans max_epochs (a warm restart), counting epochs from 1.
+    init_from: str | None = None
 
     @property
     def mode(self) -> str:
@@ -180,7 +183,13 @@ class _Trial:
         from .model import build_training_model
 
         start_epoch = 0
-        if ckpt:
+        if self.s.init_from and not ckpt:
+            from .model import compile_model
+
+            self.model = keras.saving.load_model(Path(self.s.init_from, CHECKPOINT_MODEL))
+            self.core = self.model.get_layer("hyperfcn")
+            compile_model(self.model, self.cfg, decay_steps=self.n_steps * self.s.max_epochs)
+        elif ckpt:
             state = json.loads(Path(ckpt, CHECKPOINT_STATE).read_text())
             self.model = keras.saving.load_model(Path(ckpt, CHECKPOINT_MODEL))
             self.core = self.model.get_layer("hyperfcn")
