@@ -6,14 +6,15 @@ model, equal cores and the same split, on the development datasets.
 
 Arms (each run pinned to one core, two runs at once):
   default     `hyperfcn tune DATA --budget T` as a user runs it (TPE+ASHA from the recipe)
-  recipe      the space's `defaults` alone: `hyperfcn train --config recipe --max-epochs E`,
-              E fitted to T from the recipe's epoch time in the same seed's default run
+  recipe      the space's `defaults` alone: `hyperfcn train --config recipe --budget T`
+              (as many epochs as fit, timed by its own first two)
   random      random search without early stopping, no recipe (`--searcher random
               --scheduler fifo` on the space without `defaults`), same final step
   kerastuner  KerasTuner Hyperband on the same kind of space (`kerastuner_arm.py`)
 Reported per dataset and arm: median final val accuracy (the saved model, loaded back and
-scored) and median seconds until a trial first reached the recipe arm's accuracy. Per seed,
-`default` and `random` run side by side, then `recipe` and `kerastuner`.
+scored) and median seconds until a trial first reached the recipe arm's accuracy. Runs go
+two at a time, each on its own core: every dataset's `default` and `random` first, then
+`recipe` and `kerastuner`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import json
+import queue
 import shutil
 import statistics
 import subprocess
@@ -73,21 +75,20 @@ def recipe_epoch_s(run: Path) -> tuple[float, float]:
     return secs[0], statistics.median(secs[1:] or secs)
 
 
-def one(arm: str, name: str, seed: int, budget_s: float, core: int, work: Path,
-        epochs: int | None = None) -> dict:
+def one(arm: str, name: str, seed: int, budget_s: float, core: int, work: Path) -> dict:
     run = work / f"{name}_{arm}_{seed}"
     done = run / "bench_row.json"
     if done.is_file():  # finished in an earlier, interrupted run of this benchmark
         return json.loads(done.read_text())
     shutil.rmtree(run, ignore_errors=True)
-    row = _run(arm, name, seed, budget_s, core, work, run, epochs)
+    row = _run(arm, name, seed, budget_s, core, work, run)
     if "error" not in row:
         done.write_text(json.dumps(row))
     return row
 
 
-def _run(arm: str, name: str, seed: int, budget_s: float, core: int, work: Path, run: Path,
-         epochs: int | None) -> dict:
+def _run(arm: str, name: str, seed: int, budget_s: float, core: int, work: Path,
+         run: Path) -> dict:
     size = str(SIZES.get(name, 64))
     bare, recipe = space_files(work)
     pin = ["taskset", "-c", str(core), sys.executable]
@@ -99,7 +100,7 @@ def _run(arm: str, name: str, seed: int, budget_s: float, core: int, work: Path,
                "--budget-s", str(budget_s), "--seed", str(seed), "--out", str(run)]
     elif arm == "recipe":
         cmd = [*pin, "-m", "hyperfcn.cli", "train", *base, "--config", str(recipe),
-               "--max-epochs", str(epochs)]
+               "--budget", f"{budget_s:.0f}s"]
     else:
         extra = ["--searcher", "random", "--scheduler", "fifo", "--space", str(bare)] \
             if arm == "random" else []
@@ -107,8 +108,7 @@ def _run(arm: str, name: str, seed: int, budget_s: float, core: int, work: Path,
                "--concurrency", "1", *extra]
     t0 = time.time()
     r = subprocess.run(cmd, capture_output=True, text=True)
-    row = {"dataset": name, "arm": arm, "seed": seed, "exit_s": round(time.time() - t0, 1),
-           **({"epochs": epochs} if epochs else {})}
+    row = {"dataset": name, "arm": arm, "seed": seed, "exit_s": round(time.time() - t0, 1)}
     if r.returncode:
         return {**row, "error": r.stderr[-3000:]}
     return parse(row, run, t0)
@@ -126,8 +126,9 @@ def parse(row: dict, run: Path, t0: float) -> dict:
     out = {**row, "val_accuracy": m["val_accuracy"], "val_loss": m["val_loss"],
            "seconds_to_model": round((run / "model.keras").stat().st_mtime - t0, 1)}
     if arm == "recipe":
-        return {**out, "epochs_log": [(round(h.get("seconds", 0), 1), h["val_accuracy"])
-                                      for h in m.get("history", [])]}
+        hist = m.get("history", [])
+        return {**out, "epochs": len(hist), "epochs_log": [
+            (round(h.get("seconds", 0), 1), h["val_accuracy"]) for h in hist]}
     out["trials"] = len(json.loads((run / "trials.json").read_text()))
     # the final step's retrain, if any, began train_seconds before the model was saved
     began = out["seconds_to_model"] - m.get("train_seconds", 0.0)
@@ -138,11 +139,6 @@ def parse(row: dict, run: Path, t0: float) -> dict:
     if arm == "default":
         out["recipe_epoch_s"] = recipe_epoch_s(run)
     return out
-
-
-def fitted_epochs(budget_s: float, first: float, steady: float) -> int:
-    """Epochs of the recipe that fit in the budget, the first one's compile included."""
-    return max(1, int((budget_s - START_S - (first - steady)) // steady))
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -187,27 +183,25 @@ def main() -> None:
     arms = a.arms.split(",")
     rows: list[dict] = []
 
-    def pair(jobs: list[tuple]) -> None:
-        with cf.ThreadPoolExecutor(max_workers=2) as pool:
-            for r in pool.map(lambda j: one(*j[0], core=j[1], work=work, **j[2]),
-                              [(j, i % 2, kw) for i, (j, kw) in enumerate(jobs)]):
-                rows.append(r)
-                print(json.dumps({k: v for k, v in r.items() if k != "epochs_log"}),
-                      flush=True)
+    cores: queue.Queue[int] = queue.Queue()
+    for core in (0, 1):
+        cores.put(core)
 
-    for seed in map(int, a.seeds.split(",")):
-        for name in a.datasets.split(","):
-            first = [((arm, name, seed, budget_s), {}) for arm in ("default", "random")
-                     if arm in arms]
-            pair(first)
-            d = next((r for r in rows if r["dataset"] == name and r["arm"] == "default"
-                      and "recipe_epoch_s" in r), None)
-            later = [((arm, name, seed, budget_s), {}) for arm in ("kerastuner",)
-                     if arm in arms]
-            if "recipe" in arms and d is not None:
-                later.insert(0, (("recipe", name, seed, budget_s),
-                                 {"epochs": fitted_epochs(budget_s, *d["recipe_epoch_s"])}))
-            pair(later)
+    def job(j: tuple) -> dict:
+        core = cores.get()
+        try:
+            return one(*j, budget_s=budget_s, core=core, work=work)
+        finally:
+            cores.put(core)
+
+    order = [("default", "random"), ("recipe", "kerastuner")]
+    jobs = [(arm, name, seed) for seed in map(int, a.seeds.split(","))
+            for pair in order for name in a.datasets.split(",")
+            for arm in pair if arm in arms]
+    with cf.ThreadPoolExecutor(max_workers=2) as pool:
+        for r in pool.map(job, jobs):
+            rows.append(r)
+            print(json.dumps({k: v for k, v in r.items() if k != "epochs_log"}), flush=True)
     summary = summarise(rows)
     text = "; ".join(f"{name}: " + ", ".join(f"{arm} {v['median_val_accuracy']:.3f}"
                                             for arm, v in per.items())

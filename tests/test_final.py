@@ -156,7 +156,7 @@ def test_train_val_fits_both_sets_for_the_epochs_where_the_best_trial_peaked(tin
     (BestTrial("a", 3, {"epoch": 3}, "ck", "the scheduler", 10.0, two_stage=True),
      {"time_left": 120.0}, True, "trained again for up to 10"),
     (BestTrial("a", 3, {"epoch": 3}, "ck", "the scheduler", 10.0), {"time_left": 120.0},
-     True, "trained on for 11 epochs"),
+     True, "(~11 at the trial's speed, at most 100)"),
     (BestTrial("a", 7, {"epoch": 7}, "ck", "the budget", 10.0), {"time_left": 30.0}, False,
      "no time left in the budget"),
     (BestTrial("a", 10, {"epoch": 6}, "ck", "", 10.0), {"train_val": True}, True,
@@ -169,17 +169,17 @@ def test_plan_final_retrains_only_when_it_buys_something(best, kw, retrain, text
     plan = plan_final(best, 10, **kw)
     assert plan.retrain is retrain and text in plan.reason
     if plan.resume:
-        assert plan.min_epochs == plan.max_epochs  # a new cycle is judged at its end
+        assert plan.deadline is not None  # it times its own epochs to fit
     elif retrain and not kw.get("train_val") and best.checkpoint:
         assert plan.min_epochs == best.epochs  # early stopping waits for that epoch
 
 
 @pytest.mark.parametrize("cut_by,two_stage,time_left,epochs,how", [
     # the best trial's weights train on: 400 s of 10 s epochs, one kept back for the compile
-    ("", False, 400.0, 39, "trained on for 39 epochs"),
-    ("the scheduler", False, 400.0, 39, "trained on for 39 epochs"),
-    ("", False, 1e6, MAX_LONGER * 10, "trained on for 100 epochs"),  # capped
-    ("", False, 60.0, 5, "trained on for 5 epochs"),  # half the trial's epochs: worth it
+    ("", False, 400.0, 39, "as many epochs as fit"),
+    ("the scheduler", False, 400.0, 39, "as many epochs as fit"),
+    ("", False, 1e6, MAX_LONGER * 10, "as many epochs as fit"),  # capped
+    ("", False, 60.0, 5, "as many epochs as fit"),  # half the trial's epochs: worth it
     ("", False, 50.0, 0, ""),  # 4 epochs: not worth a new learning-rate cycle
     ("", False, None, 0, ""),  # no budget, no time to train on
     # a two-stage backbone is trained again from the start, so only when clearly longer
@@ -191,11 +191,16 @@ def test_a_budget_trains_the_best_trial_on_only_when_it_buys_enough_epochs(
     best = BestTrial("a", 10 if not cut_by else 3, {"epoch": 8}, "ck", cut_by, 10.0,
                      two_stage=two_stage)
     plan = plan_final(best, 10, time_left=time_left)
-    assert (plan.max_epochs or 0) == epochs
-    if epochs:
-        assert plan.retrain and plan.min_epochs == epochs and plan.checkpoint == "ck"
-        assert plan.resume is not two_stage
-        assert how in plan.reason and "kept only if better" in plan.reason
+    assert plan.retrain is bool(epochs)
+    if not epochs:
+        return
+    assert plan.checkpoint == "ck" and how in plan.reason
+    assert "kept only if better" in plan.reason
+    if two_stage:  # planned from the trial's epoch time
+        assert not plan.resume and plan.max_epochs == plan.min_epochs == epochs
+    else:  # timed by its own epochs, up to MAX_LONGER x the trials'
+        assert plan.resume and plan.max_epochs == MAX_LONGER * 10
+        assert f"~{epochs} at the trial's speed" in plan.reason
 
 
 def test_the_search_ends_for_the_final_training_only_when_half_is_left_and_it_fits():
@@ -247,15 +252,16 @@ def test_training_on_starts_from_the_best_trials_weights_with_a_new_cycle(tiny_d
     fresh = run_trial(still, tiny_data, TrialSettings(max_epochs=1, seed=1), LocalReporter())
     assert not all(np.allclose(a, b, atol=1e-5)
                    for a, b in zip(fresh.model.get_weights(), start))
-    # the final model's plan: train on for 4 epochs from the best trial's checkpoint
+    # the final model's plan: train on from the best trial's checkpoint, for as many epochs
+    # as fit (here all 2 x MAX_LONGER: far more time is left than they take)
     best = BestTrial("t1", epochs=2, best=rep.history[max(rep.saved) - 1],
                      checkpoint=str(ckpt), epoch_seconds=1.0)
-    plan = plan_final(best, 2, time_left=5.5)
-    assert plan.resume and plan.max_epochs == 4
+    plan = plan_final(best, 2, time_left=1e4)
+    assert plan.resume and plan.max_epochs == 2 * MAX_LONGER
     final = make_final(CFG, tiny_data, TrialSettings(max_epochs=2, patience=1), plan,
                        str(ckpt))
-    if final.source == FinalSource.RETRAIN:
-        assert len(final.history) == 4 and "trained on for 4 epochs" in final.reason
+    if final.source == FinalSource.RETRAIN:  # early stopping waited for the planned end
+        assert len(final.history) == 2 * MAX_LONGER and "as many epochs" in final.reason
     else:
         assert final.source == FinalSource.BEST_TRIAL and "scored worse" in final.reason
     # never worse than the trial's own weights
@@ -278,3 +284,20 @@ def test_checkpoint_state_names_the_epoch(tiny_data, tmp_path):
     for epoch, d in rep.saved.items():
         assert json.loads((d / "state.json").read_text())["epoch"] == epoch
     assert np.isfinite(rep.history[-1]["val_loss"])
+
+
+def test_a_retrain_the_budget_ends_before_its_first_epoch_keeps_the_trials_weights(
+        tiny_data, tmp_path):
+    import dataclasses
+    import time
+
+    rep = RayLikeReporter(tmp_path / "ckpt")
+    run_trial(CFG, tiny_data, TrialSettings(max_epochs=1, checkpoint_best=True), rep)
+    best = BestTrial("t1", epochs=1, best=rep.history[0], checkpoint=str(rep.saved[1]),
+                     epoch_seconds=1.0)
+    plan = dataclasses.replace(plan_final(best, 1, time_left=10.0), deadline=time.time() - 1)
+    assert plan.resume
+    final = make_final(CFG, tiny_data, TrialSettings(max_epochs=1, patience=1), plan,
+                       str(rep.saved[1]))
+    assert final.source == FinalSource.BEST_TRIAL and final.history == []
+    assert "ended before the retrain's first epoch" in final.reason

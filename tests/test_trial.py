@@ -249,3 +249,44 @@ def test_training_batches_follow_each_epochs_plan_with_autotuning_off(tiny_data,
     for (x, y), (ex, ey) in zip(got, expected):
         assert x.dtype == np.float32 and np.array_equal(x, ex.astype(np.float32))
         assert np.array_equal(y.argmax(1), ey) and y.shape == (4, 3)
+
+
+@pytest.mark.parametrize("done,epoch_s,left,cap,want", [
+    (2, 10.0, 100.0, 1000, 11),  # 9 more epochs of 10.5 s (FIT_MARGIN) fit in 100 s
+    (2, 10.0, 5.0, 1000, 2),  # none fit: the timed epochs are the run
+    (2, 10.0, 1e6, 50, 50),  # --max-epochs bounds it
+    (2, 10.0, -3.0, 1000, 2),  # the deadline has passed
+])
+def test_a_budgeted_run_has_the_epochs_that_fit(done, epoch_s, left, cap, want):
+    from hyperfcn.trial import epochs_that_fit
+
+    assert epochs_that_fit(done, epoch_s, left, cap) == want
+
+
+@pytest.mark.parametrize("far,max_epochs,epochs", [(True, 4, 4), (False, 10, 2)])
+def test_a_budgeted_run_spans_its_schedule_over_the_epochs_that_fit(tiny_data, monkeypatch,
+                                                                    far, max_epochs, epochs):
+    """Two epochs at the starting learning rate time an epoch; then the cosine schedule
+    spans every epoch that fits, and early stopping waits for their end."""
+    import time
+
+    import keras
+
+    from hyperfcn.buckets import steps
+
+    spans = []
+    cosine = keras.optimizers.schedules.CosineDecay
+
+    class Recorded(cosine):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            spans.append(self.decay_steps)
+
+    monkeypatch.setattr(keras.optimizers.schedules, "CosineDecay", Recorded)
+    rep = LocalReporter()
+    until = time.time() + (1e6 if far else -1.0)
+    run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
+              TrialSettings(max_epochs=max_epochs, patience=1, fit_until=until), rep)
+    assert len(rep.history) == epochs
+    n_steps = steps(tiny_data.train[16], 4)
+    assert spans == ([n_steps * epochs] if far else [])  # built once the epochs are known

@@ -34,6 +34,9 @@ FINAL_RESERVE_S = 30.0
 FINAL_RESERVE_PER_VAL_IMAGE_S = 0.004
 # --final train+val refits after the search: it keeps this share of what the budget leaves.
 TRAIN_VAL_SHARE = 0.3
+# `train --budget`: less than this left for training is refused (its first two epochs
+# always run, to time the rest)
+TRAIN_MIN_S = 10.0
 
 
 def _default_backend() -> str:
@@ -363,7 +366,8 @@ def _epoch_printer(p: _Printer, fs, epochs: int | None = None
                    ) -> Callable[[dict], None] | None:
     if p.quiet:
         return None
-    return lambda m: p(f"final model: epoch {m['epoch']}/{epochs or fs.max_epochs}: val_loss "
+    total = fs.max_epochs if epochs is None else epochs  # 0: not known yet
+    return lambda m: p(f"final model: epoch {m['epoch']}{f'/{total}' if total else ''}: val_loss "
                        f"{m['val_loss']:.4f} val_accuracy {m['val_accuracy']:.4f}")
 
 
@@ -421,6 +425,20 @@ def _space_infos(space: SearchSpace):
 
 def _final_reserve(summary: Any) -> float:
     return FINAL_RESERVE_S + FINAL_RESERVE_PER_VAL_IMAGE_S * sum(summary.val_counts.values())
+
+
+def _train_until(opts: TuneOptions, t0: float, summary: Any) -> float | None:
+    """`train --budget`: the time.time() by which training must end, the final step's
+    saving and scoring kept back."""
+    if opts.budget_s is None:
+        return None
+    until = t0 + opts.budget_s - _final_reserve(summary)
+    if until - time.time() < TRAIN_MIN_S:
+        raise UserError(f"--budget {opts.budget_s:g}s: too short; {time.time() - t0:.0f} s "
+                        f"went to reading the data, saving the model takes "
+                        f"~{_final_reserve(summary):.0f} s, and training needs "
+                        f"{TRAIN_MIN_S:.0f} s at least; give a longer --budget")
+    return until
 
 
 def _search_budget(opts: TuneOptions, t0: float, summary: Any) -> float | None:
@@ -617,7 +635,7 @@ def _final_model(best: Any, config: dict[str, Any], req: Any, opts: TuneOptions,
       f"{best.best_val_accuracy:.4f}; final model: {fplan.reason}")
     fs = _final_settings(opts, res, req.settings.weights)
     out = session.run_final(config, req.data_ref, fs, fplan,
-                            _epoch_printer(p, fs, fplan.max_epochs))
+                            _epoch_printer(p, fs, 0 if fplan.resume else fplan.max_epochs))
     return write_files(req.run_dir, config, out, summary, p, info, bt, opts.metric)
 
 
@@ -646,9 +664,11 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
     if opts.image_size is not None:
         cfg = dataclasses.replace(cfg, image_size=opts.image_size)
     _check_backend(opts.backend, opts.address)
+    t0 = time.time()  # --budget counts from here to the saved model
     run_dir = opts.out.resolve()
     with _new_run_dir(run_dir):
         data_, summary = _prepare_data(opts, [cfg.image_size], run_dir, p)
+        until = _train_until(opts, t0, summary)
     cluster = session.start(opts.address, opts.backend, quiet=opts.quiet)
     try:
         res = plan_resources(opts, cluster)
@@ -659,11 +679,16 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
         weights = opts.weights if cfg.backbone != "none" else None
         if weights == "imagenet":
             session.fetch_weights([cfg.backbone], res.cpus_per_trial)
-        fs = _final_settings(opts, res, weights)
-        p(f"training for up to {opts.max_epochs} epochs (early stopping patience "
-          f"{fs.patience})")
+        fs = dataclasses.replace(_final_settings(opts, res, weights), fit_until=until)
+        if until is None:
+            p(f"training for up to {opts.max_epochs} epochs (early stopping patience "
+              f"{fs.patience})")
+        else:
+            p(f"training for as many epochs as fit in the budget (the first 2 time an "
+              f"epoch; at most {opts.max_epochs}), the learning-rate schedule spanning them")
+        # no deadline: the two timed epochs always run, and the rest are planned to fit
         out = session.run_final(cfg.to_dict(), ref, fs, plan_final(None, opts.max_epochs),
-                                _epoch_printer(p, fs))
+                                _epoch_printer(p, fs, 0 if until else None))
         metrics = write_files(run_dir, cfg.to_dict(), out, summary, p, {}, None, opts.metric)
     finally:
         session.shutdown()

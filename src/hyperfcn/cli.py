@@ -20,6 +20,8 @@ from . import __version__
 from .errors import SearchFailed, UserError
 
 _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600}
+# `train --budget` without --max-epochs: the budget decides, this only bounds the run
+TRAIN_BUDGET_MAX_EPOCHS = 1000
 
 
 def parse_duration(text: str) -> float:
@@ -222,8 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = _group(tr, "training")
     g.add_argument("--config", type=Path, required=True, metavar="FILE",
                    help="JSON (or YAML) config, e.g. a run's best_config.json")
-    g.add_argument("--max-epochs", type=_positive_int, default=10, metavar="N",
-                   help="most epochs (early stopping keeps the best; default 10)")
+    g.add_argument("--max-epochs", type=_positive_int, metavar="N",
+                   help="most epochs (early stopping keeps the best; default 10, or with "
+                        "--budget as many as fit)")
+    g.add_argument("--budget", type=parse_duration, metavar="DURATION",
+                   help="time until the model is saved, e.g. 90s, 20m: the config trains "
+                        "for as many epochs as fit, its learning-rate schedule spanning "
+                        "them (the first two time an epoch)")
     g.add_argument("--seed", type=int, default=0,
                    help="seeds the split and the weights (default 0)")
     g.add_argument("--weights", default="imagenet", metavar="imagenet|none|PATH",
@@ -277,6 +284,9 @@ def _opts(args: argparse.Namespace):
               seed=args.seed, address=args.address, storage=args.storage,
               max_buckets=args.max_buckets, quiet=args.quiet or args.json_out,
               mlflow=args.mlflow, wandb=args.wandb, weights=args.weights)
+    if args.command == "train":
+        kw.update(budget_s=args.budget, max_epochs=args.max_epochs or (
+            10 if args.budget is None else TRAIN_BUDGET_MAX_EPOCHS))
     if args.command == "tune":
         kw.update(samples=args.samples, budget_s=args.budget, searcher=args.searcher,
                   scheduler=args.scheduler, metric=args.metric, concurrency=args.concurrency,

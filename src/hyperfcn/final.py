@@ -83,7 +83,8 @@ class FinalPlan:
     checkpoint: str | None = None  # promote these weights (a retrain must beat them)
     epochs: int | None = None  # train+val: stop after this epoch
     max_epochs: int | None = None  # a longer retrain: its epochs (the schedule spans them)
-    resume: bool = False  # the retrain starts from `checkpoint`'s weights
+    resume: bool = False  # the retrain starts from `checkpoint`'s weights, and has as many
+    # epochs as fit before `deadline` (TrialSettings.fit_until), at most `max_epochs`
     min_epochs: int = 0  # a retrain's early stopping waits until this epoch
     deadline: float | None = None  # time.time() by which a retrain must end
     reason: str = ""
@@ -123,11 +124,14 @@ def plan_final(best: BestTrial | None, max_epochs: int, *, train_val: bool = Fal
             f"~{per_epoch:.0f} s); trial {best.trial_id}'s weights at epoch {n} instead"))
     more = _continue_epochs(per_epoch, time_left, max_epochs, best.two_stage)
     if more:
+        # the final step may run on more cores than a trial: it times its own epochs
+        cap = MAX_LONGER * max_epochs
         return FinalPlan(retrain=True, resume=True, checkpoint=best.checkpoint,
-                         max_epochs=more, min_epochs=more, deadline=deadline, best=best,
+                         max_epochs=cap, deadline=deadline, best=best,
                          reason=f"trial {best.trial_id}'s weights at epoch {best.best_epoch} "
-                         f"trained on for {more} epochs on a new learning-rate cycle, in the "
-                         f"time the budget kept for it; kept only if better on validation")
+                         f"trained on, on a new learning-rate cycle, for as many epochs as "
+                         f"fit in the time the budget kept for it (~{more} at the trial's "
+                         f"speed, at most {cap}); kept only if better on validation")
     longer = _longer_epochs(per_epoch, time_left, max_epochs)
     if longer:
         was = (f"trained all {max_epochs} epochs" if not best.cut_by else
@@ -268,6 +272,8 @@ def make_final(config: dict[str, Any], data: Any, settings: Any, plan: FinalPlan
         s = dataclasses.replace(settings, min_epochs=plan.min_epochs,
                                 max_epochs=plan.max_epochs or settings.max_epochs,
                                 init_from=checkpoint_dir if plan.resume else None,
+                                fit_until=plan.deadline if plan.resume else
+                                settings.fit_until,
                                 stop_after=plan.epochs if plan.train_val else None,
                                 patience=None if plan.train_val else settings.patience)
         rep = LocalReporter(on_epoch=on_epoch, deadline=plan.deadline)
@@ -279,6 +285,9 @@ def make_final(config: dict[str, Any], data: Any, settings: Any, plan: FinalPlan
             else:
                 reason += (f"; stopped by the budget after {len(out.history)} of "
                            f"{plan.epochs} epochs, so the best trial's weights were kept")
+        elif not out.best and core is not None:
+            reason += ("; the budget ended before the retrain's first epoch, so the best "
+                       "trial's weights were kept")
         elif core is None or _better(out.best, _score(core, val, bs)[0], metric):
             if core is not None:
                 reason += f"; the retrain scored better ({metric} {out.best[metric]:.4f})"

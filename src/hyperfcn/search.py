@@ -66,8 +66,8 @@ class SearchRequest:
     # TensorFlow workers are reused (trial.forget_compiled keeps them flat); JAX workers
     # still grow ~30 MB a trial after jax.clear_caches(), so each JAX trial gets a new one.
     reuse_workers: bool = True
-    # with a budget: end the search early enough for the best config to train longer
-    # (final.end_search_for_longer)
+    # with a budget: end the search early enough for the best trial to train on
+    # (final.end_search_for_longer, LongerFinalStopper)
     longer_final: bool = False
 
 

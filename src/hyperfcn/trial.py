@@ -28,6 +28,8 @@ from .errors import TrialError
 CHECKPOINT_MODEL = "model.keras"
 CHECKPOINT_STATE = "state.json"
 _clock = time.monotonic  # times the checkpoint interval (a test steps it)
+PROBE_EPOCHS = 2  # the second is the first without compilation: it times an epoch
+FIT_MARGIN = 1.05  # epochs planned to fit a deadline are taken this much longer
 
 __all__ = ["TrialData", "TrialSettings", "LocalReporter", "TrialOutcome", "run_trial"]
 
@@ -55,6 +57,10 @@ class TrialSettings:
     # The final model's continuation: start from this trial checkpoint's weights, with a new
     # optimizer whose schedule spans max_epochs (a warm restart), counting epochs from 1.
     init_from: str | None = None
+    # `hyperfcn train --budget`: a time.time() by which training must end. The first
+    # PROBE_EPOCHS run at the starting learning rate and time an epoch; the run then has as
+    # many epochs as fit (at most max_epochs), and its cosine schedule spans them all.
+    fit_until: float | None = None
 
     @property
     def mode(self) -> str:
@@ -109,6 +115,13 @@ def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSetting
     return _Trial(config, data, settings, reporter).run()
 
 
+def epochs_that_fit(done: int, epoch_s: float, left_s: float, max_epochs: int) -> int:
+    """A run's epochs in all: those done, and as many more as fit in ``left_s`` at
+    ``epoch_s`` each (taken FIT_MARGIN longer), at most ``max_epochs``."""
+    more = int(left_s // (epoch_s * FIT_MARGIN)) if epoch_s > 0 and left_s > 0 else 0
+    return max(done, min(max_epochs, done + more))
+
+
 def _better(a: float, b: float | None, mode: str) -> bool:
     return b is None or (a < b if mode == "min" else a > b)
 
@@ -126,6 +139,7 @@ class _Trial:
         self.setup_seconds = self.epoch_began = 0.0
         self.last_checkpoint = _clock()
         self.end_epoch = min(settings.stop_after or settings.max_epochs, settings.max_epochs)
+        self.min_epochs = settings.min_epochs
         self._stop_requested = getattr(reporter, "stop_requested", None)
 
     def run(self) -> TrialOutcome:
@@ -139,6 +153,11 @@ class _Trial:
         if (self.two_stage and start_epoch == switch and not self.stopped
                 and switch < self.end_epoch):
             self._second_stage()
+        if self.fitting and start_epoch < min(PROBE_EPOCHS, self.end_epoch):
+            probe = min(PROBE_EPOCHS, self.end_epoch)
+            self._fit(start_epoch, probe)
+            start_epoch = probe
+            self._fit_to_deadline()
         if start_epoch < self.end_epoch and not self.stopped:
             self._fit(start_epoch, self.end_epoch)
         if self.best_weights is not None:
@@ -175,6 +194,10 @@ class _Trial:
         self.n_steps = steps(self.train, self.cfg.batch_size)
         self.two_stage = self.cfg.backbone != "none" and self.cfg.fine_tune == "two_stage"
         self.switch = min(self.cfg.head_epochs, self.s.max_epochs) if self.two_stage else 0
+        # a two-stage backbone plans its own schedules; the reporter's deadline still holds
+        self.fitting = self.s.fit_until is not None and not self.two_stage
+        if self.fitting:  # early stopping waits for the end, once the end is known
+            self.min_epochs = self.s.max_epochs
 
     def _build(self, ckpt: str | None) -> int:
         """The model, from the checkpoint if there is one; the epoch to start from."""
@@ -198,11 +221,29 @@ class _Trial:
             epochs = self.switch or self.s.max_epochs
             self.model, self.core = build_training_model(
                 self.cfg, self.k, seed=self.s.seed, weights=self.s.weights,
-                decay_steps=self.n_steps * epochs)
+                decay_steps=None if self.fitting else self.n_steps * epochs)
         for h in self.history:
             if _better(h[self.s.metric], self.best.get(self.s.metric), self.s.mode):
                 self.best = dict(h)
         return start_epoch
+
+    def _fit_to_deadline(self) -> None:
+        """After the timed epochs: as many epochs as fit before ``fit_until``, a schedule
+        over all of them, and early stopping that waits for their end."""
+        import keras
+
+        done = len(self.history)
+        if self.stopped or not done:
+            return
+        self.end_epoch = epochs_that_fit(done, self.history[-1]["epoch_seconds"],
+                                         float(self.s.fit_until or 0.0) - time.time(),
+                                         self.s.max_epochs)
+        self.min_epochs = self.end_epoch
+        if self.cfg.lr_schedule == "cosine" and self.end_epoch > done:
+            # the epochs so far ran at the schedule's start; it goes on from there
+            self.model.optimizer.learning_rate = keras.optimizers.schedules.CosineDecay(
+                self.cfg.learning_rate, decay_steps=self.n_steps * self.end_epoch)
+            self.model.make_train_function(force=True)
 
     def _second_stage(self) -> None:
         """Unfreeze the top of the backbone, at a lower learning rate. (A checkpoint from
@@ -243,7 +284,7 @@ class _Trial:
         with self._checkpoint(epoch + 1, improved) as ckpt_dir:
             self.reporter.report(metrics, ckpt_dir)
         patience = self.s.patience
-        if (patience is not None and epoch + 1 >= self.s.min_epochs
+        if (patience is not None and epoch + 1 >= self.min_epochs
                 and epoch + 1 - int(self.best.get("epoch", 0)) >= patience):
             self.stopped = True
         return self.stopped
