@@ -11,6 +11,7 @@ Arms (each run pinned to one core, two runs at once):
   random      random search without early stopping, no recipe (`--searcher random
               --scheduler fifo` on the space without `defaults`), same final step
   kerastuner  KerasTuner Hyperband on the same kind of space (`kerastuner_arm.py`)
+  default-acc (not run unless asked) the default judging trials by val_accuracy
 Reported per dataset and arm: median final val accuracy (the saved model, loaded back and
 scored) and median seconds until a trial first reached the recipe arm's accuracy. Runs go
 two at a time, each on its own core: every dataset's `default` and `random` first, then
@@ -102,8 +103,9 @@ def _run(arm: str, name: str, seed: int, budget_s: float, core: int, work: Path,
         cmd = [*pin, "-m", "hyperfcn.cli", "train", *base, "--config", str(recipe),
                "--budget", f"{budget_s:.0f}s"]
     else:
-        extra = ["--searcher", "random", "--scheduler", "fifo", "--space", str(bare)] \
-            if arm == "random" else []
+        extra = {"random": ["--searcher", "random", "--scheduler", "fifo", "--space",
+                            str(bare)],
+                 "default-acc": ["--metric", "val_accuracy"]}.get(arm, [])
         cmd = [*pin, "-m", "hyperfcn.cli", "tune", *base, "--budget", f"{budget_s:.0f}s",
                "--concurrency", "1", *extra]
     t0 = time.time()
@@ -136,7 +138,7 @@ def parse(row: dict, run: Path, t0: float) -> dict:
         (round(began + h.get("seconds", 0.0), 1), h["val_accuracy"])
         for h in m.get("history", [])])
     out["final_source"], out["final_reason"] = m["final"]["source"], m["final"]["reason"]
-    if arm == "default":
+    if arm.startswith("default"):
         out["recipe_epoch_s"] = recipe_epoch_s(run)
     return out
 
@@ -194,7 +196,7 @@ def main() -> None:
         finally:
             cores.put(core)
 
-    order = [("default", "random"), ("recipe", "kerastuner")]
+    order = [("default", "random", "default-acc"), ("recipe", "kerastuner")]
     jobs = [(arm, name, seed) for seed in map(int, a.seeds.split(","))
             for pair in order for name in a.datasets.split(",")
             for arm in pair if arm in arms]

@@ -262,6 +262,7 @@ def test_training_on_starts_from_the_best_trials_weights_with_a_new_cycle(tiny_d
                        str(ckpt))
     if final.source == FinalSource.RETRAIN:  # early stopping waited for the planned end
         assert len(final.history) == 2 * MAX_LONGER and "as many epochs" in final.reason
+        assert final.start_epoch == best.best_epoch  # its epochs follow the trial's
     else:
         assert final.source == FinalSource.BEST_TRIAL and "scored worse" in final.reason
     # never worse than the trial's own weights

@@ -169,8 +169,9 @@ def _add_search_opts(t: argparse.ArgumentParser) -> None:
                    help="seeds the split, the searcher and the weights (default 0)")
     g.add_argument("--final", choices=["auto", "train+val"], default="auto",
                    help="auto (default): the best trial's weights at its best epoch, "
-                        "retrained only if the trial was cut short and time is left, and "
-                        "kept only if the retrain scores better; train+val: refit the best "
+                        "trained on with the time --budget keeps for it (or retrained if the "
+                        "trial was cut short and time is left), kept only if that scores "
+                        "better; train+val: refit the best "
                         "config on training + validation images for the epochs it needed "
                         "(no held-out score afterwards)")
     g.add_argument("--no-final", dest="final", action="store_const", const="none",

@@ -209,6 +209,8 @@ class FinalModel:
     val_order: list[int] = field(default_factory=list)
     seconds: float = 0.0
     augment_preview: bytes | None = None
+    # a continuation's epochs follow the best trial's: its epoch 1 is overall epoch this + 1
+    start_epoch: int = 0
 
 
 def merged(data: Any, size: int) -> Any:
@@ -265,6 +267,7 @@ def make_final(config: dict[str, Any], data: Any, settings: Any, plan: FinalPlan
     size, bs = int(config["image_size"]), int(config["batch_size"])
     val, metric = data.val[size], settings.metric
     core, source, reason, history, best_epoch = None, None, plan.reason, [], 0
+    start_epoch = 0
     if checkpoint_dir:
         core, source = load_core(checkpoint_dir), FinalSource.BEST_TRIAL
         best_epoch = plan.best.best_epoch if plan.best else 0
@@ -293,6 +296,8 @@ def make_final(config: dict[str, Any], data: Any, settings: Any, plan: FinalPlan
                 reason += f"; the retrain scored better ({metric} {out.best[metric]:.4f})"
             core, source, history = out.model, FinalSource.RETRAIN, out.history
             best_epoch = int(out.best.get("epoch", 0))
+            if plan.resume and plan.best is not None:
+                start_epoch = plan.best.best_epoch
         else:
             reason += (f"; the retrain scored worse ({metric} {out.best[metric]:.4f} at "
                        f"epoch {out.best.get('epoch')}), so the best trial's weights were kept")
@@ -308,7 +313,8 @@ def make_final(config: dict[str, Any], data: Any, settings: Any, plan: FinalPlan
         sha256=hashlib.sha256(blob).hexdigest(), history=history, best_epoch=best_epoch,
         val_probs=probs, val_labels=labels_of(val),
         # position of each prediction in the validation file list (bucket order)
-        val_order=[int(i) for b in val.buckets for i in b.index], seconds=time.time() - t0)
+        val_order=[int(i) for b in val.buckets for i in b.index], seconds=time.time() - t0,
+        start_epoch=start_epoch)
 
 
 def preview_png(config: dict[str, Any], val: Any, seed: int) -> bytes | None:
@@ -430,6 +436,7 @@ def write_files(run_dir: Path, config: dict[str, Any], out: FinalModel, summary:
                "train_seconds": round(out.seconds, 1), "history": out.history,
                "validation": rep if held_out else None,
                "final": {"source": str(out.source), "reason": out.reason,
+                         "start_epoch": out.start_epoch,
                          "held_out": held_out, "checked": out.checked, "sha256": out.sha256,
                          "warning": warning,
                          "best_trial": None if best is None else {
@@ -451,7 +458,8 @@ def write_files(run_dir: Path, config: dict[str, Any], out: FinalModel, summary:
     tb = HParamsLog(run_dir / art.TENSORBOARD)
     tb.start("final", config, group="final")
     for h in out.history:
-        tb.scalars("final", int(h["epoch"]), {k: v for k, v in h.items() if k != "epoch"})
+        tb.scalars("final", out.start_epoch + int(h["epoch"]),
+                   {k: v for k, v in h.items() if k != "epoch"})
     tb.end("final", "ok")
     if held_out:
         say(format_report(rep))

@@ -245,9 +245,11 @@ def plot_curves(run: Run) -> bytes | None:
             ax.plot(ep[-1], v[-1], "|", color="grey", ms=8)
     final = run.metrics.get("history") or []
     source = (run.metrics.get("final") or {}).get("source", "retrain")
+    # a continuation goes on from the best trial's best epoch
+    start = int((run.metrics.get("final") or {}).get("start_epoch") or 0)
     if final and run.metric in final[0]:
         # drawn dashed and thin, so a curve that repeats the best trial's leaves it visible
-        ax.plot([x["epoch"] for x in final], [x[run.metric] for x in final], "--",
+        ax.plot([start + x["epoch"] for x in final], [x[run.metric] for x in final], "--",
                 color="black", lw=1.5, label=f"final model ({source})")
         ax.legend(loc="best")
     plan = run.settings.get("scheduler_plan") or {}
