@@ -206,22 +206,23 @@ class _Trial:
         from .model import build_training_model
 
         start_epoch = 0
+        # a run fitted to a deadline gets its schedule once its epochs are known
+        decay = None if self.fitting else self.n_steps * (self.switch or self.s.max_epochs)
         if self.s.init_from and not ckpt:
             from .model import compile_model
 
             self.model = keras.saving.load_model(Path(self.s.init_from, CHECKPOINT_MODEL))
             self.core = self.model.get_layer("hyperfcn")
-            compile_model(self.model, self.cfg, decay_steps=self.n_steps * self.s.max_epochs)
+            compile_model(self.model, self.cfg, decay_steps=decay)
         elif ckpt:
             state = json.loads(Path(ckpt, CHECKPOINT_STATE).read_text())
             self.model = keras.saving.load_model(Path(ckpt, CHECKPOINT_MODEL))
             self.core = self.model.get_layer("hyperfcn")
             start_epoch, self.history = int(state["epoch"]), state["history"]
         else:
-            epochs = self.switch or self.s.max_epochs
             self.model, self.core = build_training_model(
                 self.cfg, self.k, seed=self.s.seed, weights=self.s.weights,
-                decay_steps=None if self.fitting else self.n_steps * epochs)
+                decay_steps=decay)
         for h in self.history:
             if _better(h[self.s.metric], self.best.get(self.s.metric), self.s.mode):
                 self.best = dict(h)
