@@ -290,3 +290,51 @@ def test_a_budgeted_run_spans_its_schedule_over_the_epochs_that_fit(tiny_data, m
     assert len(rep.history) == epochs
     n_steps = steps(tiny_data.train[16], 4)
     assert spans == ([n_steps * epochs] if far else [])  # built once the epochs are known
+
+
+def test_the_rest_of_a_cosine_goes_on_from_where_it_was():
+    """CosineRest at its phase is the cosine it replaces; stretched, it starts at the same
+    learning rate and still ends at 0."""
+    import keras
+
+    from hyperfcn.model import CosineRest
+
+    cosine = keras.optimizers.schedules.CosineDecay(0.1, decay_steps=80)
+    same = CosineRest(0.1, at=50, phase=50 / 80, total=80)
+    for step in (50, 60, 79, 80, 90):
+        assert float(same(step)) == pytest.approx(float(cosine(step)), abs=1e-6)
+    longer = CosineRest(0.1, at=50, phase=50 / 80, total=120)
+    assert float(longer(50)) == pytest.approx(float(cosine(50)), abs=1e-6)
+    assert float(cosine(50)) > float(longer(100)) > float(longer(120)) == pytest.approx(0.0)
+    assert CosineRest.from_config(longer.get_config()).get_config() == longer.get_config()
+
+
+@pytest.mark.parametrize("plans,epochs,rest", [
+    ((8, 6), 6, True),  # epochs timed slower half-way: the rest shrinks to fit
+    ((8, 8), 8, False),  # the plan holds: the schedule is left as it is
+])
+def test_a_budgeted_run_is_re_planned_half_way(tiny_data, monkeypatch, plans, epochs, rest):
+    """The timed epochs plan 8; half-way (epoch 5) the epochs so far time it again, and
+    the rest of the cosine spans the new plan from where the schedule was."""
+    import time
+
+    import hyperfcn.model
+    import hyperfcn.trial
+    from hyperfcn.buckets import steps
+
+    planned, made = iter(plans), []
+    monkeypatch.setattr(hyperfcn.trial, "epochs_that_fit", lambda *a: next(planned))
+
+    class Recorded(hyperfcn.model.CosineRest):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            made.append(self.get_config())
+
+    monkeypatch.setattr(hyperfcn.model, "CosineRest", Recorded)
+    rep = LocalReporter()
+    run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
+              TrialSettings(max_epochs=20, patience=1, fit_until=time.time() + 1e6), rep)
+    assert len(rep.history) == epochs
+    n = steps(tiny_data.train[16], 4)
+    assert made == ([{"initial": 0.01, "at": 5 * n, "phase": 5 / 8, "total": 6 * n}]
+                    if rest else [])

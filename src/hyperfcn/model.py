@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
-from keras import layers
+from keras import layers, ops
 
 from . import augment
 from .config import ModelConfig
@@ -51,6 +53,28 @@ def build_core(cfg: ModelConfig, num_classes: int) -> keras.Model:
         x = pool(name="global_pool")(x)
         out = layers.Softmax(name="probabilities")(x)
     return keras.Model(inp, out, name="hyperfcn")
+
+
+@keras.saving.register_keras_serializable("hyperfcn")
+class CosineRest(keras.optimizers.schedules.LearningRateSchedule):
+    """The rest of a cosine decay to 0 from ``initial``: at step ``at`` it is ``phase`` of
+    the way through, and it ends at step ``total``. A run whose length is re-planned part
+    way keeps its learning rate where it was and spreads the rest of the decay over the
+    new length, where a fresh cosine over the new length would jump."""
+
+    def __init__(self, initial: float, at: int, phase: float, total: int) -> None:
+        self.initial, self.at, self.phase, self.total = float(initial), int(at), float(
+            phase), int(total)
+
+    def __call__(self, step):
+        done = ops.cast(step, "float32") - self.at
+        frac = ops.clip(done / max(1, self.total - self.at), 0.0, 1.0)
+        return self.initial * 0.5 * (1.0 + ops.cos(math.pi * (
+            self.phase + (1.0 - self.phase) * frac)))
+
+    def get_config(self) -> dict:
+        return {"initial": self.initial, "at": self.at, "phase": self.phase,
+                "total": self.total}
 
 
 def build_optimizer(cfg: ModelConfig, learning_rate: float | None = None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import statistics
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -30,6 +31,7 @@ CHECKPOINT_STATE = "state.json"
 _clock = time.monotonic  # times the checkpoint interval (a test steps it)
 PROBE_EPOCHS = 2  # the second is the first without compilation: it times an epoch
 FIT_MARGIN = 1.05  # epochs planned to fit a deadline are taken this much longer
+REPLAN_AFTER = 2  # a run fitted to a deadline is re-planned half-way if that is this far on
 
 __all__ = ["TrialData", "TrialSettings", "LocalReporter", "TrialOutcome", "run_trial"]
 
@@ -59,7 +61,8 @@ class TrialSettings:
     init_from: str | None = None
     # `hyperfcn train --budget`: a time.time() by which training must end. The first
     # PROBE_EPOCHS run at the starting learning rate and time an epoch; the run then has as
-    # many epochs as fit (at most max_epochs), and its cosine schedule spans them all.
+    # many epochs as fit (at most max_epochs), and its cosine schedule spans them all;
+    # half-way, the epochs so far re-plan the rest.
     fit_until: float | None = None
 
     @property
@@ -154,10 +157,7 @@ class _Trial:
                 and switch < self.end_epoch):
             self._second_stage()
         if self.fitting and start_epoch < min(PROBE_EPOCHS, self.end_epoch):
-            probe = min(PROBE_EPOCHS, self.end_epoch)
-            self._fit(start_epoch, probe)
-            start_epoch = probe
-            self._fit_to_deadline()
+            start_epoch = self._fit_timed(start_epoch)
         if start_epoch < self.end_epoch and not self.stopped:
             self._fit(start_epoch, self.end_epoch)
         if self.best_weights is not None:
@@ -228,6 +228,21 @@ class _Trial:
                 self.best = dict(h)
         return start_epoch
 
+    def _fit_timed(self, start: int) -> int:
+        """A run fitted to a deadline, up to half-way: the first PROBE_EPOCHS time an epoch
+        and plan the run; half-way through the plan the epochs so far time it again and
+        re-plan the rest (one epoch timed while the machine is busy can be far off either
+        way). Returns the epoch the run goes on from."""
+        probe = min(PROBE_EPOCHS, self.end_epoch)
+        self._fit(start, probe)
+        self._fit_to_deadline()
+        half = probe + (self.end_epoch - probe) // 2
+        if self.stopped or half - probe < REPLAN_AFTER:
+            return probe
+        self._fit(probe, half)
+        self._refit_to_deadline(planned=self.end_epoch)
+        return half
+
     def _fit_to_deadline(self) -> None:
         """After the timed epochs: as many epochs as fit before ``fit_until``, a schedule
         over all of them, and early stopping that waits for their end."""
@@ -244,6 +259,25 @@ class _Trial:
             # the epochs so far ran at the schedule's start; it goes on from there
             self.model.optimizer.learning_rate = keras.optimizers.schedules.CosineDecay(
                 self.cfg.learning_rate, decay_steps=self.n_steps * self.end_epoch)
+            self.model.make_train_function(force=True)
+
+    def _refit_to_deadline(self, planned: int) -> None:
+        """Half-way through a run fitted to a deadline: its epochs after the first (which
+        compiles) time an epoch again, and the rest of the run takes as many as fit, the
+        cosine schedule going on from where it is to the new end."""
+        done = len(self.history)
+        if self.stopped or done >= planned:
+            return
+        epoch_s = statistics.median(h["epoch_seconds"] for h in self.history[1:])
+        self.end_epoch = epochs_that_fit(done, epoch_s, float(self.s.fit_until or 0.0)
+                                         - time.time(), self.s.max_epochs)
+        self.min_epochs = self.end_epoch
+        if self.cfg.lr_schedule == "cosine" and self.end_epoch not in (done, planned):
+            from .model import CosineRest
+
+            self.model.optimizer.learning_rate = CosineRest(
+                self.cfg.learning_rate, at=self.n_steps * done, phase=done / planned,
+                total=self.n_steps * self.end_epoch)
             self.model.make_train_function(force=True)
 
     def _second_stage(self) -> None:
