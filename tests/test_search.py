@@ -373,7 +373,7 @@ def test_the_search_ends_early_for_the_leading_trials_training_on(monkeypatch, t
 
     SearchGenerator(ConcurrencyLimiter(searcher, 2)).save_to_dir(str(tmp_path), "s")
     # a two-stage leader is retrained from the start: 400 s of its 30 s epochs are too few
-    backbone = {"backbone": "mobilenet_v3_small", "fine_tune": "two_stage"}
+    backbone = {"backbone": "mobilenetv2", "fine_tune": "two_stage"}
     for config, ends in ((backbone, False), ({"backbone": "none"}, True)):
         clock[0] = 1000.0
         other = search.LongerFinalStopper("val_loss", search_s=1000.0, max_epochs=10)

@@ -100,6 +100,11 @@ class ModelConfig:
         rule(0 <= self.head_epochs <= 1000, "head_epochs", "must be in 0..1000")
         rule(0 < self.finetune_lr_factor <= 1, "finetune_lr_factor", "must be in (0, 1]")
 
+    @property
+    def two_stage(self) -> bool:
+        """A backbone trained head first, then fine-tuned at a lower learning rate."""
+        return self.backbone != "none" and self.fine_tune == "two_stage"
+
     def unused(self) -> set[str]:
         """Keys whose value this config never reads (dense_units with a conv head, the
         strength of an augmentation that is off, ...): hidden where configs are shown."""

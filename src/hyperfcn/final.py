@@ -31,6 +31,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from .config import ModelConfig
+
 log = logging.getLogger("hyperfcn")
 
 
@@ -325,7 +327,6 @@ def preview_png(config: dict[str, Any], val: Any, seed: int) -> bytes | None:
     from PIL import Image
 
     from .augment import preview_grid
-    from .config import ModelConfig
 
     try:
         bucket = max(val.buckets, key=lambda b: len(b.y))
@@ -383,9 +384,10 @@ def best_trial_of(r: Any, metric: str, mode: str, max_epochs: int) -> Any:
 
 
 def is_two_stage(config: Mapping[str, Any]) -> bool:
-    """A backbone trained head first, then fine-tuned: its weights are not trained on."""
-    return (config.get("backbone", "none") != "none"
-            and config.get("fine_tune") == "two_stage")
+    """A trial config (a dict) whose backbone is fine-tuned in two stages: its weights are
+    not trained on."""
+    keys = ("backbone", "fine_tune")
+    return ModelConfig(**{k: config[k] for k in keys if k in config}).two_stage
 
 
 def _final_text(out: Any, best: Any, metric: str) -> str:

@@ -192,7 +192,7 @@ class _Trial:
         self.k = len(self.data.classes)
         self.val_labels = arrays.labels_of(self.val)
         self.n_steps = steps(self.train, self.cfg.batch_size)
-        self.two_stage = self.cfg.backbone != "none" and self.cfg.fine_tune == "two_stage"
+        self.two_stage = self.cfg.two_stage
         self.switch = min(self.cfg.head_epochs, self.s.max_epochs) if self.two_stage else 0
         # a two-stage backbone plans its own schedules; the reporter's deadline still holds
         self.fitting = self.s.fit_until is not None and not self.two_stage
