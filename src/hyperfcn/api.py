@@ -427,33 +427,34 @@ def _final_reserve(summary: Any) -> float:
     return FINAL_RESERVE_S + FINAL_RESERVE_PER_VAL_IMAGE_S * sum(summary.val_counts.values())
 
 
-def _train_until(opts: TuneOptions, t0: float, summary: Any) -> float | None:
-    """`train --budget`: the time.time() by which training must end, the final step's
-    saving and scoring kept back."""
+def _budget_left(opts: TuneOptions, t0: float, summary: Any, need_s: float,
+                 step: str) -> float | None:
+    """Seconds of --budget left for ``step`` (the search, or training): the budget is the
+    time until the model is saved, so what ran since ``t0`` and the final step's saving and
+    scoring come out of it. Less than ``need_s`` left is refused, saying where it went."""
     if opts.budget_s is None:
         return None
-    until = t0 + opts.budget_s - _final_reserve(summary)
-    if until - time.time() < TRAIN_MIN_S:
-        raise UserError(f"--budget {opts.budget_s:g}s: too short; {time.time() - t0:.0f} s "
-                        f"went to reading the data, saving the model takes "
-                        f"~{_final_reserve(summary):.0f} s, and training needs "
-                        f"{TRAIN_MIN_S:.0f} s at least; give a longer --budget")
-    return until
+    used, reserve = time.time() - t0, _final_reserve(summary)
+    left = opts.budget_s - used - reserve
+    if left < need_s:
+        raise UserError(f"--budget {opts.budget_s:g}s: too short; {used:.0f} s went to "
+                        f"reading the data and starting up, the final model needs ~{reserve:.0f} s to save "
+                        f"and score, and {step} needs {need_s:.0f} s at least; give a longer "
+                        f"--budget")
+    return left
+
+
+def _train_until(opts: TuneOptions, t0: float, summary: Any) -> float | None:
+    """`train --budget`: the time.time() by which training must end."""
+    left = _budget_left(opts, t0, summary, TRAIN_MIN_S, "training")
+    return None if left is None else time.time() + left
 
 
 def _search_budget(opts: TuneOptions, t0: float, summary: Any) -> float | None:
-    """What is left of --budget for the search: the budget is the time until the model
-    is saved, so reading the data, starting Ray and the final step come out of it."""
-    if opts.budget_s is None:
-        return None
-    used = time.time() - t0
-    left = opts.budget_s - used - _final_reserve(summary)
-    if opts.final == "train+val":
+    """What is left of --budget for the search (train+val keeps a share for its refit)."""
+    left = _budget_left(opts, t0, summary, 1.0, "the search")
+    if left is not None and opts.final == "train+val":
         left *= 1 - TRAIN_VAL_SHARE
-    if left < 1:
-        raise UserError(f"--budget {opts.budget_s:g}s: too short; {used:.0f} s went to "
-                        f"reading the data and starting Ray, and the final model needs "
-                        f"~{_final_reserve(summary):.0f} s more; give a longer --budget")
     return left
 
 
