@@ -438,9 +438,9 @@ def _budget_left(opts: TuneOptions, t0: float, summary: Any, need_s: float,
     left = opts.budget_s - used - reserve
     if left < need_s:
         raise UserError(f"--budget {opts.budget_s:g}s: too short; {used:.0f} s went to "
-                        f"reading the data and starting up, the final model needs ~{reserve:.0f} s to save "
-                        f"and score, and {step} needs {need_s:.0f} s at least; give a longer "
-                        f"--budget")
+                        f"reading the data and starting up, the final model needs "
+                        f"~{reserve:.0f} s to save and score, and {step} needs "
+                        f"{need_s:.0f} s at least; give a longer --budget")
     return left
 
 
