@@ -377,10 +377,14 @@ def test_jax_backend_end_to_end(flowers, tmp_path):
     run = tmp_path / "jax"
     env = {"KERAS_BACKEND": "jax"}
     r = hyperfcn("tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
-                 "--image-size", 32, "--samples", 2, "--max-epochs", 1, "--json", env=env)
+                 "--image-size", 32, "--samples", 2, "--max-epochs", 1, "--concurrency", 1,
+                 "--json", env=env)
     summary = json.loads(r.stdout)  # --json: nothing but one JSON object on stdout
     assert summary["status"] == "done" and summary["model"] == str(run / "model.keras")
     assert 0 < summary["val_accuracy"] <= 1 and sum(summary["trials"].values()) == 2
+    # one after the other, the trials ran in one reused worker
+    trials = json.loads((run / "trials.json").read_text())
+    assert len({t["history"][0]["worker_pid"] for t in trials}) == 1
     settings = json.loads((run / "settings.json").read_text())
     assert settings["backend"] == "jax"
     r = hyperfcn("predict", flowers.parent / "flowers-original-sample", "--model", run,

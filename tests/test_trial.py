@@ -263,6 +263,21 @@ def test_a_budgeted_run_has_the_epochs_that_fit(done, epoch_s, left, cap, want):
     assert epochs_that_fit(done, epoch_s, left, cap) == want
 
 
+def _recorded_plans(monkeypatch) -> list[dict]:
+    """Every Cosine.plan call's numbers."""
+    import hyperfcn.model
+
+    plans = []
+    real = hyperfcn.model.Cosine.plan
+
+    def plan(self, **numbers):
+        plans.append(numbers)
+        real(self, **numbers)
+
+    monkeypatch.setattr(hyperfcn.model.Cosine, "plan", plan)
+    return plans
+
+
 @pytest.mark.parametrize("far,max_epochs,epochs", [(True, 4, 4), (False, 10, 2)])
 def test_a_budgeted_run_spans_its_schedule_over_the_epochs_that_fit(tiny_data, monkeypatch,
                                                                     far, max_epochs, epochs):
@@ -270,43 +285,38 @@ def test_a_budgeted_run_spans_its_schedule_over_the_epochs_that_fit(tiny_data, m
     spans every epoch that fits, and early stopping waits for their end."""
     import time
 
-    import keras
-
     from hyperfcn.buckets import steps
 
-    spans = []
-    cosine = keras.optimizers.schedules.CosineDecay
-
-    class Recorded(cosine):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **kw)
-            spans.append(self.decay_steps)
-
-    monkeypatch.setattr(keras.optimizers.schedules, "CosineDecay", Recorded)
+    plans = _recorded_plans(monkeypatch)
     rep = LocalReporter()
     until = time.time() + (1e6 if far else -1.0)
     run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
               TrialSettings(max_epochs=max_epochs, patience=1, fit_until=until), rep)
     assert len(rep.history) == epochs
     n_steps = steps(tiny_data.train[16], 4)
-    assert spans == ([n_steps * epochs] if far else [])  # built once the epochs are known
+    assert rep.history[0]["lr"] == pytest.approx(0.01) == rep.history[1]["lr"]  # held
+    assert plans == ([{"at": 0, "phase": 0.0, "total": n_steps * epochs}] if far else [])
 
 
-def test_the_rest_of_a_cosine_goes_on_from_where_it_was():
-    """CosineRest at its phase is the cosine it replaces; stretched, it starts at the same
-    learning rate and still ends at 0."""
+def test_the_cosine_is_keras_cosine_decay_and_its_rest_goes_on_from_where_it_was():
+    """With at and phase 0 the schedule is Keras' CosineDecay; part way, stretched, it
+    starts at the same learning rate and still ends at 0; total 0 holds."""
     import keras
 
-    from hyperfcn.model import CosineRest
+    from hyperfcn.model import Cosine
 
     cosine = keras.optimizers.schedules.CosineDecay(0.1, decay_steps=80)
-    same = CosineRest(0.1, at=50, phase=50 / 80, total=80)
+    for step in (0, 10, 50, 80, 90):
+        assert float(Cosine(0.1, total=80)(step)) == pytest.approx(float(cosine(step)),
+                                                                    abs=1e-6)
+    same = Cosine(0.1, at=50, phase=50 / 80, total=80)
     for step in (50, 60, 79, 80, 90):
         assert float(same(step)) == pytest.approx(float(cosine(step)), abs=1e-6)
-    longer = CosineRest(0.1, at=50, phase=50 / 80, total=120)
+    longer = Cosine(0.1, at=50, phase=50 / 80, total=120)
     assert float(longer(50)) == pytest.approx(float(cosine(50)), abs=1e-6)
     assert float(cosine(50)) > float(longer(100)) > float(longer(120)) == pytest.approx(0.0)
-    assert CosineRest.from_config(longer.get_config()).get_config() == longer.get_config()
+    assert float(Cosine(0.1)(1000)) == pytest.approx(0.1)
+    assert Cosine.from_config(longer.get_config()).get_config() == longer.get_config()
 
 
 @pytest.mark.parametrize("plans,epochs,rest", [
@@ -318,23 +328,20 @@ def test_a_budgeted_run_is_re_planned_half_way(tiny_data, monkeypatch, plans, ep
     the rest of the cosine spans the new plan from where the schedule was."""
     import time
 
-    import hyperfcn.model
     import hyperfcn.trial
     from hyperfcn.buckets import steps
 
-    planned, made = iter(plans), []
+    planned = iter(plans)
     monkeypatch.setattr(hyperfcn.trial, "epochs_that_fit", lambda *a: next(planned))
-
-    class Recorded(hyperfcn.model.CosineRest):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **kw)
-            made.append(self.get_config())
-
-    monkeypatch.setattr(hyperfcn.model, "CosineRest", Recorded)
+    made = _recorded_plans(monkeypatch)
     rep = LocalReporter()
     run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
               TrialSettings(max_epochs=20, patience=1, fit_until=time.time() + 1e6), rep)
     assert len(rep.history) == epochs
     n = steps(tiny_data.train[16], 4)
-    assert made == ([{"initial": 0.01, "at": 5 * n, "phase": 5 / 8, "total": 6 * n}]
-                    if rest else [])
+    assert made == [{"at": 0, "phase": 0.0, "total": 8 * n}] + (
+        [{"at": 5 * n, "phase": 5 / 8, "total": 6 * n}] if rest else [])
+    # the learning rate each epoch ended at follows the plans: no jump where they change
+    lrs = [h["lr"] for h in rep.history]
+    assert all(a > b for a, b in zip(lrs[1:], lrs[2:]))
+    assert lrs[-1] == pytest.approx(0.0, abs=1e-7)

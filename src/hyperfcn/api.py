@@ -550,7 +550,7 @@ def _request(req: Any, opts: TuneOptions, res: Resources, rnd: Any, data_ref: An
         evaluated=evaluated(rnd.earlier, opts.metric), concurrency=res.concurrency,
         cpus_per_trial=res.cpus_per_trial, gpus_per_trial=res.gpus_per_trial,
         resume=rnd.restore, max_failures=opts.max_failures, extra_callbacks=trackers,
-        random_starts=n_random, reuse_workers=opts.backend == "tensorflow",
+        random_starts=n_random,
         longer_final=opts.final == "auto", view=make_view(board, opts.quiet, say))
 
 

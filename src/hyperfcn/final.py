@@ -235,14 +235,14 @@ def merged(data: Any, size: int) -> Any:
 
 
 def load_core(checkpoint_dir: str | Path) -> Any:
-    """The inference model inside a trial checkpoint (Augment registered for loading)."""
+    """The inference model inside a trial checkpoint (its optimizer is not needed)."""
     import keras
 
-    from . import augment  # noqa: F401
+    from . import augment  # noqa: F401  (registers Augment for loading)
     from .trial import CHECKPOINT_MODEL
 
-    return keras.saving.load_model(Path(checkpoint_dir, CHECKPOINT_MODEL)).get_layer(
-        "hyperfcn")
+    return keras.saving.load_model(Path(checkpoint_dir, CHECKPOINT_MODEL),
+                                   compile=False).get_layer("hyperfcn")
 
 
 def _score(model: Any, val: Any, batch_size: int) -> tuple[dict[str, float], Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import keras
 from keras import layers, ops
@@ -56,11 +57,62 @@ def build_core(cfg: ModelConfig, num_classes: int) -> keras.Model:
 
 
 @keras.saving.register_keras_serializable("hyperfcn")
+class Cosine(keras.optimizers.schedules.LearningRateSchedule):
+    """A cosine decay to 0 from ``peak`` whose numbers are optimizer state, not constants
+    of the compiled training step: at step ``at`` it is ``phase`` of the way through, and
+    it ends at step ``total`` (``total`` at or below ``at``: it holds where it is).
+
+    Because the numbers are state, a run re-planned part way (:meth:`plan`) goes on without
+    recompiling, and under JAX trials that differ only in their learning rate, or a best
+    trial trained on over a new cycle, run the same XLA program, which the persistent
+    compilation cache then loads instead of compiling. With ``at`` and ``phase`` 0 it is
+    Keras' ``CosineDecay(peak, total)``.
+    """
+
+    FIELDS = ("peak", "at", "phase", "total")
+
+    def __init__(self, peak: float, at: float = 0, phase: float = 0.0,
+                 total: float = 0) -> None:
+        self._start = {"peak": float(peak), "at": float(at), "phase": float(phase),
+                       "total": float(total)}
+        self._vars: dict[str, keras.Variable] | None = None
+
+    def attach(self, optimizer: keras.optimizers.Optimizer) -> None:
+        """Keep the numbers in ``optimizer``'s variables (saved and restored with it)."""
+        self._vars = {k: optimizer.add_variable((), keras.initializers.Constant(v),
+                                                "float32", name=f"cosine_{k}")
+                      for k, v in self._start.items()}
+
+    def numbers(self) -> dict[str, float]:
+        if self._vars is None:
+            return dict(self._start)
+        return {k: float(ops.convert_to_numpy(v)) for k, v in self._vars.items()}
+
+    def plan(self, **numbers: float) -> None:
+        """Set some of the numbers; the next training step uses them."""
+        unknown = set(numbers) - set(self.FIELDS)
+        if unknown or self._vars is None:
+            raise ValueError(f"Cosine.plan({numbers}): needs an optimizer's schedule "
+                             f"(attach) and only {self.FIELDS}")
+        for k, v in numbers.items():
+            self._vars[k].assign(float(v))
+
+    def __call__(self, step):
+        n = self._vars or self._start
+        peak, at, phase, total = (ops.cast(n[k], "float32") for k in self.FIELDS)
+        span = total - at
+        frac = ops.where(span > 0, ops.clip((ops.cast(step, "float32") - at)
+                                            / ops.maximum(span, 1.0), 0.0, 1.0), 0.0)
+        return peak * 0.5 * (1.0 + ops.cos(math.pi * (phase + (1.0 - phase) * frac)))
+
+    def get_config(self) -> dict:
+        return self.numbers()
+
+
+@keras.saving.register_keras_serializable("hyperfcn")
 class CosineRest(keras.optimizers.schedules.LearningRateSchedule):
-    """The rest of a cosine decay to 0 from ``initial``: at step ``at`` it is ``phase`` of
-    the way through, and it ends at step ``total``. A run whose length is re-planned part
-    way keeps its learning rate where it was and spreads the rest of the decay over the
-    new length, where a fresh cosine over the new length would jump."""
+    """What :class:`Cosine` replaced (its numbers were constants of the program): kept so
+    that checkpoints written by hyperfcn 0.1 before it still load and resume."""
 
     def __init__(self, initial: float, at: int, phase: float, total: int) -> None:
         self.initial, self.at, self.phase, self.total = float(initial), int(at), float(
@@ -77,19 +129,46 @@ class CosineRest(keras.optimizers.schedules.LearningRateSchedule):
                 "total": self.total}
 
 
+def _with_schedule_state(base: type) -> type:
+    """``base`` whose :class:`Cosine` schedule keeps its numbers in this optimizer's
+    variables. They are made in ``__init__``, so an optimizer rebuilt from a checkpoint has
+    them before its saved variables are loaded, in the same order."""
+
+    class Scheduled(base):
+        def __init__(self, learning_rate: Any = 0.001, **kwargs: Any) -> None:
+            super().__init__(learning_rate=learning_rate, **kwargs)
+            self.cosine = learning_rate if isinstance(learning_rate, Cosine) else None
+            if self.cosine is not None:
+                self.cosine.attach(self)
+
+    Scheduled.__name__ = Scheduled.__qualname__ = f"Scheduled{base.__name__}"
+    return keras.saving.register_keras_serializable("hyperfcn")(Scheduled)
+
+
+OPTIMIZERS = {name: _with_schedule_state(cls) for name, cls in (
+    ("adam", keras.optimizers.Adam), ("adamw", keras.optimizers.AdamW),
+    ("rmsprop", keras.optimizers.RMSprop), ("sgd", keras.optimizers.SGD))}
+
+
+def schedule_of(model: keras.Model) -> Cosine | None:
+    """The compiled model's cosine schedule, or None (a constant rate, or a checkpoint
+    written before schedules were state)."""
+    return getattr(model.optimizer, "cosine", None)
+
+
 def build_optimizer(cfg: ModelConfig, learning_rate: float | None = None,
                     decay_steps: int | None = None) -> keras.optimizers.Optimizer:
-    lr: float | keras.optimizers.schedules.LearningRateSchedule = (
-        learning_rate if learning_rate is not None else cfg.learning_rate)
-    if cfg.lr_schedule == "cosine" and decay_steps:
-        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, decay_steps))
-    if cfg.optimizer == "adam":
-        return keras.optimizers.Adam(lr)
+    """``decay_steps`` None under a cosine schedule: it holds at the starting rate until
+    :meth:`Cosine.plan` gives it a length (a run fitted to a deadline times epochs first)."""
+    lr: float | Cosine = learning_rate if learning_rate is not None else cfg.learning_rate
+    if cfg.lr_schedule == "cosine":
+        lr = Cosine(lr, total=max(1, decay_steps) if decay_steps else 0)
+    opt = OPTIMIZERS[cfg.optimizer]
     if cfg.optimizer == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(lr)
-    return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
+        return opt(lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return opt(lr, momentum=0.9, nesterov=True)
+    return opt(lr)
 
 
 def compile_model(model: keras.Model, cfg: ModelConfig, learning_rate: float | None = None,

@@ -2,9 +2,9 @@
 trials left compiled in it, its age and its memory.
 
 A worker is configured once (TensorFlow cannot change its thread pools after its first op)
-and, under TensorFlow, reused by later trials: each trial first frees what the last one
-compiled, so a worker stays flat (BENCHMARKS.md row 5). JAX workers are fresh per trial
-and share compiled programs through JAX's persistent compilation cache instead.
+and reused by later trials: each trial first frees what the last one compiled, so a worker
+stays flat (BENCHMARKS.md row 5). Under JAX, programs that recur load from JAX's
+persistent compilation cache instead of compiling again.
 """
 
 from __future__ import annotations
@@ -65,11 +65,12 @@ def _jax_compilation_cache() -> None:
     """JAX's persistent compilation cache, on unless the user turned it off
     (JAX_ENABLE_COMPILATION_CACHE=false).
 
-    Each JAX trial runs in a fresh worker, and XLA spends most of a CPU trial's first epoch
-    compiling, and much of its setup compiling weight initialisers (0.1-0.5 s per weight
-    shape, below JAX's 1 s threshold for keeping a program). Programs that recur (weight
-    shapes, a model resumed or retrained as the final model, a search run again) then load
-    instead. The oldest entries go once the cache passes 2 GiB.
+    XLA spends most of a CPU trial's first epoch compiling, and much of a new worker's
+    setup compiling weight initialisers (0.1-0.5 s per weight shape, below JAX's 1 s
+    threshold for keeping a program), and every trial starts with the in-memory caches
+    cleared (forget_compiled). Programs that recur (weight shapes, an architecture tried
+    again at another learning rate, a model resumed or trained on as the final model, a
+    search run again) then load instead. The oldest entries go once the cache passes 2 GiB.
     """
     import jax
 

@@ -63,9 +63,6 @@ class SearchRequest:
     # (config, metric value) of trials an earlier round of this search ran: extending a
     # finished search warm-starts the searcher with them
     evaluated: list[tuple[dict[str, Any], float]] = field(default_factory=list)
-    # TensorFlow workers are reused (trial.forget_compiled keeps them flat); JAX workers
-    # still grow ~30 MB a trial after jax.clear_caches(), so each JAX trial gets a new one.
-    reuse_workers: bool = True
     # with a budget: end the search early enough for the best trial to train on
     # (final.end_search_for_longer, LongerFinalStopper)
     longer_final: bool = False
@@ -138,7 +135,7 @@ class HParamsCallback(tune.Callback):
         if LIVE.tb:
             step = int(result.get("epoch", result.get("training_iteration", 0)))
             LIVE.tb.scalars(trial.trial_id, step, {k: result[k] for k in (
-                "loss", "accuracy", "val_loss", "val_accuracy") if k in result})
+                "loss", "accuracy", "val_loss", "val_accuracy", "lr") if k in result})
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info):
         if LIVE.tb:
@@ -299,9 +296,10 @@ def _tuner(req: SearchRequest, trainable_fn: Any, plan: SchedulerPlan,
                                      stop_log=stop_log),
             num_samples=req.samples if req.samples else -1,
             max_concurrent_trials=req.concurrency, time_budget_s=req.budget_s,
-            # Reused workers skip the framework import (~3 s a trial with TensorFlow:
-            # overhead 1.19x with a process per trial, benchmarks/overhead.py).
-            reuse_actors=req.reuse_workers,
+            # Reused workers skip the framework import and start (~3 s a trial with
+            # TensorFlow, ~5 s with JAX; overhead 1.19x with a process per trial,
+            # benchmarks/overhead.py); runtime.forget_compiled keeps them flat.
+            reuse_actors=True,
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
             name=req.name, storage_path=req.storage or str(req.run_dir.resolve()),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import statistics
 import tempfile
 import time
@@ -246,8 +247,6 @@ class _Trial:
     def _fit_to_deadline(self) -> None:
         """After the timed epochs: as many epochs as fit before ``fit_until``, a schedule
         over all of them, and early stopping that waits for their end."""
-        import keras
-
         done = len(self.history)
         if self.stopped or not done:
             return
@@ -255,11 +254,9 @@ class _Trial:
                                          float(self.s.fit_until or 0.0) - time.time(),
                                          self.s.max_epochs)
         self.min_epochs = self.end_epoch
-        if self.cfg.lr_schedule == "cosine" and self.end_epoch > done:
+        if self.end_epoch > done:
             # the epochs so far ran at the schedule's start; it goes on from there
-            self.model.optimizer.learning_rate = keras.optimizers.schedules.CosineDecay(
-                self.cfg.learning_rate, decay_steps=self.n_steps * self.end_epoch)
-            self.model.make_train_function(force=True)
+            self._plan_schedule(at=0, phase=0.0, total=self.n_steps * self.end_epoch)
 
     def _refit_to_deadline(self, planned: int) -> None:
         """Half-way through a run fitted to a deadline: its epochs after the first (which
@@ -272,13 +269,17 @@ class _Trial:
         self.end_epoch = epochs_that_fit(done, epoch_s, float(self.s.fit_until or 0.0)
                                          - time.time(), self.s.max_epochs)
         self.min_epochs = self.end_epoch
-        if self.cfg.lr_schedule == "cosine" and self.end_epoch not in (done, planned):
-            from .model import CosineRest
+        if self.end_epoch not in (done, planned):
+            self._plan_schedule(at=self.n_steps * done, phase=done / planned,
+                                total=self.n_steps * self.end_epoch)
 
-            self.model.optimizer.learning_rate = CosineRest(
-                self.cfg.learning_rate, at=self.n_steps * done, phase=done / planned,
-                total=self.n_steps * self.end_epoch)
-            self.model.make_train_function(force=True)
+    def _plan_schedule(self, **numbers: float) -> None:
+        """New numbers for the cosine schedule (optimizer state: nothing recompiles)."""
+        from .model import schedule_of
+
+        schedule = schedule_of(self.model)
+        if schedule is not None:
+            schedule.plan(**numbers)
 
     def _second_stage(self) -> None:
         """Unfreeze the top of the backbone, at a lower learning rate. (A checkpoint from
@@ -329,8 +330,12 @@ class _Trial:
         if not math.isfinite(loss):
             raise TrialError(f"loss became {loss} in epoch {epoch + 1} "
                              f"(learning_rate={self.cfg.learning_rate:g}); the trial stops")
+        from keras import ops
+
         metrics = {"epoch": epoch + 1, "loss": loss,
-                   "accuracy": float(logs.get("accuracy", float("nan")))}
+                   "accuracy": float(logs.get("accuracy", float("nan"))),
+                   # where the schedule is at the epoch's end (the report's curves, TB)
+                   "lr": float(ops.convert_to_numpy(self.model.optimizer.learning_rate))}
         tv = time.time()
         metrics.update(arrays.score(arrays.predict_packed(self.core, self.val,
                                                           self.cfg.batch_size),
@@ -343,7 +348,8 @@ class _Trial:
         self.epoch_began = now
         # Diagnostics the benchmarks read: memory must stay flat across trials, and a
         # trial never decodes an image itself.
-        metrics.update(worker_rss_mb=runtime.rss_mb(), worker_decodes=DECODES[0])
+        metrics.update(worker_rss_mb=runtime.rss_mb(), worker_decodes=DECODES[0],
+                       worker_pid=os.getpid())
         return metrics
 
     @contextlib.contextmanager
