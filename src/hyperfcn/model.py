@@ -1,4 +1,5 @@
-"""A ModelConfig builds the FCN: conv blocks, a dense or 1x1-conv head, any input size."""
+"""A ModelConfig builds the FCN (conv blocks, a dense or 1x1-conv head, any input size) and
+its optimizer, whose cosine schedule keeps its numbers as optimizer state."""
 
 from __future__ import annotations
 

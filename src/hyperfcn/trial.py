@@ -334,7 +334,7 @@ class _Trial:
 
         metrics = {"epoch": epoch + 1, "loss": loss,
                    "accuracy": float(logs.get("accuracy", float("nan"))),
-                   # where the schedule is at the epoch's end (the report's curves, TB)
+                   # where the schedule is at the epoch's end (trials.json, TensorBoard)
                    "lr": float(ops.convert_to_numpy(self.model.optimizer.learning_rate))}
         tv = time.time()
         metrics.update(arrays.score(arrays.predict_packed(self.core, self.val,
