@@ -35,6 +35,18 @@ def configure_environment(local: bool = True) -> None:
     _secure_auth_mode(local)
 
 
+# glibc gives threads that allocate at once arenas of their own (up to 8 a core) and keeps
+# what they free there: a reused worker, whose trials each run in a new thread beside XLA's
+# or TensorFlow's, grew trial after trial on 2 cores; with 2 arenas it stays flat
+# (BENCHMARKS.md row 5). glibc reads this once, as a process starts.
+WORKER_MALLOC_ARENAS = "2"
+
+
+def worker_malloc_env() -> dict[str, str]:
+    """The malloc settings every worker starts with (the user's own win)."""
+    return {"MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", WORKER_MALLOC_ARENAS)}
+
+
 def _secure_auth_mode(local: bool) -> None:
     """Ray binds its gRPC ports on every interface and its token authentication is what
     protects them: never run with it off. A cluster of our own always has it on (Ray 2.52
@@ -60,7 +72,7 @@ def start(address: str | None = None, backend: str = "tensorflow", num_cpus: int
            # A reused worker waits this long for the last trial's thread to return (Ray's
            # default, 2 s, is shorter than a loaded machine needs to tear down a fit; a
            # missed wait fails the next trial).
-           "TUNE_FUNCTION_THREAD_TIMEOUT_S": "120"}
+           "TUNE_FUNCTION_THREAD_TIMEOUT_S": "120", **worker_malloc_env()}
     # Workers' stdout stays in Ray's logs (TensorFlow prints banners at import): progress
     # reaches the driver as results, the final retrain's through a queue.
     kwargs: dict[str, Any] = dict(
