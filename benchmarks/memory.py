@@ -1,6 +1,6 @@
 """Memory stays flat: driver and worker RSS after trial 5 vs after trial 50 of tiny trials.
 
-    python benchmarks/memory.py [--trials 50]
+    python benchmarks/memory.py [--trials 50] [--architectures]
 
 Runs `hyperfcn tune` with tiny trials (32 px, 2 blocks of 8 filters, 1 epoch) and samples the
 driver's RSS as trials finish; every trial reports its worker's RSS. Figure: growth from
@@ -32,6 +32,10 @@ parameters:
   dense_units: 16
   flip: horizontal
 """
+# --architectures: every trial a new program as well (JAX keeps what it compiled)
+VARIED = SPACE.replace("  blocks: 2\n  filters: 8\n", "  blocks: {choice: [1, 2, 3]}\n"
+                       "  filters: {choice: [4, 8, 12, 16]}\n").replace(
+    "  dense_units: 16\n", "  dense_units: {choice: [8, 16, 24, 32]}\n")
 
 
 def rss_mb(pid: int) -> float:
@@ -58,10 +62,12 @@ def finished(run: Path) -> list[tuple[float, float]]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=50)
+    ap.add_argument("--architectures", action="store_true",
+                    help="search blocks, filters and dense units too (48 architectures)")
     ap.add_argument("--out")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hyperfcn-memory-"))
-    (work / "space.yaml").write_text(SPACE)
+    (work / "space.yaml").write_text(VARIED if a.architectures else SPACE)
     run = work / "run"
     proc = subprocess.Popen([sys.executable, "-m", "hyperfcn.cli", "tune", str(FLOWERS / "train"),
                              "--val-dir", str(FLOWERS / "val"), "--out", str(run), "--space",

@@ -60,3 +60,21 @@ forget_compiled()
 print(before, f._cache_size())
 """
     assert _run_under_jax(probe, tmp_path).split() == ["1", "0"]
+
+
+def test_a_reused_jax_worker_keeps_what_the_same_program_compiled(tmp_path):
+    """A trial that compiles what the last one did (another learning rate) finds it in
+    memory; a trial of another architecture starts with the caches cleared."""
+    probe = """
+from hyperfcn.runtime import configure_runtime, forget_compiled
+configure_runtime(1, 0)
+import jax
+f = jax.jit(lambda x: x + 1)
+sizes = []
+for program in ("a", "a", "b"):
+    forget_compiled(program)
+    sizes.append(f._cache_size())
+    f(1.0)
+print(*sizes)
+"""
+    assert _run_under_jax(probe, tmp_path).split() == ["0", "1", "0"]

@@ -82,16 +82,21 @@ def _jax_compilation_cache() -> None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
 
 
-def forget_compiled() -> None:
+_last_program: list[str | None] = [None]
+
+
+def forget_compiled(program: str | None = None) -> None:
     """Free what earlier trials in this process compiled, so a reused worker stays flat.
 
     Keras' optimizer sums gradients through a graph-mode ``custom_gradient`` under
     TensorFlow, which registers a gradient function under a fresh name in TensorFlow's
     global registry and never removes it; the function's closure holds the whole traced
     training step (~10 MB per trial, and the only thing left once the model is gone). JAX
-    keeps every program it compiled in its in-memory caches. And what compilers free goes
-    back to the C heap, not the system, unless asked. Call it only when no earlier model
-    is in use.
+    keeps every program it compiled in its in-memory caches: they are cleared unless
+    ``program`` (what the coming trial compiles: its config but for the learning rate,
+    which is optimizer state) is the last trial's, whose programs it then runs again. And
+    what compilers free goes back to the C heap, not the system, unless asked. Call it only
+    when no earlier model is in use.
     """
     backend = _configured.get("backend")
     if backend == "tensorflow":
@@ -103,10 +108,11 @@ def forget_compiled() -> None:
             registry = {}
         for name in [k for k in registry if str(k).startswith("CustomGradient-")]:
             del registry[name]
-    elif backend == "jax":
+    elif backend == "jax" and (program is None or program != _last_program[0]):
         import jax
 
         jax.clear_caches()
+    _last_program[0] = program
     gc.collect()
     _return_free_heap()
 

@@ -183,7 +183,9 @@ class _Trial:
         self.cfg = ModelConfig.from_dict(self.config, "trial config")
         self.t0 = time.time()
         keras.backend.clear_session(free_memory=False)
-        runtime.forget_compiled()
+        runtime.forget_compiled(program=json.dumps(
+            {k: v for k, v in self.cfg.to_dict().items() if k != "learning_rate"},
+            sort_keys=True, default=str))
         keras.utils.set_random_seed(self.s.seed)
         if self.cfg.image_size not in self.data.train:
             raise TrialError(f"image_size {self.cfg.image_size} was not prepared; prepared: "
