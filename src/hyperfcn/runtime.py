@@ -67,10 +67,11 @@ def _jax_compilation_cache() -> None:
 
     XLA spends most of a CPU trial's first epoch compiling, and much of a new worker's
     setup compiling weight initialisers (0.1-0.5 s per weight shape, below JAX's 1 s
-    threshold for keeping a program), and every trial starts with the in-memory caches
-    cleared (forget_compiled). Programs that recur (weight shapes, an architecture tried
-    again at another learning rate, a model resumed or trained on as the final model, a
-    search run again) then load instead. The oldest entries go once the cache passes 2 GiB.
+    threshold for keeping a program), and a trial of another architecture than the last
+    starts with the in-memory caches cleared (forget_compiled). Programs that recur
+    (weight shapes, an architecture tried again at another learning rate, a model resumed
+    or trained on as the final model, a search run again) then load instead. The oldest
+    entries go once the cache passes 2 GiB.
     """
     import jax
 
