@@ -12,6 +12,10 @@ Arms (each run pinned to one core, two runs at once):
               --scheduler fifo` on the space without `defaults`), same final step
   kerastuner  KerasTuner Hyperband on the same kind of space (`kerastuner_arm.py`)
   default-acc (not run unless asked) the default judging trials by val_accuracy
+  default:K=V:K=V (not run unless asked) the default with these values changed in the
+              space's recipe
+  recipe:K=V:K=V  (not run unless asked) the recipe with these values changed, trained as
+              `recipe` is: what one other fixed configuration reaches in the same time
 Reported per dataset and arm: median final val accuracy (the saved model, loaded back and
 scored) and median seconds until a trial first reached the recipe arm's accuracy. Runs go
 two at a time, each on its own core: every dataset's `default` and `random` first, then
@@ -53,6 +57,43 @@ def space_files(work: Path) -> tuple[Path, Path]:
     return bare, recipe
 
 
+def overridden(config: dict, arm: str) -> dict:
+    """A config with an arm's `K=V` overrides (values parsed as YAML)."""
+    import yaml
+
+    out = dict(config)
+    for kv in arm.split(":")[1:]:
+        key, eq, value = kv.partition("=")
+        if not eq:
+            raise SystemExit(f"arm {arm!r}: {kv!r} is not KEY=VALUE")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def slug(arm: str) -> str:
+    return arm.replace(":", "_").replace("=", "-")
+
+
+def variant(recipe: Path, arm: str, work: Path) -> Path:
+    """The recipe with an arm's overrides, as a config file."""
+    out = work / f"{slug(arm)}.json"
+    out.write_text(json.dumps(overridden(json.loads(recipe.read_text()), arm)))
+    return out
+
+
+def space_variant(arm: str, work: Path) -> Path:
+    """The default space whose recipe has an arm's overrides, as a space file."""
+    import yaml
+
+    from hyperfcn.space import default_space_text
+
+    raw = yaml.safe_load(default_space_text())
+    raw["defaults"] = overridden(raw["defaults"], arm)
+    out = work / f"{slug(arm)}.yaml"
+    out.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return out
+
+
 def trial_epochs(run: Path, t0: float) -> list[tuple[float, float]]:
     """(seconds since the command started, val accuracy) of every epoch of every trial."""
     out = []
@@ -77,7 +118,7 @@ def recipe_epoch_s(run: Path) -> tuple[float, float]:
 
 
 def one(arm: str, name: str, seed: int, budget_s: float, core: int, work: Path) -> dict:
-    run = work / f"{name}_{arm}_{seed}"
+    run = work / f"{name}_{slug(arm)}_{seed}"
     done = run / "bench_row.json"
     if done.is_file():  # finished in an earlier, interrupted run of this benchmark
         return json.loads(done.read_text())
@@ -99,13 +140,16 @@ def _run(arm: str, name: str, seed: int, budget_s: float, core: int, work: Path,
         d = data_args(name, work)
         cmd = [*pin, str(HERE / "kerastuner_arm.py"), d[0], *d[1:], "--size", size,
                "--budget-s", str(budget_s), "--seed", str(seed), "--out", str(run)]
-    elif arm == "recipe":
-        cmd = [*pin, "-m", "hyperfcn.cli", "train", *base, "--config", str(recipe),
+    elif arm == "recipe" or arm.startswith("recipe:"):
+        config = variant(recipe, arm, work) if ":" in arm else recipe
+        cmd = [*pin, "-m", "hyperfcn.cli", "train", *base, "--config", str(config),
                "--budget", f"{budget_s:.0f}s"]
     else:
         extra = {"random": ["--searcher", "random", "--scheduler", "fifo", "--space",
                             str(bare)],
                  "default-acc": ["--metric", "val_accuracy"]}.get(arm, [])
+        if arm.startswith("default:"):
+            extra = ["--space", str(space_variant(arm, work))]
         cmd = [*pin, "-m", "hyperfcn.cli", "tune", *base, "--budget", f"{budget_s:.0f}s",
                "--concurrency", "1", *extra]
     t0 = time.time()
@@ -127,7 +171,7 @@ def parse(row: dict, run: Path, t0: float) -> dict:
     m = json.loads((run / "metrics.json").read_text())
     out = {**row, "val_accuracy": m["val_accuracy"], "val_loss": m["val_loss"],
            "seconds_to_model": round((run / "model.keras").stat().st_mtime - t0, 1)}
-    if arm == "recipe":
+    if arm.split(":")[0] == "recipe":
         hist = m.get("history", [])
         return {**out, "epochs": len(hist), "epochs_log": [
             (round(h.get("seconds", 0), 1), h["val_accuracy"]) for h in hist]}
@@ -199,7 +243,7 @@ def main() -> None:
     order = [("default", "random", "default-acc"), ("recipe", "kerastuner")]
     jobs = [(arm, name, seed) for seed in map(int, a.seeds.split(","))
             for pair in order for name in a.datasets.split(",")
-            for arm in pair if arm in arms]
+            for arm in arms if arm.split(":")[0] in pair]
     with cf.ThreadPoolExecutor(max_workers=2) as pool:
         for r in pool.map(job, jobs):
             rows.append(r)
