@@ -4,7 +4,8 @@ model, equal cores and the same split, on the development datasets.
     python benchmarks/search_arms.py [--budget 15m] [--datasets cifar10-small,digits,...]
                                      [--seeds 0,1,2] [--arms default,recipe,random,kerastuner]
 
-Arms (each run pinned to one core, two runs at once):
+Arms (each run pinned to one core, two runs at once; with `--cores 2`, one run at a time on
+both cores, each hyperfcn command choosing its own trials per core as a user's would):
   default     `hyperfcn tune DATA --budget T` as a user runs it (TPE+ASHA from the recipe)
   recipe      the space's `defaults` alone: `hyperfcn train --config recipe --budget T`
               (as many epochs as fit, timed by its own first two)
@@ -117,8 +118,8 @@ def recipe_epoch_s(run: Path) -> tuple[float, float]:
     return secs[0], statistics.median(secs[1:] or secs)
 
 
-def one(arm: str, name: str, seed: int, budget_s: float, core: int, work: Path) -> dict:
-    run = work / f"{name}_{slug(arm)}_{seed}"
+def one(arm: str, name: str, seed: int, budget_s: float, core: str, work: Path) -> dict:
+    run = work / f"{name}_{slug(arm)}_{seed}{'_2cores' if ',' in core else ''}"
     done = run / "bench_row.json"
     if done.is_file():  # finished in an earlier, interrupted run of this benchmark
         return json.loads(done.read_text())
@@ -129,13 +130,14 @@ def one(arm: str, name: str, seed: int, budget_s: float, core: int, work: Path) 
     return row
 
 
-def _run(arm: str, name: str, seed: int, budget_s: float, core: int, work: Path,
+def _run(arm: str, name: str, seed: int, budget_s: float, core: str, work: Path,
          run: Path) -> dict:
     size = str(SIZES.get(name, 64))
     bare, recipe = space_files(work)
-    pin = ["taskset", "-c", str(core), sys.executable]
+    pin = ["taskset", "-c", core, sys.executable]
+    one_core = "," not in core  # else hyperfcn plans its own trials per core, as for a user
     base = [*data_args(name, work), "--image-size", size, "--seed", str(seed), "--out",
-            str(run), "--cpus-per-trial", "1", "--quiet"]
+            str(run), *(["--cpus-per-trial", "1"] if one_core else []), "--quiet"]
     if arm == "kerastuner":
         d = data_args(name, work)
         cmd = [*pin, str(HERE / "kerastuner_arm.py"), d[0], *d[1:], "--size", size,
@@ -151,7 +153,7 @@ def _run(arm: str, name: str, seed: int, budget_s: float, core: int, work: Path,
         if arm.startswith("default:"):
             extra = ["--space", str(space_variant(arm, work))]
         cmd = [*pin, "-m", "hyperfcn.cli", "tune", *base, "--budget", f"{budget_s:.0f}s",
-               "--concurrency", "1", *extra]
+               *(["--concurrency", "1"] if one_core else []), *extra]
     t0 = time.time()
     r = subprocess.run(cmd, capture_output=True, text=True)
     row = {"dataset": name, "arm": arm, "seed": seed, "exit_s": round(time.time() - t0, 1)}
@@ -217,6 +219,8 @@ def main() -> None:
     ap.add_argument("--arms", default="default,recipe,random,kerastuner")
     ap.add_argument("--work", help="where the runs go; a run that finished there before "
                     "is not run again")
+    ap.add_argument("--cores", type=int, choices=(1, 2), default=1,
+                    help="cores per run: 1 (two runs at once) or 2 (one run at a time)")
     ap.add_argument("--out")
     a = ap.parse_args()
     import tempfile
@@ -229,8 +233,8 @@ def main() -> None:
     arms = a.arms.split(",")
     rows: list[dict] = []
 
-    cores: queue.Queue[int] = queue.Queue()
-    for core in (0, 1):
+    cores: queue.Queue[str] = queue.Queue()
+    for core in (("0", "1") if a.cores == 1 else ("0,1",)):
         cores.put(core)
 
     def job(j: tuple) -> dict:
@@ -244,7 +248,7 @@ def main() -> None:
     jobs = [(arm, name, seed) for seed in map(int, a.seeds.split(","))
             for pair in order for name in a.datasets.split(",")
             for arm in arms if arm.split(":")[0] in pair]
-    with cf.ThreadPoolExecutor(max_workers=2) as pool:
+    with cf.ThreadPoolExecutor(max_workers=cores.qsize()) as pool:
         for r in pool.map(job, jobs):
             rows.append(r)
             print(json.dumps({k: v for k, v in r.items() if k != "epochs_log"}), flush=True)
@@ -253,7 +257,9 @@ def main() -> None:
                                             for arm, v in per.items())
                      for name, per in summary.items())
     emit({"benchmark": "search_arms", "budget": a.budget, "rows": rows, "summary": summary,
-          "figure": f"median final val accuracy at {a.budget} on one core: {text}"}, a.out)
+          "cores_per_run": a.cores,
+          "figure": f"median final val accuracy at {a.budget} on {a.cores} core(s) a run: "
+                    f"{text}"}, a.out)
 
 
 if __name__ == "__main__":
