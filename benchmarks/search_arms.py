@@ -15,6 +15,8 @@ both cores, each hyperfcn command choosing its own trials per core as a user's w
   default-acc (not run unless asked) the default judging trials by val_accuracy
   default:K=V:K=V (not run unless asked) the default with these values changed in the
               space's recipe
+  default+:K=V:K=V (not run unless asked) the default with a portfolio of two recipes as
+              the space's `defaults`: the recipe, then the recipe with these values changed
   recipe:K=V:K=V  (not run unless asked) the recipe with these values changed, trained as
               `recipe` is: what one other fixed configuration reaches in the same time
 Reported per dataset and arm: median final val accuracy (the saved model, loaded back and
@@ -59,20 +61,27 @@ def space_files(work: Path) -> tuple[Path, Path]:
 
 
 def overridden(config: dict, arm: str) -> dict:
-    """A config with an arm's `K=V` overrides (values parsed as YAML)."""
+    """A config with an arm's `K=V` overrides (values parsed as YAML; `K=` removes K)."""
     import yaml
 
     out = dict(config)
     for kv in arm.split(":")[1:]:
         key, eq, value = kv.partition("=")
         if not eq:
-            raise SystemExit(f"arm {arm!r}: {kv!r} is not KEY=VALUE")
-        out[key] = yaml.safe_load(value)
+            raise SystemExit(f"arm {arm!r}: {kv!r} is not KEY=VALUE (KEY= removes KEY)")
+        if value:
+            out[key] = yaml.safe_load(value)
+        else:  # a sub-parameter the changed choice no longer has (weight_decay without adamw)
+            out.pop(key, None)
     return out
 
 
 def slug(arm: str) -> str:
-    return arm.replace(":", "_").replace("=", "-")
+    """A file name for an arm; a long one is cut and told apart by a hash."""
+    import hashlib
+
+    s = arm.replace(":", "_").replace("=", "-")
+    return s if len(s) <= 80 else f"{s[:60]}_{hashlib.sha1(arm.encode()).hexdigest()[:10]}"
 
 
 def variant(recipe: Path, arm: str, work: Path) -> Path:
@@ -89,7 +98,8 @@ def space_variant(arm: str, work: Path) -> Path:
     from hyperfcn.space import default_space_text
 
     raw = yaml.safe_load(default_space_text())
-    raw["defaults"] = overridden(raw["defaults"], arm)
+    other = overridden(raw["defaults"], arm)
+    raw["defaults"] = [raw["defaults"], other] if arm.startswith("default+:") else other
     out = work / f"{slug(arm)}.yaml"
     out.write_text(yaml.safe_dump(raw, sort_keys=False))
     return out
@@ -150,7 +160,7 @@ def _run(arm: str, name: str, seed: int, budget_s: float, core: str, work: Path,
         extra = {"random": ["--searcher", "random", "--scheduler", "fifo", "--space",
                             str(bare)],
                  "default-acc": ["--metric", "val_accuracy"]}.get(arm, [])
-        if arm.startswith("default:"):
+        if arm.startswith(("default:", "default+:")):
             extra = ["--space", str(space_variant(arm, work))]
         cmd = [*pin, "-m", "hyperfcn.cli", "tune", *base, "--budget", f"{budget_s:.0f}s",
                *(["--concurrency", "1"] if one_core else []), *extra]
@@ -244,7 +254,7 @@ def main() -> None:
         finally:
             cores.put(core)
 
-    order = [("default", "random", "default-acc"), ("recipe", "kerastuner")]
+    order = [("default", "default+", "random", "default-acc"), ("recipe", "kerastuner")]
     jobs = [(arm, name, seed) for seed in map(int, a.seeds.split(","))
             for pair in order for name in a.datasets.split(",")
             for arm in arms if arm.split(":")[0] in pair]
