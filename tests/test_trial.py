@@ -345,3 +345,42 @@ def test_a_budgeted_run_is_re_planned_half_way(tiny_data, monkeypatch, plans, ep
     lrs = [h["lr"] for h in rep.history]
     assert all(a > b for a, b in zip(lrs[1:], lrs[2:]))
     assert lrs[-1] == pytest.approx(0.0, abs=1e-7)
+
+
+def test_a_budgeted_run_is_re_planned_each_time_half_its_rest_has_run(tiny_data, monkeypatch):
+    """A plan of 20 is re-timed at epoch 11 (half of the 18 after the timed 2): 16 fit;
+    again at 13 (half of the 5 left): 18 fit; again at 15: 18 still, so the schedule stays;
+    at 16 one epoch is left, too few to time. Each re-plan goes on from where the cosine
+    is, with the epochs since the last plan timing it, and the run ends at 0."""
+    import time
+
+    import hyperfcn.trial
+    from hyperfcn.buckets import steps
+
+    calls: list[tuple[int, float]] = []
+    planned = iter((20, 16, 18, 18))
+
+    def fit(done, epoch_s, left, cap):
+        calls.append((done, epoch_s))
+        return next(planned)
+
+    monkeypatch.setattr(hyperfcn.trial, "epochs_that_fit", fit)
+    made = _recorded_plans(monkeypatch)
+    rep = LocalReporter()
+    run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
+              TrialSettings(max_epochs=40, patience=1, fit_until=time.time() + 1e6), rep)
+    assert len(rep.history) == 18
+    assert [done for done, _ in calls] == [2, 11, 13, 15]
+    secs = [h["epoch_seconds"] for h in rep.history]
+    assert calls[2][1] == pytest.approx(sorted(secs[11:13])[0] / 2 + sorted(secs[11:13])[1]
+                                        / 2)  # the median of epochs 12-13 alone
+    n = steps(tiny_data.train[16], 4)
+    phase = 11 / 20 + (1 - 11 / 20) * 2 / 5  # where the cosine was at epoch 13
+    assert made[:2] == [{"at": 0, "phase": 0.0, "total": 20 * n},
+                        {"at": 11 * n, "phase": pytest.approx(11 / 20), "total": 16 * n}]
+    assert made[2] == {"at": 13 * n, "phase": pytest.approx(phase, rel=1e-6),
+                       "total": 18 * n}
+    assert len(made) == 3
+    lrs = [h["lr"] for h in rep.history]
+    assert all(a > b for a, b in zip(lrs[1:], lrs[2:]))
+    assert lrs[-1] == pytest.approx(0.0, abs=1e-7)

@@ -686,7 +686,7 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
               f"{fs.patience})")
         else:
             p(f"training for as many epochs as fit in the budget (the first 2 time an "
-              f"epoch, the epochs so far again half-way; at most {opts.max_epochs}), the "
+              f"epoch, later ones again as it goes; at most {opts.max_epochs}), the "
               f"learning-rate schedule spanning them")
         # no deadline: the two timed epochs always run, and the rest are planned to fit
         out = session.run_final(cfg.to_dict(), ref, fs, plan_final(None, opts.max_epochs),

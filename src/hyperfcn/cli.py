@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--budget", type=parse_duration, metavar="DURATION",
                    help="time until the model is saved, e.g. 90s, 20m: the config trains "
                         "for as many epochs as fit, its learning-rate schedule spanning "
-                        "them (the first two time an epoch; re-timed half-way)")
+                        "them (the first two time an epoch; re-timed as it goes)")
     g.add_argument("--seed", type=int, default=0,
                    help="seeds the split and the weights (default 0)")
     g.add_argument("--weights", default="imagenet", metavar="imagenet|none|PATH",

@@ -89,6 +89,13 @@ class Cosine(keras.optimizers.schedules.LearningRateSchedule):
             return dict(self._start)
         return {k: float(ops.convert_to_numpy(v)) for k, v in self._vars.items()}
 
+    def phase_at(self, step: float) -> float:
+        """How far through its cosine the schedule is at ``step`` (0: its peak, 1: 0)."""
+        n = self.numbers()
+        span = n["total"] - n["at"]
+        frac = min(max((step - n["at"]) / span, 0.0), 1.0) if span > 0 else 0.0
+        return n["phase"] + (1.0 - n["phase"]) * frac
+
     def plan(self, **numbers: float) -> None:
         """Set some of the numbers; the next training step uses them."""
         unknown = set(numbers) - set(self.FIELDS)

@@ -32,7 +32,7 @@ CHECKPOINT_STATE = "state.json"
 _clock = time.monotonic  # times the checkpoint interval (a test steps it)
 PROBE_EPOCHS = 2  # the second is the first without compilation: it times an epoch
 FIT_MARGIN = 1.05  # epochs planned to fit a deadline are taken this much longer
-REPLAN_AFTER = 2  # a run fitted to a deadline is re-planned half-way if that is this far on
+REPLAN_AFTER = 2  # a run fitted to a deadline is re-planned when half its rest is this long
 
 __all__ = ["TrialData", "TrialSettings", "LocalReporter", "TrialOutcome", "run_trial"]
 
@@ -63,7 +63,7 @@ class TrialSettings:
     # `hyperfcn train --budget`: a time.time() by which training must end. The first
     # PROBE_EPOCHS run at the starting learning rate and time an epoch; the run then has as
     # many epochs as fit (at most max_epochs), and its cosine schedule spans them all;
-    # half-way, the epochs so far re-plan the rest.
+    # each time half of the rest has run, the epochs since the last plan re-plan the rest.
     fit_until: float | None = None
 
     @property
@@ -232,19 +232,22 @@ class _Trial:
         return start_epoch
 
     def _fit_timed(self, start: int) -> int:
-        """A run fitted to a deadline, up to half-way: the first PROBE_EPOCHS time an epoch
-        and plan the run; half-way through the plan the epochs so far time it again and
-        re-plan the rest (one epoch timed while the machine is busy can be far off either
-        way). Returns the epoch the run goes on from."""
-        probe = min(PROBE_EPOCHS, self.end_epoch)
-        self._fit(start, probe)
+        """A run fitted to a deadline: the first PROBE_EPOCHS time an epoch and plan the run;
+        then, each time half of what the plan has left has run, the epochs since the last
+        plan time it again and re-plan the rest (an epoch timed while the machine is busy
+        can be far off either way, and a machine gets busier or quieter during a run).
+        Returns the epoch the run goes on from."""
+        at = min(PROBE_EPOCHS, self.end_epoch)
+        self._fit(start, at)
         self._fit_to_deadline()
-        half = probe + (self.end_epoch - probe) // 2
-        if self.stopped or half - probe < REPLAN_AFTER:
-            return probe
-        self._fit(probe, half)
-        self._refit_to_deadline(planned=self.end_epoch)
-        return half
+        while not self.stopped:
+            half = at + (self.end_epoch - at) // 2
+            if half - at < REPLAN_AFTER:
+                break
+            self._fit(at, half)
+            self._refit_to_deadline(since=at)
+            at = half
+        return at
 
     def _fit_to_deadline(self) -> None:
         """After the timed epochs: as many epochs as fit before ``fit_until``, a schedule
@@ -260,20 +263,23 @@ class _Trial:
             # the epochs so far ran at the schedule's start; it goes on from there
             self._plan_schedule(at=0, phase=0.0, total=self.n_steps * self.end_epoch)
 
-    def _refit_to_deadline(self, planned: int) -> None:
-        """Half-way through a run fitted to a deadline: its epochs after the first (which
-        compiles) time an epoch again, and the rest of the run takes as many as fit, the
-        cosine schedule going on from where it is to the new end."""
+    def _refit_to_deadline(self, since: int) -> None:
+        """Part way through a run fitted to a deadline: the epochs since the last plan (the
+        ``since``-th on) time an epoch again, and the rest of the run takes as many as fit,
+        the cosine schedule going on from where it is to the new end."""
+        from .model import schedule_of
+
         done = len(self.history)
-        if self.stopped or done >= planned:
+        if self.stopped or done >= self.end_epoch:
             return
-        epoch_s = statistics.median(h["epoch_seconds"] for h in self.history[1:])
-        self.end_epoch = epochs_that_fit(done, epoch_s, float(self.s.fit_until or 0.0)
-                                         - time.time(), self.s.max_epochs)
-        self.min_epochs = self.end_epoch
-        if self.end_epoch not in (done, planned):
-            self._plan_schedule(at=self.n_steps * done, phase=done / planned,
-                                total=self.n_steps * self.end_epoch)
+        epoch_s = statistics.median(h["epoch_seconds"] for h in self.history[since:])
+        end = epochs_that_fit(done, epoch_s, float(self.s.fit_until or 0.0) - time.time(),
+                              self.s.max_epochs)
+        schedule = schedule_of(self.model)
+        if end not in (done, self.end_epoch) and schedule is not None:
+            at = self.n_steps * done
+            schedule.plan(at=at, phase=schedule.phase_at(at), total=self.n_steps * end)
+        self.end_epoch = self.min_epochs = end
 
     def _plan_schedule(self, **numbers: float) -> None:
         """New numbers for the cosine schedule (optimizer state: nothing recompiles)."""
