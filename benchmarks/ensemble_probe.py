@@ -75,7 +75,10 @@ def probe(run: Path) -> dict:
     best_ck = [k for k in probs if bt.get("trial_id") and bt["trial_id"] in k]
     pair = ["final", min(best_ck, key=lambda k: scores[k]["loss"])] if best_ck else ["final"]
     chosen = greedy(probs, y)
-    avg = lambda names: sum(probs[n] for n in names) / len(names)  # noqa: E731
+
+    def avg(names: list[str]) -> np.ndarray:
+        return sum(probs[n] for n in names) / len(names)
+
     return {"run": str(run), "members": scores, "final_acc": scores["final"]["acc"],
             "final_source": metrics["final"]["source"],
             "pair": pair, "pair_acc": _acc(avg(pair), y), "greedy": chosen,
