@@ -13,6 +13,8 @@ both cores, each hyperfcn command choosing its own trials per core as a user's w
               --scheduler fifo` on the space without `defaults`), same final step
   kerastuner  KerasTuner Hyperband on the same kind of space (`kerastuner_arm.py`)
   default-acc (not run unless asked) the default judging trials by val_accuracy
+  default-seq (not run unless asked) the default with one trial at a time on all the run's
+              cores (`--cpus-per-trial` = cores a run)
   default:K=V:K=V (not run unless asked) the default with these values changed in the
               space's recipe
   default+:K=V:K=V (not run unless asked) the default with a portfolio of two recipes as
@@ -159,7 +161,9 @@ def _run(arm: str, name: str, seed: int, budget_s: float, core: str, work: Path,
     else:
         extra = {"random": ["--searcher", "random", "--scheduler", "fifo", "--space",
                             str(bare)],
-                 "default-acc": ["--metric", "val_accuracy"]}.get(arm, [])
+                 "default-acc": ["--metric", "val_accuracy"],
+                 "default-seq": ["--cpus-per-trial", str(len(core.split(",")))],
+                 }.get(arm, [])
         if arm.startswith(("default:", "default+:")):
             extra = ["--space", str(space_variant(arm, work))]
         cmd = [*pin, "-m", "hyperfcn.cli", "tune", *base, "--budget", f"{budget_s:.0f}s",
@@ -254,7 +258,8 @@ def main() -> None:
         finally:
             cores.put(core)
 
-    order = [("default", "default+", "random", "default-acc"), ("recipe", "kerastuner")]
+    order = [("default", "default+", "random", "default-acc", "default-seq"),
+             ("recipe", "kerastuner")]
     jobs = [(arm, name, seed) for seed in map(int, a.seeds.split(","))
             for pair in order for name in a.datasets.split(",")
             for arm in arms if arm.split(":")[0] in pair]
