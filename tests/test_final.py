@@ -20,6 +20,7 @@ from hyperfcn.final import (
     merged,
     plan_final,
     shortfall,
+    too_short_to_search,
 )
 from hyperfcn.trial import LocalReporter, TrialSettings, run_trial
 
@@ -216,6 +217,19 @@ def test_the_search_ends_for_the_final_training_only_when_half_is_left_and_it_fi
     # a long search keeps back only what MAX_LONGER x the epochs need
     assert not end_search_for_longer(5000.0, 10_000.0, 10.0, 10)
     assert end_search_for_longer(10_000.0 - 1010.0, 10_000.0, 10.0, 10)
+
+
+def test_a_search_too_short_to_compare_configurations_ends_at_once_for_its_leader():
+    # 900 s of search, trials of 10 epochs: 3 trainings need epochs of at most 30 s
+    assert too_short_to_search(900.0, 31.0, 10) and not too_short_to_search(900.0, 30.0, 10)
+    # trials at once count: 2 slots hold twice the trainings
+    assert not too_short_to_search(900.0, 59.0, 10, slots=2)
+    assert too_short_to_search(900.0, 61.0, 10, slots=2)
+    # too short: it ends with most of its time left, where it would otherwise search on
+    assert not end_search_for_longer(100.0, 900.0, 60.0, 10)
+    assert end_search_for_longer(100.0, 900.0, 60.0, 10, too_short=True)
+    # ... but only when the time left buys the leader CONTINUE x its epochs more
+    assert not end_search_for_longer(600.0, 900.0, 60.0, 10, too_short=True)
 
 
 def test_a_longer_retrain_trains_its_own_epochs_on_its_own_schedule(tiny_data, tmp_path):

@@ -356,7 +356,8 @@ def test_the_search_ends_early_for_the_leading_trials_training_on(monkeypatch, t
 
     clock = [1000.0]
     monkeypatch.setattr(search.time, "time", lambda: clock[0])
-    stop = search.LongerFinalStopper("val_loss", search_s=1000.0, max_epochs=10)
+    # 4 trials at once: 1,000 s hold enough trainings of the slow one to search
+    stop = search.LongerFinalStopper("val_loss", search_s=1000.0, max_epochs=10, slots=4)
     searcher = stop.wrap(Inner(metric="val_loss", mode="min"))
     for epoch in (1, 2):
         assert not stop("fast", {"val_loss": 1.0 / epoch, "epoch_seconds": 10.0})
@@ -383,3 +384,27 @@ def test_the_search_ends_early_for_the_leading_trials_training_on(monkeypatch, t
     again = pickle.loads(pickle.dumps(stop))
     assert not again.ended and not again("fast", {"val_loss": 0.1, "epoch_seconds": 10.0,
                                                  "time_total_s": 10.0})
+
+
+def test_a_search_too_short_for_its_leader_ends_once_its_epochs_are_timed(monkeypatch):
+    """Scripted: one trial at a time, 900 s of search, a leader of 70 s epochs (after a
+    first one that also compiles): 900 s hold fewer than 3 of its 10-epoch trainings, so
+    the search ends at its second epoch; a leader of 20 s epochs searches on."""
+    import pickle
+
+    from hyperfcn import search
+
+    clock = [0.0]
+    monkeypatch.setattr(search.time, "time", lambda: clock[0])
+    for epoch_s, ends in ((70.0, True), (20.0, False)):
+        clock[0] = 1000.0
+        stop = search.LongerFinalStopper("val_loss", search_s=900.0, max_epochs=10, slots=1)
+        clock[0] += 100.0
+        assert not stop("a", {"val_loss": 1.0, "epoch_seconds": 100.0})  # not timed yet
+        clock[0] += epoch_s
+        assert stop("a", {"val_loss": 0.9, "epoch_seconds": epoch_s}) is ends
+    # a run saved before `slots` existed resumes as one trial at a time
+    old = pickle.loads(pickle.dumps(stop))
+    del old.__dict__["slots"]
+    again = pickle.loads(pickle.dumps(old))
+    assert again.slots == 1

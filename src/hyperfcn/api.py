@@ -22,7 +22,7 @@ from . import artifacts as art
 from . import hints
 from .config import BACKBONES, ModelConfig, load_config
 from .errors import SearchFailed, SpaceError, UserError
-from .final import CONTINUE, LONGER_SHARE, MAX_LONGER
+from .final import CONTINUE, LONGER_SHARE, MAX_LONGER, MIN_TRAININGS
 from .space import Constant, SearchSpace, load_space, parse_space
 
 Say = Callable[[str], None]
@@ -34,6 +34,11 @@ FINAL_RESERVE_S = 30.0
 FINAL_RESERVE_PER_VAL_IMAGE_S = 0.004
 # --final train+val refits after the search: it keeps this share of what the budget leaves.
 TRAIN_VAL_SHARE = 0.3
+# CPU threads of a trial on CPU machines: the recipe's network runs 1.6-1.9x faster on two
+# threads than on one beside another trial, so two 1-thread trials bought at most 1.25x the
+# epochs per second at half each trial's speed, and a budgeted search waits on its leader
+# (BENCHMARKS.md rows 1b, 16 and 17).
+CPU_THREADS_PER_TRIAL = 2.0
 # `train --budget`: less than this left for training is refused (its first two epochs
 # always run, to time the rest)
 TRAIN_MIN_S = 10.0
@@ -255,8 +260,7 @@ def plan_resources(opts: TuneOptions, cluster: dict[str, float]) -> Resources:
             slots = max(1, int(gpus / gpt))
             cpt = min(max(1.0, float(int(cpus // slots))), node_cpus)
         else:
-            # Measured: two 1-thread trials beat one 2-thread trial on 2 cores (1.4x).
-            cpt = 1.0
+            cpt = min(CPU_THREADS_PER_TRIAL, max(1.0, float(node_cpus)))
     if cpt > node_cpus:
         raise UserError(f"--cpus-per-trial {cpt}: more than the {node_cpus:g} CPUs of the "
                         f"largest node Ray sees (a trial runs on one node)")
@@ -573,7 +577,9 @@ def _announce(opts: TuneOptions, res: Resources, plan: Any, space: SearchSpace,
     if opts.budget_s is not None and opts.final == "auto":
         p(f"the search ends early, with up to {LONGER_SHARE:.0%} of its time left, when "
           f"that time lets the best trial train on for {CONTINUE:g}x to {MAX_LONGER}x "
-          f"its {opts.max_epochs} epochs")
+          f"its {opts.max_epochs} epochs; at once, after the leading trial's second epoch, "
+          f"when the search's time holds fewer than {MIN_TRAININGS} trainings of it (too "
+          f"short to compare configurations: the leader trains on for the rest)")
 
 
 def _run_search(req: Any, rnd: Any, opts: TuneOptions, summary: Any, t0: float,

@@ -108,7 +108,8 @@ def _add_data_opts(p: argparse.ArgumentParser) -> None:
 def _add_resource_opts(p: argparse.ArgumentParser) -> None:
     g = _group(p, "resources")
     g.add_argument("--cpus-per-trial", type=float, metavar="X",
-                   help="CPU threads of each trial (default: 1 on CPU machines)")
+                   help="CPU threads of each trial (default: 2 on CPU machines, 1 on a "
+                        "single core)")
     g.add_argument("--gpus-per-trial", type=float, metavar="X",
                    help="fraction of a GPU per trial (default 0.25 when GPUs exist: four "
                         "trials share each GPU)")

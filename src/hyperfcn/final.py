@@ -55,6 +55,11 @@ CONTINUE = 0.5
 # (BENCHMARKS.md, row 12).
 LONGER_SHARE = 0.5
 MAX_LONGER = 10
+# A search whose time holds fewer trainings of its leader than this (counting the trials it
+# runs at once) cannot compare configurations at their length, and on 2 cores it cost the
+# final model 1.5-2.7 points against the recipe alone: it ends as soon as the leader's
+# epochs are timed, and the leader trains on for the rest (BENCHMARKS.md rows 16, 17).
+MIN_TRAININGS = 3
 
 # A saved model scoring worse than the best trial by more than this is reported loudly.
 ACCURACY_DROP = 0.01
@@ -181,18 +186,27 @@ def _continue_epochs(per_epoch: float, time_left: float | None, max_epochs: int,
     return n if n >= max(1.0, CONTINUE * max_epochs) else 0
 
 
+def too_short_to_search(search_s: float, epoch_s: float, max_epochs: int,
+                        slots: int = 1) -> bool:
+    """Does the search's time hold fewer than MIN_TRAININGS trainings (``max_epochs``
+    epochs of ``epoch_s``, ``slots`` at once) of its leader?"""
+    return search_s * max(1, slots) < MIN_TRAININGS * max_epochs * epoch_s
+
+
 def end_search_for_longer(elapsed: float, search_s: float, epoch_s: float | None,
-                          max_epochs: int, two_stage: bool = False) -> bool:
+                          max_epochs: int, two_stage: bool = False,
+                          too_short: bool = False) -> bool:
     """Should a budgeted search end now, so that its best trial (whose epochs take
     ``epoch_s``) trains on in the time left? Only once the time left is within
-    LONGER_SHARE of the search's (or what MAX_LONGER x the epochs need), and only when
+    LONGER_SHARE of the search's (or what MAX_LONGER x the epochs need), or at once when
+    the budget is ``too_short`` to search (:func:`too_short_to_search`), and only when
     that time buys the final model more epochs at all: otherwise the search keeps it."""
     if not epoch_s or epoch_s <= 0:
         return False
     left = search_s - elapsed
     keep = min(LONGER_SHARE * search_s, (MAX_LONGER * max_epochs + 1) * epoch_s)
     more = (_longer_epochs if two_stage else _continue_epochs)(epoch_s, left, max_epochs)
-    return left <= keep and more > 0
+    return (too_short or left <= keep) and more > 0
 
 
 @dataclass

@@ -28,7 +28,7 @@ from ray.tune.stopper import Stopper
 from . import artifacts as art
 from . import compat
 from . import space as sp
-from .final import end_search_for_longer, is_two_stage
+from .final import end_search_for_longer, is_two_stage, too_short_to_search
 from .records import Objective, TrialRecord, read_history, record, status_of
 from .scheduler import SchedulerPlan, StopLog, cut_by_budget, make_scheduler, plan_scheduler
 from .searchers import EndsWhen, make_searcher, random_starts
@@ -209,9 +209,9 @@ class LongerFinalStopper(Stopper):
     cancel a checkpoint being saved, and with it the best trial's weights.
     """
 
-    def __init__(self, metric: str, search_s: float, max_epochs: int) -> None:
+    def __init__(self, metric: str, search_s: float, max_epochs: int, slots: int = 1) -> None:
         self.objective = Objective(metric)
-        self.search_s, self.max_epochs = search_s, max_epochs
+        self.search_s, self.max_epochs, self.slots = search_s, max_epochs, slots
         self.t0: float | None = time.time()
         self.ended = False
         self.best: dict[str, float] = {}  # trial id -> its best value of the metric
@@ -220,7 +220,7 @@ class LongerFinalStopper(Stopper):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # a resumed round's clock starts afresh, and so does its decision
-        self.__dict__.update(state, t0=None, ended=False)
+        self.__dict__.update({"slots": 1, **state}, t0=None, ended=False)
 
     def wrap(self, searcher: Searcher) -> Searcher:
         return EndsWhen(searcher, self)
@@ -241,9 +241,13 @@ class LongerFinalStopper(Stopper):
             return False
         pick = min if self.objective.mode == "min" else max
         lead = pick(self.best, key=self.best.__getitem__)
-        return end_search_for_longer(time.time() - self.t0, self.search_s,
-                                     statistics.median(self.epoch_s[lead]), self.max_epochs,
-                                     self.two_stage.get(lead, False))
+        epoch_s = statistics.median(self.epoch_s[lead])
+        # the first epoch also compiles: the budget is judged by the epochs after it
+        timed = self.epoch_s[lead][1:]
+        short = bool(timed) and too_short_to_search(
+            self.search_s, statistics.median(timed), self.max_epochs, self.slots)
+        return end_search_for_longer(time.time() - self.t0, self.search_s, epoch_s,
+                                     self.max_epochs, self.two_stage.get(lead, False), short)
 
     def stop_all(self) -> bool:
         return False
@@ -286,7 +290,8 @@ def _tuner(req: SearchRequest, trainable_fn: Any, plan: SchedulerPlan,
                  *req.extra_callbacks]
     stopper = None
     if req.longer_final and req.budget_s:
-        stopper = LongerFinalStopper(obj.metric, req.budget_s, req.settings.max_epochs)
+        stopper = LongerFinalStopper(obj.metric, req.budget_s, req.settings.max_epochs,
+                                     req.concurrency)
         searcher = stopper.wrap(searcher)
     return tune.Tuner(
         trainable_fn,
