@@ -392,10 +392,13 @@ def test_a_search_too_short_for_its_leader_ends_once_its_epochs_are_timed(monkey
     the search ends at its second epoch; a leader of 20 s epochs searches on."""
     import pickle
 
-    from hyperfcn import search
+    from hyperfcn import progress, search
 
     clock = [0.0]
     monkeypatch.setattr(search.time, "time", lambda: clock[0])
+    said: list[str] = []
+    view = progress.LineView(progress.Board("val_loss", "min", max_epochs=10), said.append)
+    monkeypatch.setattr(search.LIVE, "view", view)
     for epoch_s, ends in ((70.0, True), (20.0, False)):
         clock[0] = 1000.0
         stop = search.LongerFinalStopper("val_loss", search_s=900.0, max_epochs=10, slots=1)
@@ -403,6 +406,12 @@ def test_a_search_too_short_for_its_leader_ends_once_its_epochs_are_timed(monkey
         assert not stop("a", {"val_loss": 1.0, "epoch_seconds": 100.0})  # not timed yet
         clock[0] += epoch_s
         assert stop("a", {"val_loss": 0.9, "epoch_seconds": epoch_s}) is ends
+        assert stop("a", {"val_loss": 0.8, "epoch_seconds": epoch_s}) is ends  # it stays
+    # said once, when it ended, with why
+    assert len(said) == 1 and said[0].endswith(
+        "the search ends, 730 s before its budget: its 900 s hold fewer than 3 trainings of "
+        "trial a (10 epochs of ~70 s), too few to compare configurations; the leading trial "
+        "a trains on for the rest once the running trials finish their epoch"), said
     # a run saved before `slots` existed resumes as one trial at a time
     old = pickle.loads(pickle.dumps(stop))
     del old.__dict__["slots"]

@@ -176,6 +176,10 @@ class LineView:
         row = self.board.ended(trial_id, epochs, error, out_of_budget)
         self.say(f"{self._stamp()} trial {trial_id} {row.status}")
 
+    def note(self, msg: str) -> None:
+        """A decision of the search's (not a trial's), said once."""
+        self.say(f"{self._stamp()} {msg}")
+
     def tick(self) -> None:
         pass
 
@@ -242,6 +246,9 @@ class LiveView(LineView):
               out_of_budget: bool = False) -> None:
         self.board.ended(trial_id, epochs, error, out_of_budget)
         self._update()
+
+    def note(self, msg: str) -> None:
+        self.console.print(f"{self._stamp()} {msg}")
 
     def tick(self) -> None:
         self._update()

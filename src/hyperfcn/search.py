@@ -28,7 +28,7 @@ from ray.tune.stopper import Stopper
 from . import artifacts as art
 from . import compat
 from . import space as sp
-from .final import end_search_for_longer, is_two_stage, too_short_to_search
+from .final import MIN_TRAININGS, end_search_for_longer, is_two_stage, too_short_to_search
 from .records import Objective, TrialRecord, read_history, record, status_of
 from .scheduler import SchedulerPlan, StopLog, cut_by_budget, make_scheduler, plan_scheduler
 from .searchers import EndsWhen, make_searcher, random_starts
@@ -217,10 +217,11 @@ class LongerFinalStopper(Stopper):
         self.best: dict[str, float] = {}  # trial id -> its best value of the metric
         self.epoch_s: dict[str, list[float]] = {}
         self.two_stage: dict[str, bool] = {}
+        self.why = ""  # the ending's reason, for the progress view
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # a resumed round's clock starts afresh, and so does its decision
-        self.__dict__.update({"slots": 1, **state}, t0=None, ended=False)
+        self.__dict__.update({"slots": 1, "why": "", **state}, t0=None, ended=False)
 
     def wrap(self, searcher: Searcher) -> Searcher:
         return EndsWhen(searcher, self)
@@ -233,7 +234,10 @@ class LongerFinalStopper(Stopper):
                 self.best[trial_id] = float(value)
             self.epoch_s.setdefault(trial_id, []).append(float(result["epoch_seconds"]))
             self.two_stage[trial_id] = is_two_stage(result.get("config") or {})
-        self.ended = self.ended or self._time_to_end()
+        if not self.ended and self._time_to_end():
+            self.ended = True
+            if LIVE.view is not None:
+                LIVE.view.note(self.why)
         return self.ended
 
     def _time_to_end(self) -> bool:
@@ -246,8 +250,18 @@ class LongerFinalStopper(Stopper):
         timed = self.epoch_s[lead][1:]
         short = bool(timed) and too_short_to_search(
             self.search_s, statistics.median(timed), self.max_epochs, self.slots)
-        return end_search_for_longer(time.time() - self.t0, self.search_s, epoch_s,
-                                     self.max_epochs, self.two_stage.get(lead, False), short)
+        elapsed = time.time() - self.t0
+        if not end_search_for_longer(elapsed, self.search_s, epoch_s, self.max_epochs,
+                                     self.two_stage.get(lead, False), short):
+            return False
+        why = (f"its {self.search_s:.0f} s hold fewer than {MIN_TRAININGS} trainings of "
+               f"trial {lead} ({self.max_epochs} epochs of ~{statistics.median(timed):.0f} "
+               f"s), too few to compare configurations" if short else
+               "the time left is better spent training the leader on")
+        self.why = (f"the search ends, {self.search_s - elapsed:.0f} s before its budget: "
+                    f"{why}; the leading trial {lead} trains on for the rest once the "
+                    f"running trials finish their epoch")
+        return True
 
     def stop_all(self) -> bool:
         return False
