@@ -248,15 +248,16 @@ class LongerFinalStopper(Stopper):
         epoch_s = statistics.median(self.epoch_s[lead])
         # the first epoch also compiles: the budget is judged by the epochs after it
         timed = self.epoch_s[lead][1:]
-        short = bool(timed) and too_short_to_search(
-            self.search_s, statistics.median(timed), self.max_epochs, self.slots)
+        timed_s = statistics.median(timed) if timed else 0.0
+        short = bool(timed) and too_short_to_search(self.search_s, timed_s, self.max_epochs,
+                                                    self.slots)
         elapsed = time.time() - self.t0
         if not end_search_for_longer(elapsed, self.search_s, epoch_s, self.max_epochs,
                                      self.two_stage.get(lead, False), short):
             return False
         why = (f"its {self.search_s:.0f} s hold fewer than {MIN_TRAININGS} trainings of "
-               f"trial {lead} ({self.max_epochs} epochs of ~{statistics.median(timed):.0f} "
-               f"s), too few to compare configurations" if short else
+               f"trial {lead} ({self.max_epochs} epochs of ~{timed_s:.0f} s), too few to "
+               f"compare configurations" if short else
                "the time left is better spent training the leader on")
         self.why = (f"the search ends, {self.search_s - elapsed:.0f} s before its budget: "
                     f"{why}; the leading trial {lead} trains on for the rest once the "
