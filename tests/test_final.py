@@ -220,11 +220,12 @@ def test_the_search_ends_for_the_final_training_only_when_half_is_left_and_it_fi
 
 
 def test_a_search_too_short_to_compare_configurations_ends_at_once_for_its_leader():
-    # 900 s of search, trials of 10 epochs: 3 trainings need epochs of at most 30 s
-    assert too_short_to_search(900.0, 31.0, 10) and not too_short_to_search(900.0, 30.0, 10)
+    # 900 s of search, half of it kept for training on, trials of 10 epochs: the 450 s
+    # left hold 3 trainings of epochs of at most 15 s
+    assert too_short_to_search(900.0, 16.0, 10) and not too_short_to_search(900.0, 15.0, 10)
     # trials at once count: 2 slots hold twice the trainings
-    assert not too_short_to_search(900.0, 59.0, 10, slots=2)
-    assert too_short_to_search(900.0, 61.0, 10, slots=2)
+    assert not too_short_to_search(900.0, 29.0, 10, slots=2)
+    assert too_short_to_search(900.0, 31.0, 10, slots=2)
     # too short: it ends with most of its time left, where it would otherwise search on
     assert not end_search_for_longer(100.0, 900.0, 60.0, 10)
     assert end_search_for_longer(100.0, 900.0, 60.0, 10, too_short=True)

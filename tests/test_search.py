@@ -356,8 +356,8 @@ def test_the_search_ends_early_for_the_leading_trials_training_on(monkeypatch, t
 
     clock = [1000.0]
     monkeypatch.setattr(search.time, "time", lambda: clock[0])
-    # 4 trials at once: 1,000 s hold enough trainings of the slow one to search
-    stop = search.LongerFinalStopper("val_loss", search_s=1000.0, max_epochs=10, slots=4)
+    # 8 trials at once: the 500 s it may search hold enough trainings of the slow one
+    stop = search.LongerFinalStopper("val_loss", search_s=1000.0, max_epochs=10, slots=8)
     searcher = stop.wrap(Inner(metric="val_loss", mode="min"))
     for epoch in (1, 2):
         assert not stop("fast", {"val_loss": 1.0 / epoch, "epoch_seconds": 10.0})
@@ -388,8 +388,9 @@ def test_the_search_ends_early_for_the_leading_trials_training_on(monkeypatch, t
 
 def test_a_search_too_short_for_its_leader_ends_once_its_epochs_are_timed(monkeypatch):
     """Scripted: one trial at a time, 900 s of search, a leader of 70 s epochs (after a
-    first one that also compiles): 900 s hold fewer than 3 of its 10-epoch trainings, so
-    the search ends at its second epoch; a leader of 20 s epochs searches on."""
+    first one that also compiles): the 450 s it may search (half) hold fewer than 3 of its
+    10-epoch trainings, so the search ends at its second epoch; a leader of 10 s epochs
+    searches on."""
     import pickle
 
     from hyperfcn import progress, search
@@ -399,7 +400,7 @@ def test_a_search_too_short_for_its_leader_ends_once_its_epochs_are_timed(monkey
     said: list[str] = []
     view = progress.LineView(progress.Board("val_loss", "min", max_epochs=10), said.append)
     monkeypatch.setattr(search.LIVE, "view", view)
-    for epoch_s, ends in ((70.0, True), (20.0, False)):
+    for epoch_s, ends in ((70.0, True), (10.0, False)):
         clock[0] = 1000.0
         stop = search.LongerFinalStopper("val_loss", search_s=900.0, max_epochs=10, slots=1)
         clock[0] += 100.0
@@ -409,9 +410,10 @@ def test_a_search_too_short_for_its_leader_ends_once_its_epochs_are_timed(monkey
         assert stop("a", {"val_loss": 0.8, "epoch_seconds": epoch_s}) is ends  # it stays
     # said once, when it ended, with why
     assert len(said) == 1 and said[0].endswith(
-        "the search ends, 730 s before its budget: its 900 s hold fewer than 3 trainings of "
-        "trial a (10 epochs of ~70 s), too few to compare configurations; the leading trial "
-        "a trains on for the rest once the running trials finish their epoch"), said
+        "the search ends, 730 s before its budget: the 450 s it may search (50% of its 900 "
+        "s) hold fewer than 3 trainings of trial a (10 epochs of ~70 s), too few to compare "
+        "configurations; the leading trial a trains on for the rest once the running trials "
+        "finish their epoch"), said
     # a run saved before `slots` existed resumes as one trial at a time
     old = pickle.loads(pickle.dumps(stop))
     del old.__dict__["slots"]

@@ -578,8 +578,9 @@ def _announce(opts: TuneOptions, res: Resources, plan: Any, space: SearchSpace,
         p(f"the search ends early, with up to {LONGER_SHARE:.0%} of its time left, when "
           f"that time lets the best trial train on for {CONTINUE:g}x to {MAX_LONGER}x "
           f"its {opts.max_epochs} epochs; at once, after the leading trial's second epoch, "
-          f"when the search's time holds fewer than {MIN_TRAININGS} trainings of it (too "
-          f"short to compare configurations: the leader trains on for the rest)")
+          f"when {1 - LONGER_SHARE:.0%} of the search's time holds fewer than "
+          f"{MIN_TRAININGS} trainings of it (too short to compare configurations: the "
+          f"leader trains on for the rest)")
 
 
 def _run_search(req: Any, rnd: Any, opts: TuneOptions, summary: Any, t0: float,

@@ -55,10 +55,14 @@ CONTINUE = 0.5
 # (BENCHMARKS.md, row 12).
 LONGER_SHARE = 0.5
 MAX_LONGER = 10
-# A search whose time holds fewer trainings of its leader than this (counting the trials it
-# runs at once) cannot compare configurations at their length, and on 2 cores it cost the
-# final model 1.5-2.7 points against the recipe alone: it ends as soon as the leader's
-# epochs are timed, and the leader trains on for the rest (BENCHMARKS.md rows 16, 17).
+# A search whose share of its time (the part not kept for training on) holds fewer
+# trainings of its leader than this, counting the trials it runs at once, cannot compare
+# configurations at their length: ASHA stops no trial until a rung holds reduction_factor
+# (3) results, so it takes the leader and two more full trainings before any other trial
+# can be judged at full length. Such a search ends as soon as the leader's epochs are
+# timed, and the leader trains on for the rest: searches that held fewer lost 1.5-2.7
+# points to the recipe alone, and no model they shipped was a searched configuration
+# (BENCHMARKS.md rows 16-18).
 MIN_TRAININGS = 3
 
 # A saved model scoring worse than the best trial by more than this is reported loudly.
@@ -188,9 +192,11 @@ def _continue_epochs(per_epoch: float, time_left: float | None, max_epochs: int,
 
 def too_short_to_search(search_s: float, epoch_s: float, max_epochs: int,
                         slots: int = 1) -> bool:
-    """Does the search's time hold fewer than MIN_TRAININGS trainings (``max_epochs``
-    epochs of ``epoch_s``, ``slots`` at once) of its leader?"""
-    return search_s * max(1, slots) < MIN_TRAININGS * max_epochs * epoch_s
+    """Does the search's share of its time (all but LONGER_SHARE of ``search_s``) hold
+    fewer than MIN_TRAININGS trainings (``max_epochs`` epochs of ``epoch_s``, ``slots`` at
+    once) of its leader?"""
+    share = (1.0 - LONGER_SHARE) * search_s
+    return share * max(1, slots) < MIN_TRAININGS * max_epochs * epoch_s
 
 
 def end_search_for_longer(elapsed: float, search_s: float, epoch_s: float | None,

@@ -28,7 +28,13 @@ from ray.tune.stopper import Stopper
 from . import artifacts as art
 from . import compat
 from . import space as sp
-from .final import MIN_TRAININGS, end_search_for_longer, is_two_stage, too_short_to_search
+from .final import (
+    LONGER_SHARE,
+    MIN_TRAININGS,
+    end_search_for_longer,
+    is_two_stage,
+    too_short_to_search,
+)
 from .records import Objective, TrialRecord, read_history, record, status_of
 from .scheduler import SchedulerPlan, StopLog, cut_by_budget, make_scheduler, plan_scheduler
 from .searchers import EndsWhen, make_searcher, random_starts
@@ -255,9 +261,10 @@ class LongerFinalStopper(Stopper):
         if not end_search_for_longer(elapsed, self.search_s, epoch_s, self.max_epochs,
                                      self.two_stage.get(lead, False), short):
             return False
-        why = (f"its {self.search_s:.0f} s hold fewer than {MIN_TRAININGS} trainings of "
-               f"trial {lead} ({self.max_epochs} epochs of ~{timed_s:.0f} s), too few to "
-               f"compare configurations" if short else
+        share = (1.0 - LONGER_SHARE) * self.search_s
+        why = (f"the {share:.0f} s it may search ({1 - LONGER_SHARE:.0%} of its {self.search_s:.0f} s) hold "
+               f"fewer than {MIN_TRAININGS} trainings of trial {lead} ({self.max_epochs} "
+               f"epochs of ~{timed_s:.0f} s), too few to compare configurations" if short else
                "the time left is better spent training the leader on")
         self.why = (f"the search ends, {self.search_s - elapsed:.0f} s before its budget: "
                     f"{why}; the leading trial {lead} trains on for the rest once the "
