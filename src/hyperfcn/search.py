@@ -262,9 +262,10 @@ class LongerFinalStopper(Stopper):
                                      self.two_stage.get(lead, False), short):
             return False
         share = (1.0 - LONGER_SHARE) * self.search_s
-        why = (f"the {share:.0f} s it may search ({1 - LONGER_SHARE:.0%} of its {self.search_s:.0f} s) hold "
-               f"fewer than {MIN_TRAININGS} trainings of trial {lead} ({self.max_epochs} "
-               f"epochs of ~{timed_s:.0f} s), too few to compare configurations" if short else
+        why = (f"the {share:.0f} s it may search ({1 - LONGER_SHARE:.0%} of its "
+               f"{self.search_s:.0f} s) hold fewer than {MIN_TRAININGS} trainings of trial "
+               f"{lead} ({self.max_epochs} epochs of ~{timed_s:.0f} s), too few to compare "
+               f"configurations" if short else
                "the time left is better spent training the leader on")
         self.why = (f"the search ends, {self.search_s - elapsed:.0f} s before its budget: "
                     f"{why}; the leading trial {lead} trains on for the rest once the "
