@@ -61,8 +61,7 @@ MAX_LONGER = 10
 # (3) results, so it takes the leader and two more full trainings before any other trial
 # can be judged at full length. Such a search ends as soon as the leader's epochs are
 # timed, and the leader trains on for the rest: searches that held fewer lost 1.5-2.7
-# points to the recipe alone, and no model they shipped was a searched configuration
-# (BENCHMARKS.md rows 16-18).
+# points to the recipe alone (BENCHMARKS.md rows 16-18).
 MIN_TRAININGS = 3
 
 # A saved model scoring worse than the best trial by more than this is reported loudly.
