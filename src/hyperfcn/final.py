@@ -189,13 +189,18 @@ def _continue_epochs(per_epoch: float, time_left: float | None, max_epochs: int,
     return n if n >= max(1.0, CONTINUE * max_epochs) else 0
 
 
+def search_share(search_s: float) -> float:
+    """The part of a budgeted search's time it may search: all but LONGER_SHARE, which is
+    kept for training the leader on."""
+    return (1.0 - LONGER_SHARE) * search_s
+
+
 def too_short_to_search(search_s: float, epoch_s: float, max_epochs: int,
                         slots: int = 1) -> bool:
-    """Does the search's share of its time (all but LONGER_SHARE of ``search_s``) hold
-    fewer than MIN_TRAININGS trainings (``max_epochs`` epochs of ``epoch_s``, ``slots`` at
-    once) of its leader?"""
-    share = (1.0 - LONGER_SHARE) * search_s
-    return share * max(1, slots) < MIN_TRAININGS * max_epochs * epoch_s
+    """Does the search's share of its time (:func:`search_share`) hold fewer than
+    MIN_TRAININGS trainings (``max_epochs`` epochs of ``epoch_s``, ``slots`` at once) of
+    its leader?"""
+    return search_share(search_s) * max(1, slots) < MIN_TRAININGS * max_epochs * epoch_s
 
 
 def end_search_for_longer(elapsed: float, search_s: float, epoch_s: float | None,

@@ -33,6 +33,7 @@ from .final import (
     MIN_TRAININGS,
     end_search_for_longer,
     is_two_stage,
+    search_share,
     too_short_to_search,
 )
 from .records import Objective, TrialRecord, read_history, record, status_of
@@ -261,7 +262,7 @@ class LongerFinalStopper(Stopper):
         if not end_search_for_longer(elapsed, self.search_s, epoch_s, self.max_epochs,
                                      self.two_stage.get(lead, False), short):
             return False
-        share = (1.0 - LONGER_SHARE) * self.search_s
+        share = search_share(self.search_s)
         why = (f"the {share:.0f} s it may search ({1 - LONGER_SHARE:.0%} of its "
                f"{self.search_s:.0f} s) hold fewer than {MIN_TRAININGS} trainings of trial "
                f"{lead} ({self.max_epochs} epochs of ~{timed_s:.0f} s), too few to compare "
