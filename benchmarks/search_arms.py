@@ -3,6 +3,7 @@ model, equal cores and the same split, on the development datasets.
 
     python benchmarks/search_arms.py [--budget 15m] [--datasets cifar10-small,digits,...]
                                      [--seeds 0,1,2] [--arms default,recipe,random,kerastuner]
+                                     [--as-user] [--paired]
 
 Arms (each run pinned to one core, two runs at once; with `--cores 2`, one run at a time on
 both cores, each hyperfcn command choosing its own trials per core as a user's would):
@@ -131,29 +132,34 @@ def recipe_epoch_s(run: Path) -> tuple[float, float]:
     return secs[0], statistics.median(secs[1:] or secs)
 
 
-def one(arm: str, name: str, seed: int, budget_s: float, core: str, work: Path) -> dict:
-    run = work / f"{name}_{slug(arm)}_{seed}{'_2cores' if ',' in core else ''}"
+def one(arm: str, name: str, seed: int, budget_s: float, core: str, work: Path,
+        as_user: bool = False) -> dict:
+    run = work / (f"{name}_{slug(arm)}_{seed}{'_2cores' if ',' in core else ''}"
+                  f"{'_user' if as_user else ''}")
     done = run / "bench_row.json"
     if done.is_file():  # finished in an earlier, interrupted run of this benchmark
         return json.loads(done.read_text())
     shutil.rmtree(run, ignore_errors=True)
-    row = _run(arm, name, seed, budget_s, core, work, run)
+    row = _run(arm, name, seed, budget_s, core, work, run, as_user)
     if "error" not in row:
         done.write_text(json.dumps(row))
     return row
 
 
 def _run(arm: str, name: str, seed: int, budget_s: float, core: str, work: Path,
-         run: Path) -> dict:
-    size = str(SIZES.get(name, 64))
+         run: Path, as_user: bool = False) -> dict:
+    # as a user runs it: no --image-size (tune searches the space's sizes, train takes the
+    # recipe's)
+    size = [] if as_user else ["--image-size", str(SIZES.get(name, 64))]
     bare, recipe = space_files(work)
     pin = ["taskset", "-c", core, sys.executable]
     one_core = "," not in core  # else hyperfcn plans its own trials per core, as for a user
-    base = [*data_args(name, work), "--image-size", size, "--seed", str(seed), "--out",
+    base = [*data_args(name, work), *size, "--seed", str(seed), "--out",
             str(run), *(["--cpus-per-trial", "1"] if one_core else []), "--quiet"]
     if arm == "kerastuner":
         d = data_args(name, work)
-        cmd = [*pin, str(HERE / "kerastuner_arm.py"), d[0], *d[1:], "--size", size,
+        cmd = [*pin, str(HERE / "kerastuner_arm.py"), d[0], *d[1:], "--size",
+               str(SIZES.get(name, 64)),
                "--budget-s", str(budget_s), "--seed", str(seed), "--out", str(run)]
     elif arm == "recipe" or arm.startswith("recipe:"):
         config = variant(recipe, arm, work) if ":" in arm else recipe
@@ -234,6 +240,11 @@ def main() -> None:
     ap.add_argument("--arms", default="default,recipe,random,kerastuner")
     ap.add_argument("--work", help="where the runs go; a run that finished there before "
                     "is not run again")
+    ap.add_argument("--paired", action="store_true",
+                    help="run each dataset's arms at once, one on each core (with two arms)")
+    ap.add_argument("--as-user", action="store_true",
+                    help="no --image-size: tune searches the space's sizes, train takes the "
+                    "recipe's, as a user's plain command does")
     ap.add_argument("--cores", type=int, choices=(1, 2), default=1,
                     help="cores per run: 1 (two runs at once) or 2 (one run at a time)")
     ap.add_argument("--out")
@@ -255,15 +266,19 @@ def main() -> None:
     def job(j: tuple) -> dict:
         core = cores.get()
         try:
-            return one(*j, budget_s=budget_s, core=core, work=work)
+            return one(*j, budget_s=budget_s, core=core, work=work, as_user=a.as_user)
         finally:
             cores.put(core)
 
     order = [("default", "default+", "random", "default-acc", "default-seq"),
              ("recipe", "kerastuner")]
-    jobs = [(arm, name, seed) for seed in map(int, a.seeds.split(","))
-            for pair in order for name in a.datasets.split(",")
-            for arm in arms if arm.split(":")[0] in pair]
+    if a.paired:  # each dataset's arms side by side, one on each core
+        jobs = [(arm, name, seed) for seed in map(int, a.seeds.split(","))
+                for name in a.datasets.split(",") for arm in arms]
+    else:
+        jobs = [(arm, name, seed) for seed in map(int, a.seeds.split(","))
+                for pair in order for name in a.datasets.split(",")
+                for arm in arms if arm.split(":")[0] in pair]
     with cf.ThreadPoolExecutor(max_workers=cores.qsize()) as pool:
         for r in pool.map(job, jobs):
             rows.append(r)
@@ -273,7 +288,7 @@ def main() -> None:
                                             for arm, v in per.items())
                      for name, per in summary.items())
     emit({"benchmark": "search_arms", "budget": a.budget, "rows": rows, "summary": summary,
-          "cores_per_run": a.cores,
+          "cores_per_run": a.cores, "as_user": a.as_user,
           "figure": f"median final val accuracy at {a.budget} on {a.cores} core(s) a run: "
                     f"{text}"}, a.out)
 

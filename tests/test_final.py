@@ -10,17 +10,16 @@ import pytest
 
 from hyperfcn import arrays as trial_mod
 from hyperfcn.arrays import labels_of, predict_packed
+from hyperfcn.budget import MAX_LONGER, end_search_for_longer, too_short_to_search
 from hyperfcn.final import (
-    MAX_LONGER,
     BestTrial,
     FinalSource,
-    end_search_for_longer,
     load_core,
     make_final,
     merged,
+    near_chance,
     plan_final,
     shortfall,
-    too_short_to_search,
 )
 from hyperfcn.trial import LocalReporter, TrialSettings, run_trial
 
@@ -158,8 +157,14 @@ def test_train_val_fits_both_sets_for_the_epochs_where_the_best_trial_peaked(tin
      {"time_left": 120.0}, True, "trained again for up to 10"),
     (BestTrial("a", 3, {"epoch": 3}, "ck", "the scheduler", 10.0), {"time_left": 120.0},
      True, "(~11 at the trial's speed, at most 100)"),
-    (BestTrial("a", 7, {"epoch": 7}, "ck", "the budget", 10.0), {"time_left": 30.0}, False,
+    (BestTrial("a", 7, {"epoch": 7}, "ck", "the budget", 10.0), {"time_left": 15.0}, False,
      "no time left in the budget"),
+    # weights cut mid-schedule train on for any epochs that fit
+    (BestTrial("a", 7, {"epoch": 7}, "ck", "the budget", 10.0), {"time_left": 30.0}, True,
+     "(~2 at the trial's speed"),
+    # a recipe fitted to the search's end ran its planned epochs: it is the model
+    (BestTrial("a", 3, {"epoch": 3}, "ck", "", 40.0, fitted=3), {"time_left": 300.0},
+     False, "trained the 3 epochs it held, its learning rate decaying to 0"),
     (BestTrial("a", 10, {"epoch": 6}, "ck", "", 10.0), {"train_val": True}, True,
      "train+val for 6 epochs"),
     (BestTrial("a", 10, {"epoch": 6}, "ck", "", 10.0), {"train_val": True, "time_left": 20.0},
@@ -229,8 +234,27 @@ def test_a_search_too_short_to_compare_configurations_ends_at_once_for_its_leade
     # too short: it ends with most of its time left, where it would otherwise search on
     assert not end_search_for_longer(100.0, 900.0, 60.0, 10)
     assert end_search_for_longer(100.0, 900.0, 60.0, 10, too_short=True)
-    # ... but only when the time left buys the leader CONTINUE x its epochs more
-    assert not end_search_for_longer(600.0, 900.0, 60.0, 10, too_short=True)
+    # ... whenever the time left buys the leader an epoch more (its weights would
+    # otherwise stop at the learning rate the search left them at): 300 s left hold 4
+    assert end_search_for_longer(600.0, 900.0, 60.0, 10, too_short=True)
+    # ... and not when none fits (one epoch's time is kept back for the final step's start)
+    assert not end_search_for_longer(800.0, 900.0, 60.0, 10, too_short=True)
+
+
+def test_a_model_no_better_than_guessing_is_a_loud_warning_saying_what_to_do():
+    classes = ["a", "b", "c", "d"]
+    balanced = [0, 1, 2, 3] * 25
+    # guessing scores 0.25; a tenth of the way to 1.0 is 0.325
+    warn = near_chance(0.30, balanced, classes, "give a longer --budget")
+    assert "no better than guessing: val_accuracy 0.300" in warn
+    assert "guessing among 4 classes scores 0.250" in warn and "longer --budget" in warn
+    assert near_chance(0.33, balanced, classes, "x") is None
+    # unbalanced: always answering the common class is the bar
+    skewed = [0] * 70 + [1, 2, 3] * 10
+    warn = near_chance(0.72, skewed, classes, "x")
+    assert "always answering 'a' scores 0.700 on these 100 validation images" in warn
+    assert near_chance(0.75, skewed, classes, "x") is None
+    assert near_chance(None, skewed, classes, "x") is None  # fitted on train+val
 
 
 def test_a_longer_retrain_trains_its_own_epochs_on_its_own_schedule(tiny_data, tmp_path):
@@ -317,3 +341,50 @@ def test_a_retrain_the_budget_ends_before_its_first_epoch_keeps_the_trials_weigh
                        str(rep.saved[1]))
     assert final.source == FinalSource.BEST_TRIAL and final.history == []
     assert "ended before the retrain's first epoch" in final.reason
+
+
+def test_a_chance_level_model_is_saved_with_a_warning_in_its_files_and_on_stderr(tmp_path,
+                                                                                 capsys):
+    """A model that predicts the same for every image scores what guessing scores: the run
+    still saves it, and says so in metrics.json and on stderr, with what to do."""
+    import hashlib
+    import types
+
+    from hyperfcn.final import FinalModel, write_files
+
+    labels = np.array([0, 1] * 10)
+    probs = np.tile([[0.6, 0.4]], (20, 1))  # always "dark": half right
+    out = FinalModel(model=b"model bytes", source=FinalSource.BEST_TRIAL, reason="r",
+                     checked={"val_accuracy": 0.5, "val_loss": 0.69},
+                     sha256=hashlib.sha256(b"model bytes").hexdigest(),
+                     val_probs=probs, val_labels=labels, val_order=list(range(20)))
+    summary = types.SimpleNamespace(classes=["dark", "light"], val_files=[])
+    best = BestTrial("t1", 3, {"epoch": 1, "val_loss": 0.69, "val_accuracy": 0.5}, "ck")
+    metrics = write_files(tmp_path, {"image_size": 16}, out, summary, lambda m: None, {},
+                          best, "val_loss")
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    for warning in (metrics["final"]["warning"], saved["final"]["warning"],
+                    capsys.readouterr().err):
+        assert "no better than guessing: val_accuracy 0.500" in warning
+        assert f"--config {tmp_path / 'best_config.json'} --budget" in warning
+
+
+def test_a_recipe_that_ran_its_fitted_epochs_completed_and_is_promoted():
+    """A trial that fitted itself to the search's end and ran its 3 planned epochs (of 10
+    --max-epochs) completed: it is not 'out of budget', and the final step promotes it."""
+    from hyperfcn.final import best_trial_of
+    from hyperfcn.records import TrialStatus, record, status_of
+
+    hist = [{"epoch": e, "val_loss": 1.0 / e, "val_accuracy": 0.3 * e, "epoch_seconds": 40.0,
+             "planned_epochs": 3} for e in (1, 2, 3)]
+    st = status_of(failed=False, ended=True, epochs=3, max_epochs=3, stopped_by_scheduler=False,
+                   budget_can_cut=True)
+    assert st == TrialStatus.COMPLETED
+    best = best_trial_of(record("r", {}, st, hist, checkpoint="ck"), "val_loss", "min", 10)
+    assert best.fitted == 3 and best.cut_by == "" and best.best_epoch == 3
+    plan = plan_final(best, 10, time_left=20.0)
+    assert not plan.retrain and plan.checkpoint == "ck" and "the 3 epochs it held" in plan.reason
+    # cut before its planned end (the search's clock ran out first): cut by the budget
+    cut = best_trial_of(record("r", {}, TrialStatus.OUT_OF_BUDGET, hist[:2], checkpoint="ck"),
+                        "val_loss", "min", 10)
+    assert cut.cut_by == "the budget"

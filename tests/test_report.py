@@ -193,3 +193,25 @@ def test_report_reads_rays_results_when_trials_json_is_missing(tmp_path):
     assert "9 trials" in page and "Best trials" in page
     assert "3 completed" in page and "2 stopped" in page and "4 unfinished" in page
     assert (run / art.REPORT_DIR / "learning_curves.png").is_file()
+
+
+def test_a_warning_about_the_saved_model_comes_first(tmp_path):
+    run = _run_dir(tmp_path)
+    metrics = json.loads((run / art.METRICS).read_text())
+    metrics["final"] = {"source": "best_trial", "reason": "r",
+                        "warning": "the saved model is no better than guessing"}
+    art.write_json(run / art.METRICS, metrics)
+    page = write_report(run).read_text()
+    top = page.index("<b>Warning:</b> the saved model is no better than guessing")
+    assert top < page.index("<h2>Data</h2>")
+
+
+def test_a_recipe_fitted_to_the_search_end_shows_its_planned_epochs():
+    said: list[str] = []
+    view = LineView(Board("val_loss", "min", max_epochs=10), said.append)
+    view.started("r", {"learning_rate": 0.003})
+    for e in (1, 2, 3):
+        view.result("r", {"epoch": e, "val_loss": 1.0 / e, "val_accuracy": 0.5,
+                          "time_total_s": 40.0 * e, "planned_epochs": 3})
+    view.ended("r", 3)
+    assert "trial r epoch 3/3:" in said[-2] and view.board.rows["r"].status == "done"

@@ -386,11 +386,11 @@ def test_the_search_ends_early_for_the_leading_trials_training_on(monkeypatch, t
                                                  "time_total_s": 10.0})
 
 
-def test_a_search_too_short_for_its_leader_ends_once_its_epochs_are_timed(monkeypatch):
-    """Scripted: one trial at a time, 900 s of search, a leader of 70 s epochs (after a
-    first one that also compiles): the 450 s it may search (half) hold fewer than 3 of its
-    10-epoch trainings, so the search ends at its second epoch; a leader of 10 s epochs
-    searches on."""
+def test_a_search_too_short_for_its_leader_ends_at_its_first_epoch(monkeypatch):
+    """Scripted: one trial at a time, 900 s of search, a leader whose first epoch (which
+    also compiles) took 70 s: the 450 s it may search (half) hold fewer than 3 of its
+    10-epoch trainings, so the search ends at that first epoch. A leader whose first epoch
+    took 14 s searches on, and its faster later epochs do not change that."""
     import pickle
 
     from hyperfcn import progress, search
@@ -400,17 +400,16 @@ def test_a_search_too_short_for_its_leader_ends_once_its_epochs_are_timed(monkey
     said: list[str] = []
     view = progress.LineView(progress.Board("val_loss", "min", max_epochs=10), said.append)
     monkeypatch.setattr(search.LIVE, "view", view)
-    for epoch_s, ends in ((70.0, True), (10.0, False)):
+    for first_s, ends in ((70.0, True), (14.0, False)):
         clock[0] = 1000.0
         stop = search.LongerFinalStopper("val_loss", search_s=900.0, max_epochs=10, slots=1)
-        clock[0] += 100.0
-        assert not stop("a", {"val_loss": 1.0, "epoch_seconds": 100.0})  # not timed yet
-        clock[0] += epoch_s
-        assert stop("a", {"val_loss": 0.9, "epoch_seconds": epoch_s}) is ends
-        assert stop("a", {"val_loss": 0.8, "epoch_seconds": epoch_s}) is ends  # it stays
+        clock[0] += first_s + 30.0
+        assert stop("a", {"val_loss": 1.0, "epoch_seconds": first_s}) is ends
+        clock[0] += 10.0
+        assert stop("a", {"val_loss": 0.9, "epoch_seconds": 10.0}) is ends  # it stays
     # said once, when it ended, with why
     assert len(said) == 1 and said[0].endswith(
-        "the search ends, 730 s before its budget: the 450 s it may search (50% of its 900 "
+        "the search ends, 800 s before its budget: the 450 s it may search (50% of its 900 "
         "s) hold fewer than 3 trainings of trial a (10 epochs of ~70 s), too few to compare "
         "configurations; the leading trial a trains on for the rest once the running trials "
         "finish their epoch"), said
@@ -419,3 +418,41 @@ def test_a_search_too_short_for_its_leader_ends_once_its_epochs_are_timed(monkey
     del old.__dict__["slots"]
     again = pickle.loads(pickle.dumps(old))
     assert again.slots == 1
+
+
+def test_a_recipe_fitted_to_the_search_end_ends_the_search_and_runs_on(monkeypatch):
+    """The recipe's first report says it fitted itself to the search's end (the budget is
+    too short to search, trial.py): the search ends there, every other trial stops at its
+    next result, the searcher suggests no more, and the recipe runs to its planned end,
+    past --max-epochs if that is what fits."""
+    from ray.tune.search import Searcher
+
+    from hyperfcn import progress, search
+
+    class Inner(Searcher):
+        def suggest(self, trial_id):
+            return {"x": 1}
+
+    monkeypatch.setattr(search.time, "time", lambda: 1000.0)
+    said: list[str] = []
+    view = progress.LineView(progress.Board("val_loss", "min", max_epochs=10), said.append)
+    monkeypatch.setattr(search.LIVE, "view", view)
+    stop = search.LongerFinalStopper("val_loss", search_s=5000.0, max_epochs=10, slots=2)
+    searcher = stop.wrap(Inner(metric="val_loss", mode="min"))
+    assert not stop("other", {"val_loss": 0.5, "epoch_seconds": 20.0})
+    assert not stop("recipe", {"val_loss": 0.9, "epoch_seconds": 45.0, "planned_epochs": 90})
+    assert searcher.suggest("t3") == Searcher.FINISHED
+    assert stop("other", {"val_loss": 0.4, "epoch_seconds": 20.0})
+    for epoch in range(2, 12):
+        assert not stop("recipe", {"val_loss": 0.3, "epoch_seconds": 40.0, "epoch": epoch,
+                                   "planned_epochs": 90})
+    assert len(said) == 1 and "trial recipe (the recipe) trains for the ~90 epochs that " \
+        "fit, its learning rate decaying to 0 at the search's end" in said[0], said
+    # ASHA stops it at its planned end, not at max_t
+    from hyperfcn.scheduler import RungScheduler
+
+    asha = RungScheduler("val_loss", "min", max_t=10, seeded=[{"x": 1}])
+    trial = type("T", (), {"trial_id": "recipe", "config": {"x": 1}})()
+    for epoch, action in ((10, "CONTINUE"), (11, "CONTINUE"), (90, "STOP")):
+        assert asha.on_trial_result(None, trial, {"epoch": epoch, "val_loss": 0.3,
+                                                  "planned_epochs": 90}) == action

@@ -258,7 +258,7 @@ def test_training_batches_follow_each_epochs_plan_with_autotuning_off(tiny_data,
     (2, 10.0, -3.0, 1000, 2),  # the deadline has passed
 ])
 def test_a_budgeted_run_has_the_epochs_that_fit(done, epoch_s, left, cap, want):
-    from hyperfcn.trial import epochs_that_fit
+    from hyperfcn.budget import epochs_that_fit
 
     assert epochs_that_fit(done, epoch_s, left, cap) == want
 
@@ -384,3 +384,84 @@ def test_a_budgeted_run_is_re_planned_each_time_half_its_rest_has_run(tiny_data,
     lrs = [h["lr"] for h in rep.history]
     assert all(a > b for a, b in zip(lrs[1:], lrs[2:]))
     assert lrs[-1] == pytest.approx(0.0, abs=1e-7)
+
+
+def _scripted_epochs(monkeypatch, seconds: list[float], start: float = 1000.0) -> list[float]:
+    """The trial's clock (hyperfcn.trial.time.time) stands still but for each epoch, which
+    takes its scripted seconds (the last repeats): epoch times and the time left are the
+    script's, whatever the machine does."""
+    import time as real_time
+    import types
+
+    import hyperfcn.trial
+
+    clock = [start]
+    fake = types.SimpleNamespace(time=lambda: clock[0], monotonic=real_time.monotonic)
+    monkeypatch.setattr(hyperfcn.trial, "time", fake)
+    real = hyperfcn.trial._Trial._metrics
+    done = [0]
+
+    def metrics(self, epoch, logs):
+        clock[0] += seconds[min(done[0], len(seconds) - 1)]
+        done[0] += 1
+        return real(self, epoch, logs)
+
+    monkeypatch.setattr(hyperfcn.trial._Trial, "_metrics", metrics)
+    return clock
+
+
+def test_a_recipe_given_3_epochs_of_budget_trains_its_schedule_over_those_3(tiny_data,
+                                                                            monkeypatch):
+    """Scripted: a search of 130 s, epochs of 40 s after a first of 45 s (it compiles).
+    The first epoch shows the budget too short to search (65 s may search, far less than 3
+    trainings of 10 epochs), so the trial fits itself to the search's end: the second epoch
+    times the plan (3 epochs fit), and the cosine goes on from where it was to 0 at the
+    end of the third, as `train --budget` would, where a 10-epoch trial cut by the budget
+    would have stopped near its peak learning rate."""
+    from hyperfcn.buckets import steps
+    from hyperfcn.budget import SearchClock
+
+    clock = _scripted_epochs(monkeypatch, [45.0, 40.0])
+    plans = _recorded_plans(monkeypatch)
+    rep = LocalReporter()
+    search = SearchClock(until=clock[0] + 130.0, search_s=130.0, max_epochs=10)
+    run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
+              TrialSettings(max_epochs=10, clock=search), rep)
+    n = steps(tiny_data.train[16], 4)
+    assert [h["epoch"] for h in rep.history] == [1, 2, 3]
+    assert plans == [{"at": 2 * n, "phase": pytest.approx(0.2), "total": 3 * n}]
+    assert [h["planned_epochs"] for h in rep.history] == [2, 2, 3]  # estimated, then timed
+    lrs = [h["lr"] for h in rep.history]
+    assert lrs[0] > lrs[1] > lrs[2] and lrs[2] == pytest.approx(0.0, abs=1e-7)
+    assert clock[0] <= search.until  # it ended within the search's time
+
+
+def test_a_recipe_whose_budget_holds_a_search_runs_its_max_epochs(tiny_data, monkeypatch):
+    """The same recipe with 3,000 s of search: 1,500 s hold 3 trainings of 3 epochs of 45 s,
+    so it searches: the trial runs its --max-epochs on its own schedule, planning nothing."""
+    from hyperfcn.budget import SearchClock
+
+    clock = _scripted_epochs(monkeypatch, [45.0, 40.0])
+    plans = _recorded_plans(monkeypatch)
+    rep = LocalReporter()
+    search = SearchClock(until=clock[0] + 3000.0, search_s=3000.0, max_epochs=3)
+    run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
+              TrialSettings(max_epochs=3, clock=search), rep)
+    assert [h["epoch"] for h in rep.history] == [1, 2, 3] and plans == []
+    assert not any("planned_epochs" in h for h in rep.history)
+
+
+def test_a_recipe_fitted_to_a_long_search_end_trains_past_max_epochs(tiny_data, monkeypatch):
+    """Too short to search (3 trainings of 10 epochs of 10 s do not fit in the 200 s it may
+    search), but 400 s hold up to 39 epochs: the recipe trains them all (at most 10x
+    --max-epochs), re-planned as it goes, and its learning rate reaches 0 at the end."""
+    from hyperfcn.budget import SearchClock
+
+    clock = _scripted_epochs(monkeypatch, [12.0, 10.0])
+    rep = LocalReporter()
+    search = SearchClock(until=clock[0] + 400.0, search_s=400.0, max_epochs=10)
+    run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
+              TrialSettings(max_epochs=10, clock=search), rep)
+    assert 30 <= len(rep.history) <= 39 and clock[0] <= search.until  # (400 - 12) // 10
+    assert rep.history[-1]["planned_epochs"] == len(rep.history)
+    assert rep.history[-1]["lr"] == pytest.approx(0.0, abs=1e-7)

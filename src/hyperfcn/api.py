@@ -20,9 +20,9 @@ from typing import Any
 
 from . import artifacts as art
 from . import hints
+from .budget import CONTINUE, LONGER_SHARE, MAX_LONGER, MIN_TRAININGS
 from .config import BACKBONES, ModelConfig, load_config
 from .errors import SearchFailed, SpaceError, UserError
-from .final import CONTINUE, LONGER_SHARE, MAX_LONGER, MIN_TRAININGS
 from .space import Constant, SearchSpace, load_space, parse_space
 
 Say = Callable[[str], None]
@@ -577,10 +577,10 @@ def _announce(opts: TuneOptions, res: Resources, plan: Any, space: SearchSpace,
     if opts.budget_s is not None and opts.final == "auto":
         p(f"the search ends early, with up to {LONGER_SHARE:.0%} of its time left, when "
           f"that time lets the best trial train on for {CONTINUE:g}x to {MAX_LONGER}x "
-          f"its {opts.max_epochs} epochs; at once, after the leading trial's second epoch, "
-          f"when {1 - LONGER_SHARE:.0%} of the search's time holds fewer than "
-          f"{MIN_TRAININGS} trainings of it (too short to compare configurations: the "
-          f"leader trains on for the rest)")
+          f"its {opts.max_epochs} epochs; and when {1 - LONGER_SHARE:.0%} of the search's "
+          f"time holds fewer than {MIN_TRAININGS} trainings of the space's recipe (timed "
+          f"by its first epoch), the budget is too short to compare configurations: the "
+          f"recipe trains alone, its schedule fitted to the budget")
 
 
 def _run_search(req: Any, rnd: Any, opts: TuneOptions, summary: Any, t0: float,

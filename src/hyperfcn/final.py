@@ -31,6 +31,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from .budget import MAX_LONGER, continue_epochs, longer_epochs
 from .config import ModelConfig
 
 log = logging.getLogger("hyperfcn")
@@ -42,31 +43,13 @@ class FinalSource(StrEnum):
     TRAIN_VAL = "train+val"
 
 
-# A retrain for longer than the search's trials is worth its time from this many times their
-# epochs on: the learning-rate schedule then spans the longer run.
-LONGER = 1.5
-# Training the best trial's weights on, over a new learning-rate cycle (a warm restart), is
-# worth its time from this many times the trials' epochs on: it adds to the epochs the
-# trial trained, where a retrain starts again from none.
-CONTINUE = 0.5
-# With a budget, the search ends early enough to leave the best config this share of the
-# search's time to train longer, up to MAX_LONGER x the trials' epochs: the recipe alone
-# trained for a whole budget beat a search whose model had trained 10 epochs
-# (BENCHMARKS.md, row 12).
-LONGER_SHARE = 0.5
-MAX_LONGER = 10
-# A search whose share of its time (the part not kept for training on) holds fewer
-# trainings of its leader than this, counting the trials it runs at once, cannot compare
-# configurations at their length: ASHA stops no trial until a rung holds reduction_factor
-# (3) results, so it takes the leader and two more full trainings before any other trial
-# can be judged at full length. Such a search ends as soon as the leader's epochs are
-# timed, and the leader trains on for the rest: searches that held fewer lost 1.5-2.7
-# points to the recipe alone (BENCHMARKS.md rows 16-18).
-MIN_TRAININGS = 3
-
 # A saved model scoring worse than the best trial by more than this is reported loudly.
 ACCURACY_DROP = 0.01
 LOSS_RISE = 0.02  # relative
+# A saved model that closes less than this share of the gap between guessing (the larger of
+# chance and always predicting the most common class) and a perfect score is no model: the
+# run says so loudly, whatever its exit status.
+NEAR_CHANCE = 0.1
 
 
 @dataclass(frozen=True)
@@ -80,6 +63,9 @@ class BestTrial:
     cut_by: str = ""  # "" (trained all epochs) | "the scheduler" | "the budget" | "a failure"
     epoch_seconds: float | None = None  # median seconds an epoch took in the trial
     two_stage: bool = False  # a backbone fine-tuned in two stages: not continued
+    # a trial that fitted its schedule to the search's end (a budget too short to search,
+    # see trial.py): the epochs it planned, its learning rate reaching 0 at the last
+    fitted: int = 0
 
     @property
     def best_epoch(self) -> int:
@@ -132,7 +118,15 @@ def plan_final(best: BestTrial | None, max_epochs: int, *, train_val: bool = Fal
         return dataclasses.replace(promote, reason=(
             f"--final train+val did not fit in the budget ({n} epochs at "
             f"~{per_epoch:.0f} s); trial {best.trial_id}'s weights at epoch {n} instead"))
-    more = _continue_epochs(per_epoch, time_left, max_epochs, best.two_stage)
+    if best.fitted and not best.cut_by:
+        return dataclasses.replace(promote, reason=(
+            f"the budget was too short to compare configurations, so trial "
+            f"{best.trial_id} (the space's recipe) trained the {best.fitted} epochs it held, "
+            f"its learning rate decaying to 0 at the search's end; its weights at epoch "
+            f"{best.best_epoch} are the model"))
+    # weights cut short mid-schedule gain from any epochs more (kept only if better)
+    more = continue_epochs(per_epoch, time_left, max_epochs, best.two_stage,
+                           too_short=bool(best.cut_by))
     if more:
         # the final step may run on more cores than a trial: it times its own epochs
         cap = MAX_LONGER * max_epochs
@@ -142,7 +136,7 @@ def plan_final(best: BestTrial | None, max_epochs: int, *, train_val: bool = Fal
                          f"trained on, on a new learning-rate cycle, for as many epochs as "
                          f"fit in the time the budget kept for it (~{more} at the trial's "
                          f"speed, at most {cap}); kept only if better on validation")
-    longer = _longer_epochs(per_epoch, time_left, max_epochs)
+    longer = longer_epochs(per_epoch, time_left, max_epochs)
     if longer:
         was = (f"trained all {max_epochs} epochs" if not best.cut_by else
                f"was cut short by {best.cut_by} at epoch {best.epochs}")
@@ -164,59 +158,6 @@ def plan_final(best: BestTrial | None, max_epochs: int, *, train_val: bool = Fal
     return dataclasses.replace(promote, reason=(
         f"{cut}; no time left in the budget to train it again: its weights at epoch "
         f"{best.best_epoch} are the model"))
-
-
-def _fitting_epochs(per_epoch: float, time_left: float | None, max_epochs: int) -> int:
-    """Epochs that fit in the time left (one epoch's worth kept back for the first epoch's
-    compile), at most MAX_LONGER x the trials' epochs."""
-    if time_left is None or per_epoch <= 0:
-        return 0
-    return max(0, min(int(time_left // per_epoch) - 1, MAX_LONGER * max_epochs))
-
-
-def _longer_epochs(per_epoch: float, time_left: float | None, max_epochs: int) -> int:
-    """Epochs of a longer retrain from scratch, or 0 when fewer than LONGER x the trials'
-    epochs fit."""
-    n = _fitting_epochs(per_epoch, time_left, max_epochs)
-    return n if n >= LONGER * max_epochs else 0
-
-
-def _continue_epochs(per_epoch: float, time_left: float | None, max_epochs: int,
-                     two_stage: bool = False) -> int:
-    """Epochs to train the best trial's weights on, or 0 when fewer than CONTINUE x the
-    trials' epochs fit (or the config is a two-stage backbone, retrained instead)."""
-    n = 0 if two_stage else _fitting_epochs(per_epoch, time_left, max_epochs)
-    return n if n >= max(1.0, CONTINUE * max_epochs) else 0
-
-
-def search_share(search_s: float) -> float:
-    """The part of a budgeted search's time it may search: all but LONGER_SHARE, which is
-    kept for training the leader on."""
-    return (1.0 - LONGER_SHARE) * search_s
-
-
-def too_short_to_search(search_s: float, epoch_s: float, max_epochs: int,
-                        slots: int = 1) -> bool:
-    """Does the search's share of its time (:func:`search_share`) hold fewer than
-    MIN_TRAININGS trainings (``max_epochs`` epochs of ``epoch_s``, ``slots`` at once) of
-    its leader?"""
-    return search_share(search_s) * max(1, slots) < MIN_TRAININGS * max_epochs * epoch_s
-
-
-def end_search_for_longer(elapsed: float, search_s: float, epoch_s: float | None,
-                          max_epochs: int, two_stage: bool = False,
-                          too_short: bool = False) -> bool:
-    """Should a budgeted search end now, so that its best trial (whose epochs take
-    ``epoch_s``) trains on in the time left? Only once the time left is within
-    LONGER_SHARE of the search's (or what MAX_LONGER x the epochs need), or at once when
-    the budget is ``too_short`` to search (:func:`too_short_to_search`), and only when
-    that time buys the final model more epochs at all: otherwise the search keeps it."""
-    if not epoch_s or epoch_s <= 0:
-        return False
-    left = search_s - elapsed
-    keep = min(LONGER_SHARE * search_s, (MAX_LONGER * max_epochs + 1) * epoch_s)
-    more = (_longer_epochs if two_stage else _continue_epochs)(epoch_s, left, max_epochs)
-    return (too_short or left <= keep) and more > 0
 
 
 @dataclass
@@ -388,6 +329,36 @@ def shortfall(checked: Mapping[str, float], best: Mapping[str, float] | None,
             f"trial's {want:.4f}; the search found a better model than the one saved")
 
 
+def near_chance(accuracy: float | None, labels: Any, classes: list[str],
+                fix: str) -> str | None:
+    """A warning when the saved model's validation accuracy is within NEAR_CHANCE of
+    guessing, saying what guessing scores here and ``fix``, what to do instead."""
+    import numpy as np
+
+    n = len(labels)
+    if accuracy is None or not n or len(classes) < 2:
+        return None
+    counts = np.bincount(np.asarray(labels, dtype=int), minlength=len(classes))
+    top = int(counts.argmax())
+    majority, chance = counts[top] / n, 1.0 / len(classes)
+    guess = max(chance, majority)
+    if accuracy >= guess + NEAR_CHANCE * (1.0 - guess):
+        return None
+    how = (f"always answering {classes[top]!r} scores {majority:.3f}" if majority > chance
+           else f"guessing among {len(classes)} classes scores {chance:.3f}")
+    return (f"the saved model is no better than guessing: val_accuracy {accuracy:.3f}, "
+            f"where {how} on these {n} validation images. It did not train long enough to "
+            f"learn (or the data has no learnable signal); {fix}")
+
+
+def fix_hint(run_dir: Path, searched: bool) -> str:
+    """What to do about a model no better than guessing, for `tune` or `train`."""
+    if searched:
+        return (f"give a longer --budget, or train its configuration for a set time: "
+                f"hyperfcn train DATA --config {run_dir / 'best_config.json'} --budget 10m")
+    return "give it a longer --budget, or more --max-epochs"
+
+
 # ---------------------------------------------------------------- on the driver
 
 def best_trial_of(r: Any, metric: str, mode: str, max_epochs: int) -> Any:
@@ -398,13 +369,16 @@ def best_trial_of(r: Any, metric: str, mode: str, max_epochs: int) -> Any:
     pick = min if mode == "min" else max
     best = pick(hist, key=lambda h: h[metric]) if hist else {
         "epoch": r.epochs, "val_loss": r.best_val_loss, "val_accuracy": r.best_val_accuracy}
-    cut = "" if r.epochs >= max_epochs else {
+    from .records import fitted_epochs
+
+    fitted = fitted_epochs(r.history)
+    cut = "" if r.epochs >= (fitted or max_epochs) else {
         "stopped": "the scheduler", "out_of_budget": "the budget"}.get(r.status, r.status)
     secs = [h["epoch_seconds"] for h in r.history if h.get("epoch_seconds")]
     return BestTrial(trial_id=r.trial_id, epochs=r.epochs, best=dict(best),
                      checkpoint=r.checkpoint or None, cut_by=cut,
                      epoch_seconds=statistics.median(secs) if secs else None,
-                     two_stage=is_two_stage(r.config))
+                     two_stage=is_two_stage(r.config), fitted=fitted)
 
 
 def is_two_stage(config: Mapping[str, Any]) -> bool:
@@ -455,7 +429,11 @@ def write_files(run_dir: Path, config: dict[str, Any], out: FinalModel, summary:
     classes = summary.classes
     rep = classification_report(out.val_probs, out.val_labels, classes)
     held_out = out.source != "train+val"
-    warning = shortfall(out.checked, best.best if best else None, metric) if held_out else None
+    warnings = [w for w in (
+        shortfall(out.checked, best.best if best else None, metric) if held_out else None,
+        near_chance(out.checked.get("val_accuracy"), out.val_labels, classes,
+                    fix_hint(run_dir, best is not None)) if held_out else None) if w]
+    warning = "; ".join(warnings) or None
     metrics = {"val_accuracy": rep["accuracy"] if held_out else None,
                "val_loss": rep["loss"] if held_out else None,
                "best_epoch": out.best_epoch, "epochs_run": len(out.history),
@@ -480,7 +458,8 @@ def write_files(run_dir: Path, config: dict[str, Any], out: FinalModel, summary:
         art.write_bytes(run_dir / art.AUGMENT_PREVIEW, out.augment_preview)
     art.write_bytes(run_dir / art.MODEL, out.model)
     if hashlib.sha256((run_dir / art.MODEL).read_bytes()).hexdigest() != out.sha256:
-        warning = f"{run_dir / art.MODEL} does not hold the bytes that were checked"
+        warnings.append(f"{run_dir / art.MODEL} does not hold the bytes that were checked")
+        warning = metrics["final"]["warning"] = "; ".join(warnings)
     tb = HParamsLog(run_dir / art.TENSORBOARD)
     tb.start("final", config, group="final")
     for h in out.history:

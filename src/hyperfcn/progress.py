@@ -36,6 +36,7 @@ class TrialRow:
     best: float | None = None
     status: str = "running"
     seconds_per_epoch: float | None = None
+    planned: int = 0  # the epochs of a recipe fitted to the search's end (trial.py)
 
 
 @dataclass
@@ -60,6 +61,10 @@ class Board:
     def better(self, a: float, b: float | None) -> bool:
         return b is None or (a < b if self.mode == "min" else a > b)
 
+    def epochs_of(self, row: TrialRow) -> int:
+        """The epochs a trial is to train: --max-epochs, or those a fitted recipe planned."""
+        return row.planned or self.max_epochs
+
     def started(self, trial_id: str, config: Mapping[str, Any]) -> TrialRow:
         shown = " ".join(f"{k}={_fmt(config[k])}" for k in KEY_PARAMS if k in config)
         row = self.rows.setdefault(trial_id, TrialRow(trial_id, shown))
@@ -72,6 +77,7 @@ class Board:
         if v is None or not math.isfinite(v):
             return None
         row.epoch = int(result.get("epoch", row.epoch + 1))
+        row.planned = int(result.get("planned_epochs") or row.planned)
         row.last = float(v)
         if self.better(v, row.best):
             row.best = float(v)
@@ -91,7 +97,7 @@ class Board:
             row.epoch = max(row.epoch, epochs)
         if error:
             row.status = f"failed: {error}"
-        elif row.epoch >= self.max_epochs:
+        elif row.epoch >= self.epochs_of(row):
             row.status = "done"
         elif out_of_budget:
             row.status = f"out of budget at epoch {row.epoch}"
@@ -163,7 +169,7 @@ class LineView:
         if row is None:
             return
         b = self.board
-        self.say(f"{self._stamp()} trial {trial_id} epoch {row.epoch}/{b.max_epochs}: "
+        self.say(f"{self._stamp()} trial {trial_id} epoch {row.epoch}/{b.epochs_of(row)}: "
                  f"val_loss {result.get('val_loss', float('nan')):.4f} val_accuracy "
                  f"{result.get('val_accuracy', float('nan')):.4f} (best {b.metric} so far "
                  f"{b.best:.4f})")
@@ -223,7 +229,7 @@ class LiveView(LineView):
             style = ("bold green" if r.trial_id == b.best_trial else
                      "red" if r.status.startswith("failed") else
                      "dim" if r.status.startswith(("stopped", "out of budget")) else None)
-            t.add_row(r.trial_id, r.params, f"{r.epoch}/{b.max_epochs}",
+            t.add_row(r.trial_id, r.params, f"{r.epoch}/{b.epochs_of(r)}",
                       "" if r.last is None else f"{r.last:.4f}",
                       "" if r.best is None else f"{r.best:.4f}", r.status[:60], style=style)
         hidden = len(rows) - len(shown)

@@ -60,14 +60,21 @@ class TrialRecord:
     search: str = "tune"  # the round (Ray experiment) it ran in: see rounds.py
 
 
+def fitted_epochs(history: list[dict[str, Any]]) -> int:
+    """The epochs a trial planned once it fitted its schedule to the search's end (a budget
+    too short to search: its last report's ``planned_epochs``), or 0: it ran --max-epochs."""
+    return int(history[-1].get("planned_epochs") or 0) if history else 0
+
+
 def status_of(*, failed: bool, ended: bool, epochs: int, max_epochs: int,
               stopped_by_scheduler: bool, budget_can_cut: bool) -> TrialStatus:
     """A trial's status from what the search saw of it.
 
-    ``ended``: the search ended it (Ray marks a trial the scheduler stopped and one the
-    budget cut off alike); ``budget_can_cut``: a budget was set and the scheduler logs its
-    stops (FIFO stops nothing; ASHA logs; HyperBand does not, so its early ends read
-    stopped).
+    ``max_epochs``: the epochs it was to train (a trial fitted to the search's end: those
+    it planned, :func:`fitted_epochs`). ``ended``: the search ended it (Ray marks a trial
+    the scheduler stopped and one the budget cut off alike); ``budget_can_cut``: a budget
+    was set and the scheduler logs its stops (FIFO stops nothing; ASHA logs; HyperBand does
+    not, so its early ends read stopped).
     """
     if failed:
         return TrialStatus.FAILED

@@ -481,6 +481,9 @@ def render(run: Run) -> tuple[str, dict[str, bytes]]:
         lead.append("parameters that mattered most: " + ", ".join(
             f"{_e(n)} ({v:.0%})" for n, v in ranked[:3]))
     parts.append("<p class='lead'>" + "; ".join(lead) + ".</p>")
+    warning = (run.metrics.get("final") or {}).get("warning")
+    if warning:  # the first thing a reader must know about this model
+        parts.append(f"<p class='bad'><b>Warning:</b> {_e(warning)}</p>")
 
     # --- data
     tc, vc = run.data.get("train_counts", {}), run.data.get("val_counts", {})

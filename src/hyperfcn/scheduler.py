@@ -29,6 +29,7 @@ from ray.tune.schedulers import FIFOScheduler, HyperBandScheduler, TrialSchedule
 
 from . import artifacts as art
 from .errors import UserError
+from .space import is_recipe
 
 
 @dataclass
@@ -112,7 +113,7 @@ class RungScheduler(FIFOScheduler):
         self.stop_log = stop_log or StopLog(None)
 
     def is_seeded(self, config: Mapping[str, Any]) -> bool:
-        return any(p and all(config.get(k) == v for k, v in p.items()) for p in self.seeded)
+        return is_recipe(config, self.seeded)
 
     def _epoch_score(self, result: Mapping[str, Any]) -> tuple[int, float] | None:
         if self.time_attr not in result or self.objective not in result:
@@ -124,7 +125,8 @@ class RungScheduler(FIFOScheduler):
         if es is None:
             return TrialScheduler.CONTINUE
         epoch, score = es
-        if epoch >= self.max_t:
+        # a recipe fitted to the search's end (trial.py) ends itself, maybe past max_t
+        if epoch >= max(self.max_t, int(result.get("planned_epochs") or 0)):
             return TrialScheduler.STOP
         if not self.rungs.judge(trial.trial_id, epoch, score) or self.is_seeded(trial.config):
             return TrialScheduler.CONTINUE

@@ -10,6 +10,7 @@ on ``Tuner.restore``: they reach this process's live view and TensorBoard writer
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import statistics
 import time
@@ -28,15 +29,23 @@ from ray.tune.stopper import Stopper
 from . import artifacts as art
 from . import compat
 from . import space as sp
-from .final import (
+from .budget import (
     LONGER_SHARE,
     MIN_TRAININGS,
+    SearchClock,
     end_search_for_longer,
-    is_two_stage,
     search_share,
     too_short_to_search,
 )
-from .records import Objective, TrialRecord, read_history, record, status_of
+from .final import is_two_stage
+from .records import (
+    Objective,
+    TrialRecord,
+    fitted_epochs,
+    read_history,
+    record,
+    status_of,
+)
 from .scheduler import SchedulerPlan, StopLog, cut_by_budget, make_scheduler, plan_scheduler
 from .searchers import EndsWhen, make_searcher, random_starts
 from .session import short_error
@@ -121,9 +130,13 @@ class RayReporter:
 
 
 def trainable(config: dict[str, Any], data: Any = None,
-              settings: TrialSettings | None = None) -> None:
-    """The Ray Tune function trainable: one trial, reporting through Ray."""
+              settings: TrialSettings | None = None,
+              recipes: list[dict[str, Any]] | None = None) -> None:
+    """The Ray Tune function trainable: one trial, reporting through Ray. Only the space's
+    recipes get the search's clock (TrialSettings.clock)."""
     assert settings is not None
+    if settings.clock is not None and not sp.is_recipe(config, recipes or []):
+        settings = dataclasses.replace(settings, clock=None)
     data = ray.get(data) if isinstance(data, ray.ObjectRef) else data
     run_trial(config, data, settings, RayReporter())
 
@@ -241,11 +254,24 @@ class LongerFinalStopper(Stopper):
                 self.best[trial_id] = float(value)
             self.epoch_s.setdefault(trial_id, []).append(float(result["epoch_seconds"]))
             self.two_stage[trial_id] = is_two_stage(result.get("config") or {})
-        if not self.ended and self._time_to_end():
+        fitted = int(result.get("planned_epochs") or 0)
+        if not self.ended and (fitted or self._time_to_end()):
             self.ended = True
+            self.why = self.why or self._fitted_why(trial_id, fitted)
             if LIVE.view is not None:
                 LIVE.view.note(self.why)
-        return self.ended
+        # the recipe fitted to the search's end is the model: it runs to its planned end
+        return self.ended and not fitted
+
+    def _fitted_why(self, trial_id: str, fitted: int) -> str:
+        share = search_share(self.search_s)
+        return (f"the search ends: the {share:.0f} s it may search ({1 - LONGER_SHARE:.0%} "
+                f"of its {self.search_s:.0f} s) hold fewer than {MIN_TRAININGS} trainings "
+                f"of the space's recipe ({self.max_epochs} epochs of "
+                f"~{self.epoch_s[trial_id][0]:.0f} s, its first epoch timed), too few to "
+                f"compare configurations; trial {trial_id} (the recipe) trains for the "
+                f"~{fitted} epochs that fit, its learning rate decaying to 0 at the "
+                f"search's end")
 
     def _time_to_end(self) -> bool:
         if self.t0 is None or not self.best:
@@ -253,11 +279,12 @@ class LongerFinalStopper(Stopper):
         pick = min if self.objective.mode == "min" else max
         lead = pick(self.best, key=self.best.__getitem__)
         epoch_s = statistics.median(self.epoch_s[lead])
-        # the first epoch also compiles: the budget is judged by the epochs after it
-        timed = self.epoch_s[lead][1:]
-        timed_s = statistics.median(timed) if timed else 0.0
-        short = bool(timed) and too_short_to_search(self.search_s, timed_s, self.max_epochs,
-                                                    self.slots)
+        # The first epoch also compiles, so once there are others it is left out; until
+        # then it decides alone: an overestimate, which errs toward training the leader on
+        # (the decision a recipe fitting itself makes too, see trial.py)
+        timed = self.epoch_s[lead][1:] or self.epoch_s[lead][:1]
+        timed_s = statistics.median(timed)
+        short = too_short_to_search(self.search_s, timed_s, self.max_epochs, self.slots)
         elapsed = time.time() - self.t0
         if not end_search_for_longer(elapsed, self.search_s, epoch_s, self.max_epochs,
                                      self.two_stage.get(lead, False), short):
@@ -343,12 +370,25 @@ def _tuner(req: SearchRequest, trainable_fn: Any, plan: SchedulerPlan,
             failure_config=tune.FailureConfig(max_failures=req.max_failures)))
 
 
+def search_clock(req: SearchRequest, plan: SchedulerPlan) -> SearchClock | None:
+    """The clock the space's recipe gets, from now: a budgeted search whose best trial
+    trains on (``longer_final``) fits the recipe to its end when it is too short to
+    search. HyperBand stops every trial at max_t, so there it gets no more epochs."""
+    if not (req.budget_s and req.longer_final and req.space.points):
+        return None
+    return SearchClock(until=time.time() + req.budget_s, search_s=req.budget_s,
+                       max_epochs=req.settings.max_epochs, slots=req.concurrency,
+                       max_fitted=plan.max_t if plan.name == "hyperband" else 0)
+
+
 def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
     """Run (or resume) a round; return one record per trial and whether it was cut short."""
-    trainable_fn = tune.with_resources(
-        tune.with_parameters(trainable, data=req.data_ref, settings=req.settings),
-        {"cpu": req.cpus_per_trial, "gpu": req.gpus_per_trial})
     plan = req.scheduler or plan_scheduler("asha", req.settings.max_epochs)
+    settings = dataclasses.replace(req.settings, clock=search_clock(req, plan))
+    trainable_fn = tune.with_resources(
+        tune.with_parameters(trainable, data=req.data_ref, settings=settings,
+                             recipes=[dict(p) for p in req.space.points]),
+        {"cpu": req.cpus_per_trial, "gpu": req.gpus_per_trial})
     stops_path = req.run_dir / art.SCHEDULER_STOPS
     if not (req.resume or req.evaluated):  # a new search: no stops of an earlier one
         stops_path.unlink(missing_ok=True)
@@ -393,7 +433,7 @@ def _records(req: SearchRequest, grid: Any, seen: dict[str, Trial], status: dict
         epochs = max((int(h.get("epoch", 0)) for h in hist), default=0)
         decided = status_of(failed=st == Trial.ERROR or error is not None,
                            ended=st in ENDED, epochs=epochs,
-                           max_epochs=req.settings.max_epochs,
+                           max_epochs=fitted_epochs(hist) or req.settings.max_epochs,
                            stopped_by_scheduler=tid in stop_log,
                            budget_can_cut=cut_by_budget(plan, req.budget_s, stop_log, tid, 0))
         out.append(record(tid, t.config, decided, hist,

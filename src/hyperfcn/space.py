@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -320,6 +320,11 @@ class SearchSpace:
     def values_of(self, name: str) -> list[Scalar] | None:
         """The finite set of values a parameter can take, or None for a continuous one."""
         return self.get(name).choices()
+
+
+def is_recipe(config: Mapping[str, Any], points: Sequence[Mapping[str, Any]]) -> bool:
+    """Is this trial config one of the space's recipes (its ``defaults`` points)?"""
+    return any(p and all(config.get(k) == v for k, v in p.items()) for p in points)
 
 
 def _walk(params: tuple[Param, ...]) -> Iterator[Param]:

@@ -9,6 +9,7 @@ imported lazily, after the trial's thread and GPU-memory limits are in place
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 from . import arrays, runtime
 from .arrays import TrialData
 from .buckets import steps
+from .budget import SearchClock, epochs_that_fit
 from .config import ModelConfig
 from .data import DECODES
 from .errors import TrialError
@@ -31,10 +33,13 @@ CHECKPOINT_MODEL = "model.keras"
 CHECKPOINT_STATE = "state.json"
 _clock = time.monotonic  # times the checkpoint interval (a test steps it)
 PROBE_EPOCHS = 2  # the second is the first without compilation: it times an epoch
-FIT_MARGIN = 1.05  # epochs planned to fit a deadline are taken this much longer
 REPLAN_AFTER = 2  # a run fitted to a deadline is re-planned when half its rest is this long
+# A run fitted to the search's end plans to finish this long before it: its last report,
+# checkpoint and the search's own clean-up come after the last epoch.
+SEARCH_END_SLACK_S = 2.0
 
-__all__ = ["TrialData", "TrialSettings", "LocalReporter", "TrialOutcome", "run_trial"]
+__all__ = ["TrialData", "TrialSettings", "LocalReporter", "TrialOutcome", "run_trial",
+           "epochs_that_fit"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,13 @@ class TrialSettings:
     # many epochs as fit (at most max_epochs), and its cosine schedule spans them all;
     # each time half of the rest has run, the epochs since the last plan re-plan the rest.
     fit_until: float | None = None
+    # The space's recipe in a budgeted search: the search's clock. When its first epoch
+    # shows the budget too short to search (SearchClock.too_short), the trial fits its
+    # schedule to the search's end as `train --budget` does, from the next epoch on, and
+    # says so in each report (``planned_epochs``): the search then ends and this trial is
+    # the model, where a trial of --max-epochs cut by the budget would ship weights that
+    # stopped at their peak learning rate.
+    clock: SearchClock | None = None
 
     @property
     def mode(self) -> str:
@@ -119,13 +131,6 @@ def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSetting
     return _Trial(config, data, settings, reporter).run()
 
 
-def epochs_that_fit(done: int, epoch_s: float, left_s: float, max_epochs: int) -> int:
-    """A run's epochs in all: those done, and as many more as fit in ``left_s`` at
-    ``epoch_s`` each (taken FIT_MARGIN longer), at most ``max_epochs``."""
-    more = int(left_s // (epoch_s * FIT_MARGIN)) if epoch_s > 0 and left_s > 0 else 0
-    return max(done, min(max_epochs, done + more))
-
-
 def _better(a: float, b: float | None, mode: str) -> bool:
     return b is None or (a < b if mode == "min" else a > b)
 
@@ -144,6 +149,7 @@ class _Trial:
         self.last_checkpoint = _clock()
         self.end_epoch = min(settings.stop_after or settings.max_epochs, settings.max_epochs)
         self.min_epochs = settings.min_epochs
+        self.fitted_to_search = False  # see TrialSettings.clock
         self._stop_requested = getattr(reporter, "stop_requested", None)
 
     def run(self) -> TrialOutcome:
@@ -157,8 +163,11 @@ class _Trial:
         if (self.two_stage and start_epoch == switch and not self.stopped
                 and switch < self.end_epoch):
             self._second_stage()
-        if self.fitting and start_epoch < min(PROBE_EPOCHS, self.end_epoch):
+        if (self.fitting and not self.fitted_to_search
+                and start_epoch < min(PROBE_EPOCHS, self.end_epoch)):
             start_epoch = self._fit_timed(start_epoch)
+        elif self.s.clock is not None and not self.two_stage and not self.stopped:
+            start_epoch = self._fit_within_search(start_epoch)
         if start_epoch < self.end_epoch and not self.stopped:
             self._fit(start_epoch, self.end_epoch)
         if self.best_weights is not None:
@@ -229,6 +238,8 @@ class _Trial:
         for h in self.history:
             if _better(h[self.s.metric], self.best.get(self.s.metric), self.s.mode):
                 self.best = dict(h)
+        if self.history and self.history[-1].get("planned_epochs") and self.s.clock:
+            self._fit_to_search_end()  # resumed: it had fitted itself; it does again
         return start_epoch
 
     def _fit_timed(self, start: int) -> int:
@@ -240,6 +251,40 @@ class _Trial:
         at = min(PROBE_EPOCHS, self.end_epoch)
         self._fit(start, at)
         self._fit_to_deadline()
+        return self._replan_halves(at)
+
+    def _fit_within_search(self, start: int) -> int:
+        """The recipe in a budgeted search: its first epoch runs alone, and when the budget
+        is too short to search (decided in :meth:`epoch_end`, before that epoch's report)
+        the run is fitted to the search's end. The first epoch also compiled, so the next
+        one times the plan, running on the schedule as it was (as `train --budget`'s
+        second timing epoch does); the plan is then re-timed as :meth:`_fit_timed` does.
+        Returns the epoch the run goes on from."""
+        if start == 0:
+            self._fit(0, 1)
+            start = 1
+        if not self.fitted_to_search or self.stopped or start >= self.end_epoch:
+            return start
+        self._fit(start, start + 1)
+        self._refit_to_deadline(since=start, first=True)
+        return self._replan_halves(start + 1)
+
+    def _fit_to_search_end(self) -> None:
+        """From now on this run ends at the search's end (SearchClock.until): as many
+        epochs as fit (at most SearchClock.epoch_cap), early stopping waiting for them. The
+        epochs so far estimate how many; the schedule is planned once the next is timed."""
+        clock = self.s.clock
+        assert clock is not None
+        self.s = dataclasses.replace(self.s, fit_until=clock.until - SEARCH_END_SLACK_S,
+                                     max_epochs=clock.epoch_cap)
+        self.fitting = self.fitted_to_search = True
+        done = len(self.history)
+        self.end_epoch = self.min_epochs = epochs_that_fit(
+            done, statistics.median(h["epoch_seconds"] for h in self.history),
+            clock.until - SEARCH_END_SLACK_S - time.time(), clock.epoch_cap)
+
+    def _replan_halves(self, at: int) -> int:
+        """Each time half of what the plan has left has run, re-plan the rest."""
         while not self.stopped:
             half = at + (self.end_epoch - at) // 2
             if half - at < REPLAN_AFTER:
@@ -263,20 +308,21 @@ class _Trial:
             # the epochs so far ran at the schedule's start; it goes on from there
             self._plan_schedule(at=0, phase=0.0, total=self.n_steps * self.end_epoch)
 
-    def _refit_to_deadline(self, since: int) -> None:
+    def _refit_to_deadline(self, since: int, first: bool = False) -> None:
         """Part way through a run fitted to a deadline: the epochs since the last plan (the
         ``since``-th on) time an epoch again, and the rest of the run takes as many as fit,
-        the cosine schedule going on from where it is to the new end."""
+        the cosine schedule going on from where it is to the new end (``first``: the
+        schedule spans something else so far, and is planned even for the same end)."""
         from .model import schedule_of
 
         done = len(self.history)
-        if self.stopped or done >= self.end_epoch:
+        if self.stopped or (done >= self.end_epoch and not first):
             return
         epoch_s = statistics.median(h["epoch_seconds"] for h in self.history[since:])
         end = epochs_that_fit(done, epoch_s, float(self.s.fit_until or 0.0) - time.time(),
                               self.s.max_epochs)
         schedule = schedule_of(self.model)
-        if end not in (done, self.end_epoch) and schedule is not None:
+        if end != done and (first or end != self.end_epoch) and schedule is not None:
             at = self.n_steps * done
             schedule.plan(at=at, phase=schedule.phase_at(at), total=self.n_steps * end)
         self.end_epoch = self.min_epochs = end
@@ -320,6 +366,12 @@ class _Trial:
             return False
         metrics = self._metrics(epoch, logs or {})
         self.history.append(metrics)
+        clock = self.s.clock
+        if (clock is not None and not self.fitted_to_search and not self.two_stage
+                and len(self.history) == 1 and clock.too_short(metrics["epoch_seconds"])):
+            self._fit_to_search_end()
+        if self.fitted_to_search:
+            metrics["planned_epochs"] = self.end_epoch
         improved = _better(metrics[self.s.metric], self.best.get(self.s.metric), self.s.mode)
         if improved:
             self.best = dict(metrics)

@@ -1,0 +1,127 @@
+"""The budget's arithmetic: how a `--budget` is shared between the search and the model it
+ships, when a budget is too short to search, and how many epochs fit in the time left.
+
+Pure numbers, no Keras and no Ray: the trial, the search's stopper and the final step all
+ask these rules, so that they decide alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# With a budget, the search ends early enough to leave the best config this share of the
+# search's time to train longer, up to MAX_LONGER x the trials' epochs: trained for a whole
+# budget, the recipe alone beat a search whose model had trained 10 epochs.
+LONGER_SHARE = 0.5
+MAX_LONGER = 10
+# A retrain for longer than the search's trials is worth its time from this many times their
+# epochs on: the learning-rate schedule then spans the longer run.
+LONGER = 1.5
+# Training the best trial's weights on, over a new learning-rate cycle (a warm restart), is
+# worth its time from this many times the trials' epochs on: it adds to the epochs the
+# trial trained, where a retrain starts again from none.
+CONTINUE = 0.5
+# A search whose share of its time (the part not kept for training on) holds fewer
+# trainings of its leader than this, counting the trials it runs at once, cannot compare
+# configurations at their length: ASHA stops no trial until a rung holds reduction_factor
+# (3) results, so it takes the leader and two more full trainings before any other trial
+# can be judged at full length. Such a budget trains the space's recipe instead.
+MIN_TRAININGS = 3
+# Epochs planned to fit a deadline are taken this much longer than they were timed.
+FIT_MARGIN = 1.05
+
+
+@dataclass(frozen=True)
+class SearchClock:
+    """What a trial of a budgeted search knows of the search's time: enough to tell, from
+    its own first epoch, that the budget is too short to search (:func:`too_short_to_search`)
+    and to fit its schedule to the search's end instead.
+
+    ``until`` is a ``time.time()`` value: the search's end, after which the final step has
+    the time it keeps for saving and scoring.
+    """
+
+    until: float
+    search_s: float
+    max_epochs: int  # the trials' --max-epochs
+    slots: int = 1  # trials at once
+    max_fitted: int = 0  # most epochs of a run fitted to the search's end (0: MAX_LONGER x)
+
+    def __post_init__(self) -> None:
+        if self.search_s <= 0 or self.max_epochs < 1 or self.slots < 1:
+            raise ValueError(f"SearchClock(search_s={self.search_s}, max_epochs="
+                             f"{self.max_epochs}, slots={self.slots}): each must be > 0")
+
+    @property
+    def epoch_cap(self) -> int:
+        return self.max_fitted or MAX_LONGER * self.max_epochs
+
+    def too_short(self, epoch_s: float) -> bool:
+        return too_short_to_search(self.search_s, epoch_s, self.max_epochs, self.slots)
+
+
+def search_share(search_s: float) -> float:
+    """The part of a budgeted search's time it may search: all but LONGER_SHARE, which is
+    kept for training the leader on."""
+    return (1.0 - LONGER_SHARE) * search_s
+
+
+def too_short_to_search(search_s: float, epoch_s: float, max_epochs: int,
+                        slots: int = 1) -> bool:
+    """Does the search's share of its time (:func:`search_share`) hold fewer than
+    MIN_TRAININGS trainings (``max_epochs`` epochs of ``epoch_s``, ``slots`` at once) of
+    its leader? Asked on the first epoch's time, which also compiles: an overestimate, so a
+    budget near the line trains the recipe, the choice whose cost is known (what `train
+    --budget` gives), where a search squeezed into too little time can ship a model that
+    trained at its peak learning rate."""
+    return search_share(search_s) * max(1, slots) < MIN_TRAININGS * max_epochs * epoch_s
+
+
+def epochs_that_fit(done: int, epoch_s: float, left_s: float, max_epochs: int) -> int:
+    """A run's epochs in all: those done, and as many more as fit in ``left_s`` at
+    ``epoch_s`` each (taken FIT_MARGIN longer), at most ``max_epochs``."""
+    more = int(left_s // (epoch_s * FIT_MARGIN)) if epoch_s > 0 and left_s > 0 else 0
+    return max(done, min(max_epochs, done + more))
+
+
+def fitting_epochs(per_epoch: float, time_left: float | None, max_epochs: int) -> int:
+    """Epochs a new run (the final step's) fits in the time left: one epoch's worth is kept
+    back for its start (a worker, loading weights, compiling); at most MAX_LONGER x the
+    trials' epochs."""
+    if time_left is None or per_epoch <= 0:
+        return 0
+    return max(0, min(int(time_left // per_epoch) - 1, MAX_LONGER * max_epochs))
+
+
+def longer_epochs(per_epoch: float, time_left: float | None, max_epochs: int) -> int:
+    """Epochs of a longer retrain from scratch, or 0 when fewer than LONGER x the trials'
+    epochs fit."""
+    n = fitting_epochs(per_epoch, time_left, max_epochs)
+    return n if n >= LONGER * max_epochs else 0
+
+
+def continue_epochs(per_epoch: float, time_left: float | None, max_epochs: int,
+                    two_stage: bool = False, too_short: bool = False) -> int:
+    """Epochs to train the best trial's weights on, or 0 when fewer than CONTINUE x the
+    trials' epochs fit (or the config is a two-stage backbone, retrained instead). A budget
+    too short to search trains its leader on for any number of epochs: the alternative is
+    weights that stopped at their peak learning rate."""
+    n = 0 if two_stage else fitting_epochs(per_epoch, time_left, max_epochs)
+    return n if n >= (1 if too_short else max(1.0, CONTINUE * max_epochs)) else 0
+
+
+def end_search_for_longer(elapsed: float, search_s: float, epoch_s: float | None,
+                          max_epochs: int, two_stage: bool = False,
+                          too_short: bool = False) -> bool:
+    """Should a budgeted search end now, so that its best trial (whose epochs take
+    ``epoch_s``) trains on in the time left? Only once the time left is within
+    LONGER_SHARE of the search's (or what MAX_LONGER x the epochs need), or at once when
+    the budget is ``too_short`` to search (:func:`too_short_to_search`), and only when
+    that time buys the final model more epochs at all: otherwise the search keeps it."""
+    if not epoch_s or epoch_s <= 0:
+        return False
+    left = search_s - elapsed
+    keep = min(LONGER_SHARE * search_s, (MAX_LONGER * max_epochs + 1) * epoch_s)
+    more = (longer_epochs(epoch_s, left, max_epochs) if two_stage else
+            continue_epochs(epoch_s, left, max_epochs, too_short=too_short))
+    return (too_short or left <= keep) and more > 0
