@@ -388,8 +388,8 @@ def test_a_budgeted_run_is_re_planned_each_time_half_its_rest_has_run(tiny_data,
 
 def _scripted_epochs(monkeypatch, seconds: list[float], start: float = 1000.0) -> list[float]:
     """The trial's clock (hyperfcn.trial.time.time) stands still but for each epoch, which
-    takes its scripted seconds (the last repeats): epoch times and the time left are the
-    script's, whatever the machine does."""
+    takes its scripted seconds (the last repeats; a partial epoch its share of them): epoch
+    times and the time left are the script's, whatever the machine does."""
     import time as real_time
     import types
 
@@ -402,7 +402,10 @@ def _scripted_epochs(monkeypatch, seconds: list[float], start: float = 1000.0) -
     done = [0]
 
     def metrics(self, epoch, logs):
-        clock[0] += seconds[min(done[0], len(seconds) - 1)]
+        took = seconds[min(done[0], len(seconds) - 1)]
+        if self.tail_steps and epoch + 1 == self.end_epoch:  # a partial last epoch
+            took *= self.tail_steps / self.n_steps
+        clock[0] += took
         done[0] += 1
         return real(self, epoch, logs)
 
@@ -453,7 +456,7 @@ def test_a_recipe_whose_budget_holds_a_search_runs_its_max_epochs(tiny_data, mon
 
 def test_a_recipe_fitted_to_a_long_search_end_trains_past_max_epochs(tiny_data, monkeypatch):
     """Too short to search (3 trainings of 10 epochs of 10 s do not fit in the 200 s it may
-    search), but 400 s hold up to 39 epochs: the recipe trains them all (at most 10x
+    search), but 400 s hold ~39 epochs: the recipe trains them all (at most 10x
     --max-epochs), re-planned as it goes, and its learning rate reaches 0 at the end."""
     from hyperfcn.budget import SearchClock
 
@@ -462,6 +465,42 @@ def test_a_recipe_fitted_to_a_long_search_end_trains_past_max_epochs(tiny_data, 
     search = SearchClock(until=clock[0] + 400.0, search_s=400.0, max_epochs=10)
     run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
               TrialSettings(max_epochs=10, clock=search), rep)
-    assert 30 <= len(rep.history) <= 39 and clock[0] <= search.until  # (400 - 12) // 10
+    assert 30 <= len(rep.history) <= 40 and clock[0] <= search.until
     assert rep.history[-1]["planned_epochs"] == len(rep.history)
     assert rep.history[-1]["lr"] == pytest.approx(0.0, abs=1e-7)
+
+
+def test_a_recipe_with_less_than_an_epoch_left_trains_a_partial_one_to_the_end(tiny_data,
+                                                                             monkeypatch):
+    """Scripted: a search of 130 s whose recipe's first epoch took 80 s. No whole epoch more
+    fits in the 48 s left, but more than half of one does: the run ends on a partial epoch
+    of the steps that fit, planned at once, its learning rate reaching 0 at its last step,
+    instead of stopping after the first epoch near its peak learning rate."""
+    from hyperfcn.buckets import steps
+    from hyperfcn.budget import SearchClock
+
+    clock = _scripted_epochs(monkeypatch, [80.0, 40.0])
+    plans = _recorded_plans(monkeypatch)
+    rep = LocalReporter()
+    search = SearchClock(until=clock[0] + 130.0, search_s=130.0, max_epochs=10)
+    run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
+              TrialSettings(max_epochs=10, clock=search), rep)
+    n = steps(tiny_data.train[16], 4)
+    tail = int(48.0 / (80.0 * 1.05) * n)  # the share of an epoch that fits, in steps
+    assert 0 < tail < n
+    assert plans == [{"at": n, "phase": pytest.approx(0.1), "total": n + tail}]
+    assert [h["planned_epochs"] for h in rep.history] == [2, 2]
+    assert rep.history[-1]["lr"] == pytest.approx(0.0, abs=1e-7)
+
+
+@pytest.mark.parametrize("done,train_s,val_s,left,want", [
+    (1, 40.0, 0.0, 43.0, (2, 0)),  # one whole epoch (42 s with the margin), 1 s left over
+    (1, 80.0, 0.0, 48.0, (2, 5)),  # none whole; 57% of one: 5 of 10 steps
+    (1, 80.0, 8.0, 48.0, (2, 4)),  # its validation comes first: 4 steps
+    (1, 80.0, 0.0, 18.0, (1, 0)),  # a fifth of an epoch is not worth its validation
+    (1, 10.0, 0.0, 1e6, (30, 0)),  # --max-epochs (or the cap) bounds it, no tail after
+])
+def test_the_epochs_and_partial_last_epoch_that_fit(done, train_s, val_s, left, want):
+    from hyperfcn.budget import epochs_and_tail
+
+    assert epochs_and_tail(done, train_s, val_s, left, 10, 30) == want

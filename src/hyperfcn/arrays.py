@@ -100,21 +100,7 @@ def train_input(packed: Packed, batch_size: int, num_classes: int, seed: int,
         tensors = _tf_arrays(packed)
         if tensors is not None:
             order = [item for e in range(first_epoch, last_epoch) for item in plan(e)]
-            per_bucket = []
-            for b, (x, y) in enumerate(tensors):
-                rows = [idx for bb, idx, _ in order if bb == b]
-                idx = np.stack(rows) if rows else np.zeros((0, batch_size), np.int64)
-
-                def take(i, x=x, y=y):
-                    return (tf.cast(tf.gather(x, i), tf.float32),
-                            tf.one_hot(tf.gather(y, i), num_classes))
-
-                per_bucket.append(tf.data.Dataset.from_tensor_slices(idx).map(take))
-            choice = tf.data.Dataset.from_tensor_slices(
-                np.asarray([b for b, _, _ in order], dtype=np.int64))
-            ds = tf.data.Dataset.choose_from_datasets(per_bucket, choice,
-                                                      stop_on_empty_dataset=False)
-            return ds.prefetch(2).with_options(_no_autotune())
+            return _tf_gathering(tensors, order, batch_size, num_classes)
 
         def batches():
             for e in range(first_epoch, last_epoch):
@@ -144,6 +130,29 @@ def train_input(packed: Packed, batch_size: int, num_classes: int, seed: int,
             self.items = plan(self.epoch)
 
     return TrainBatches()
+
+
+def _tf_gathering(tensors: list, order: list[tuple[int, np.ndarray, int]],
+                  batch_size: int, num_classes: int):
+    """A tf.data pipeline of TensorFlow ops over the buckets' TensorFlow copies: one
+    dataset per bucket gathering its batches, chosen among in the epochs' bucket order."""
+    import tensorflow as tf
+
+    per_bucket = []
+    for b, (x, y) in enumerate(tensors):
+        rows = [idx for bb, idx, _ in order if bb == b]
+        idx = np.stack(rows) if rows else np.zeros((0, batch_size), np.int64)
+
+        def take(i, x=x, y=y):
+            return (tf.cast(tf.gather(x, i), tf.float32),
+                    tf.one_hot(tf.gather(y, i), num_classes))
+
+        per_bucket.append(tf.data.Dataset.from_tensor_slices(idx).map(take))
+    choice = tf.data.Dataset.from_tensor_slices(
+        np.asarray([b for b, _, _ in order], dtype=np.int64))
+    ds = tf.data.Dataset.choose_from_datasets(per_bucket, choice,
+                                              stop_on_empty_dataset=False)
+    return ds.prefetch(2).with_options(_no_autotune())
 
 
 def predict_packed(model, packed: Packed, batch_size: int) -> np.ndarray:

@@ -1,13 +1,20 @@
 """The budget's arithmetic: how a `--budget` is shared between the search and the model it
 ships, when a budget is too short to search, and how many epochs fit in the time left.
 
-Pure numbers, no Keras and no Ray: the trial, the search's stopper and the final step all
-ask these rules, so that they decide alike.
+Pure numbers, no Keras and no Ray: the command, the trial, the search's stopper and the
+final step all ask these rules, so that they decide alike.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import UserError
+
+if TYPE_CHECKING:
+    from .options import TuneOptions
 
 # With a budget, the search ends early enough to leave the best config this share of the
 # search's time to train longer, up to MAX_LONGER x the trials' epochs: trained for a whole
@@ -29,6 +36,10 @@ CONTINUE = 0.5
 MIN_TRAININGS = 3
 # Epochs planned to fit a deadline are taken this much longer than they were timed.
 FIT_MARGIN = 1.05
+# A run fitted to the search's end ends on a partial epoch when what is left after its
+# whole epochs holds at least this share of one: at a budget of two or three epochs, the
+# time left after the last whole one is a large part of the training.
+MIN_TAIL = 0.25
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,23 @@ def epochs_that_fit(done: int, epoch_s: float, left_s: float, max_epochs: int) -
     return max(done, min(max_epochs, done + more))
 
 
+def epochs_and_tail(done: int, train_s: float, val_s: float, left_s: float, n_steps: int,
+                    max_epochs: int) -> tuple[int, int]:
+    """A run's epochs in all, the last of them possibly partial, and that partial epoch's
+    steps (0: none): those done, as many whole epochs (``train_s`` of training and
+    ``val_s`` of validation each, taken FIT_MARGIN longer) as fit in ``left_s``, and a last
+    epoch of as many of its ``n_steps`` steps as fit in the rest after its validation,
+    when that is at least MIN_TAIL of an epoch; at most ``max_epochs``."""
+    epoch_s = (train_s + val_s) * FIT_MARGIN
+    end = epochs_that_fit(done, train_s + val_s, left_s, max_epochs)
+    if end >= max_epochs or train_s <= 0 or left_s <= 0:
+        return end, 0
+    rest = left_s - (end - done) * epoch_s - val_s * FIT_MARGIN
+    share = rest / (train_s * FIT_MARGIN)
+    tail = min(n_steps - 1, int(share * n_steps)) if share >= MIN_TAIL else 0
+    return (end + 1, tail) if tail > 0 else (end, 0)
+
+
 def fitting_epochs(per_epoch: float, time_left: float | None, max_epochs: int) -> int:
     """Epochs a new run (the final step's) fits in the time left: one epoch's worth is kept
     back for its start (a worker, loading weights, compiling); at most MAX_LONGER x the
@@ -125,3 +153,51 @@ def end_search_for_longer(elapsed: float, search_s: float, epoch_s: float | None
     more = (longer_epochs(epoch_s, left, max_epochs) if two_stage else
             continue_epochs(epoch_s, left, max_epochs, too_short=too_short))
     return (too_short or left <= keep) and more > 0
+
+
+# Seconds kept back from --budget for the final step (a worker's start, loading the best
+# weights, saving, loading back and scoring): measured 8-15 s on 2 cores
+# (benchmarks/final_model.py), plus time to score the validation images twice.
+FINAL_RESERVE_S = 30.0
+FINAL_RESERVE_PER_VAL_IMAGE_S = 0.004
+# --final train+val refits after the search: it keeps this share of what the budget leaves.
+TRAIN_VAL_SHARE = 0.3
+# `train --budget`: less than this left for training is refused (its first two epochs
+# always run, to time the rest)
+TRAIN_MIN_S = 10.0
+
+
+def final_reserve(summary: Any) -> float:
+    """Seconds the final step keeps back, for a data summary's validation images."""
+    return FINAL_RESERVE_S + FINAL_RESERVE_PER_VAL_IMAGE_S * sum(summary.val_counts.values())
+
+
+def budget_left(opts: TuneOptions, t0: float, summary: Any, need_s: float,
+                step: str) -> float | None:
+    """Seconds of --budget left for ``step`` (the search, or training): the budget is the
+    time until the model is saved, so what ran since ``t0`` and the final step's saving and
+    scoring come out of it. Less than ``need_s`` left is refused, saying where it went."""
+    if opts.budget_s is None:
+        return None
+    used, reserve = time.time() - t0, final_reserve(summary)
+    left = opts.budget_s - used - reserve
+    if left < need_s:
+        raise UserError(f"--budget {opts.budget_s:g}s: too short; {used:.0f} s went to "
+                        f"reading the data and starting up, the final model needs "
+                        f"~{reserve:.0f} s to save and score, and {step} needs "
+                        f"{need_s:.0f} s at least; give a longer --budget")
+    return left
+
+
+def train_until(opts: TuneOptions, t0: float, summary: Any) -> float | None:
+    """`train --budget`: the time.time() by which training must end."""
+    left = budget_left(opts, t0, summary, TRAIN_MIN_S, "training")
+    return None if left is None else time.time() + left
+
+
+def search_budget(opts: TuneOptions, t0: float, summary: Any) -> float | None:
+    """What is left of --budget for the search (train+val keeps a share for its refit)."""
+    left = budget_left(opts, t0, summary, 1.0, "the search")
+    if left is not None and opts.final == "train+val":
+        left *= 1 - TRAIN_VAL_SHARE
+    return left

@@ -218,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_resource_opts(t)
     _add_output_opts(t)
 
+    _add_train(sub)
+    _add_use_commands(sub)
+    return ap
+
+
+def _add_train(sub: Any) -> None:
+    """`hyperfcn train`: one configuration, no search."""
     tr = _sub(sub, "train", "train one configuration (no search)",
               "Train one configuration (a run's best_config.json, or any subset of its "
               "keys) on DATA,\nwith the same artifacts as `tune`.",
@@ -240,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_resource_opts(tr)
     _add_output_opts(tr)
 
+
+def _add_use_commands(sub: Any) -> None:
+    """The commands that use a saved run: predict, evaluate, report; and space."""
     pr = _sub(sub, "predict", "classify image files or folders",
               "Classify image files or folders (searched recursively) with a saved model.",
               "hyperfcn predict new_photos/ --model runs/photos --format csv > out.csv")
@@ -274,7 +284,6 @@ def build_parser() -> argparse.ArgumentParser:
               "hyperfcn space > my_space.yaml")
     sp.add_argument("--backbone", choices=["mobilenetv2", "efficientnetb0", "resnet50"],
                     help="the recipe space of backbone mode instead of the FCN's")
-    return ap
 
 
 def _opts(args: argparse.Namespace):
@@ -365,57 +374,70 @@ def run(argv: list[str]) -> int:
         sys.stdout.write(default_space_text(args.backbone))
         return 0
     if args.command in ("tune", "train"):
-        from . import api
-
-        opts = _opts(args)
-        try:
-            if args.command == "tune":
-                result = api.tune(opts)
-                if args.json_out:
-                    print(json.dumps(_summary(result, argv)))
-                if result.interrupted:
-                    print(f"search interrupted; finished trials are kept. Resume with:\n  "
-                          f"{_resume_command(argv)}", file=sys.stderr)
-                    return 130
-            else:
-                result = api.train(args.data, args.config, opts)
-                if args.json_out:
-                    print(json.dumps(_summary(result, argv)))
-        except KeyboardInterrupt:
-            if args.command == "tune":
-                print(f"\ninterrupted. Resume with:\n  {_resume_command(argv)}",
-                      file=sys.stderr)
-            return 130
-        return 0
+        return _run_training(args, argv)
     if args.command == "report":
         from . import api
 
         print(api.report(args.run_dir))
         return 0
     if args.command == "predict":
-        from . import api
-
-        rows, skipped = api.predict(args.paths, args.model, args.top_k)
-        _print_predictions(rows, args.format, args.top_k)
-        if skipped:
-            print(f"skipped {len(skipped)} unreadable file(s): "
-                  f"{', '.join(p for p, _ in skipped[:3])}"
-                  f"{' ...' if len(skipped) > 3 else ''} ({skipped[0][1]})", file=sys.stderr)
-        return 0
+        return _run_predict(args)
     if args.command == "evaluate":
-        from . import api
-        from .metrics import format_report
-
-        rep, skipped = api.evaluate(args.data, args.model)
-        print(json.dumps(rep, indent=2) if args.format == "json" else format_report(rep))
-        if rep.get("seen_in_training"):
-            print(f"hyperfcn: warning: {rep['seen_in_training']} of {rep['count']} images in "
-                  f"{args.data} were used to train this model: its accuracy on them is "
-                  f"optimistic; evaluate on images it has not seen", file=sys.stderr)
-        if skipped:
-            print(f"skipped {len(skipped)} unreadable file(s)", file=sys.stderr)
-        return 0
+        return _run_evaluate(args)
     return 2
+
+
+def _run_training(args: argparse.Namespace, argv: list[str]) -> int:
+    """`tune` or `train`; Ctrl-C during a search prints the command that resumes it."""
+    from . import api
+
+    opts = _opts(args)
+    try:
+        if args.command == "tune":
+            result = api.tune(opts)
+            if args.json_out:
+                print(json.dumps(_summary(result, argv)))
+            if result.interrupted:
+                print(f"search interrupted; finished trials are kept. Resume with:\n  "
+                      f"{_resume_command(argv)}", file=sys.stderr)
+                return 130
+        else:
+            result = api.train(args.data, args.config, opts)
+            if args.json_out:
+                print(json.dumps(_summary(result, argv)))
+    except KeyboardInterrupt:
+        if args.command == "tune":
+            print(f"\ninterrupted. Resume with:\n  {_resume_command(argv)}",
+                  file=sys.stderr)
+        return 130
+    return 0
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from . import api
+
+    rows, skipped = api.predict(args.paths, args.model, args.top_k)
+    _print_predictions(rows, args.format, args.top_k)
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable file(s): "
+              f"{', '.join(p for p, _ in skipped[:3])}"
+              f"{' ...' if len(skipped) > 3 else ''} ({skipped[0][1]})", file=sys.stderr)
+    return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from . import api
+    from .metrics import format_report
+
+    rep, skipped = api.evaluate(args.data, args.model)
+    print(json.dumps(rep, indent=2) if args.format == "json" else format_report(rep))
+    if rep.get("seen_in_training"):
+        print(f"hyperfcn: warning: {rep['seen_in_training']} of {rep['count']} images in "
+              f"{args.data} were used to train this model: its accuracy on them is "
+              f"optimistic; evaluate on images it has not seen", file=sys.stderr)
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable file(s)", file=sys.stderr)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,7 @@ from typing import Any
 
 from .budget import MAX_LONGER, continue_epochs, longer_epochs
 from .config import ModelConfig
+from .records import Objective, fitted_epochs
 
 log = logging.getLogger("hyperfcn")
 
@@ -96,34 +97,60 @@ def plan_final(best: BestTrial | None, max_epochs: int, *, train_val: bool = Fal
     """
     if best is None:  # `hyperfcn train`: no search, train the config
         return FinalPlan(retrain=True, reason="no search: the config trained once")
-    promote = FinalPlan(retrain=False, checkpoint=best.checkpoint, best=best)
-    per_epoch = best.epoch_seconds or 0.0
     deadline = None if time_left is None else time.time() + time_left
-
-    def fits(epochs: int) -> bool:
-        return time_left is None or per_epoch * epochs <= time_left
-
     if best.checkpoint is None:
         return FinalPlan(retrain=True, min_epochs=best.best_epoch, deadline=deadline,
                          best=best, reason=f"trial {best.trial_id}'s weights were not "
                          f"kept; its config trained again, for at least {best.best_epoch} "
                          f"epochs")
     if train_val:
-        n = best.best_epoch
-        if fits(int(n * 1.3) + 1):  # the validation images make each epoch longer
-            return FinalPlan(retrain=True, train_val=True, checkpoint=best.checkpoint,
-                             epochs=n, deadline=deadline, best=best,
-                             reason=f"--final train+val: trial {best.trial_id}'s config "
-                             f"fitted on train+val for {n} epochs (where it peaked)")
-        return dataclasses.replace(promote, reason=(
-            f"--final train+val did not fit in the budget ({n} epochs at "
-            f"~{per_epoch:.0f} s); trial {best.trial_id}'s weights at epoch {n} instead"))
+        return _plan_train_val(best, time_left, deadline)
+    promote = FinalPlan(retrain=False, checkpoint=best.checkpoint, best=best)
     if best.fitted and not best.cut_by:
         return dataclasses.replace(promote, reason=(
             f"the budget was too short to compare configurations, so trial "
             f"{best.trial_id} (the space's recipe) trained the {best.fitted} epochs it held, "
             f"its learning rate decaying to 0 at the search's end; its weights at epoch "
             f"{best.best_epoch} are the model"))
+    longer = _plan_longer(best, max_epochs, time_left, deadline)
+    if longer is not None:
+        return longer
+    if not best.cut_by:
+        return dataclasses.replace(promote, reason=(
+            f"trial {best.trial_id} trained all {max_epochs} epochs; its weights at epoch "
+            f"{best.best_epoch} are the model (a retrain would repeat it)"))
+    cut = f"trial {best.trial_id} was cut short by {best.cut_by} at epoch {best.epochs}"
+    if best.epochs < max_epochs and (time_left is None or (
+            best.epoch_seconds or 0.0) * max_epochs <= time_left):
+        return FinalPlan(retrain=True, checkpoint=best.checkpoint, min_epochs=best.epochs,
+                         deadline=deadline, best=best,
+                         reason=f"{cut}: its config trained again for up to {max_epochs} "
+                         f"epochs, kept only if better on validation")
+    return dataclasses.replace(promote, reason=(
+        f"{cut}; no time left in the budget to train it again: its weights at epoch "
+        f"{best.best_epoch} are the model"))
+
+
+def _plan_train_val(best: BestTrial, time_left: float | None,
+                    deadline: float | None) -> FinalPlan:
+    """--final train+val: the best config on train+val for the epochs where it peaked."""
+    n, per_epoch = best.best_epoch, best.epoch_seconds or 0.0
+    # the validation images make each epoch longer
+    if time_left is None or per_epoch * (int(n * 1.3) + 1) <= time_left:
+        return FinalPlan(retrain=True, train_val=True, checkpoint=best.checkpoint,
+                         epochs=n, deadline=deadline, best=best,
+                         reason=f"--final train+val: trial {best.trial_id}'s config "
+                         f"fitted on train+val for {n} epochs (where it peaked)")
+    return FinalPlan(retrain=False, checkpoint=best.checkpoint, best=best, reason=(
+        f"--final train+val did not fit in the budget ({n} epochs at "
+        f"~{per_epoch:.0f} s); trial {best.trial_id}'s weights at epoch {n} instead"))
+
+
+def _plan_longer(best: BestTrial, max_epochs: int, time_left: float | None,
+                 deadline: float | None) -> FinalPlan | None:
+    """The best trial's weights trained on, or its config trained again for longer, in
+    the time a budget kept for it; None when neither fits."""
+    per_epoch = best.epoch_seconds or 0.0
     # weights cut short mid-schedule gain from any epochs more (kept only if better)
     more = continue_epochs(per_epoch, time_left, max_epochs, best.two_stage,
                            too_short=bool(best.cut_by))
@@ -137,27 +164,15 @@ def plan_final(best: BestTrial | None, max_epochs: int, *, train_val: bool = Fal
                          f"fit in the time the budget kept for it (~{more} at the trial's "
                          f"speed, at most {cap}); kept only if better on validation")
     longer = longer_epochs(per_epoch, time_left, max_epochs)
-    if longer:
-        was = (f"trained all {max_epochs} epochs" if not best.cut_by else
-               f"was cut short by {best.cut_by} at epoch {best.epochs}")
-        return FinalPlan(retrain=True, checkpoint=best.checkpoint, max_epochs=longer,
-                         min_epochs=longer, deadline=deadline, best=best,
-                         reason=f"trial {best.trial_id} {was}: its config trained again "
-                         f"for {longer} epochs in the time the budget kept for it, kept "
-                         f"only if better on validation")
-    if not best.cut_by:
-        return dataclasses.replace(promote, reason=(
-            f"trial {best.trial_id} trained all {max_epochs} epochs; its weights at epoch "
-            f"{best.best_epoch} are the model (a retrain would repeat it)"))
-    cut = f"trial {best.trial_id} was cut short by {best.cut_by} at epoch {best.epochs}"
-    if best.epochs < max_epochs and fits(max_epochs):
-        return FinalPlan(retrain=True, checkpoint=best.checkpoint, min_epochs=best.epochs,
-                         deadline=deadline, best=best,
-                         reason=f"{cut}: its config trained again for up to {max_epochs} "
-                         f"epochs, kept only if better on validation")
-    return dataclasses.replace(promote, reason=(
-        f"{cut}; no time left in the budget to train it again: its weights at epoch "
-        f"{best.best_epoch} are the model"))
+    if not longer:
+        return None
+    was = (f"trained all {max_epochs} epochs" if not best.cut_by else
+           f"was cut short by {best.cut_by} at epoch {best.epochs}")
+    return FinalPlan(retrain=True, checkpoint=best.checkpoint, max_epochs=longer,
+                     min_epochs=longer, deadline=deadline, best=best,
+                     reason=f"trial {best.trial_id} {was}: its config trained again "
+                     f"for {longer} epochs in the time the budget kept for it, kept "
+                     f"only if better on validation")
 
 
 @dataclass
@@ -217,10 +232,6 @@ def _score(model: Any, val: Any, batch_size: int) -> tuple[dict[str, float], Any
     return arrays.score(probs, arrays.labels_of(val)), probs
 
 
-def _better(a: Mapping[str, float], b: Mapping[str, float], metric: str) -> bool:
-    return a[metric] < b[metric] if metric.endswith("loss") else a[metric] > b[metric]
-
-
 def make_final(config: dict[str, Any], data: Any, settings: Any, plan: FinalPlan,
                checkpoint_dir: str | None = None,
                on_epoch: Callable[[dict], None] | None = None) -> FinalModel:
@@ -228,60 +239,87 @@ def make_final(config: dict[str, Any], data: Any, settings: Any, plan: FinalPlan
     import keras
 
     from .arrays import labels_of
-    from .trial import LocalReporter, run_trial
 
     t0 = time.time()
     size, bs = int(config["image_size"]), int(config["batch_size"])
-    val, metric = data.val[size], settings.metric
-    core, source, reason, history, best_epoch = None, None, plan.reason, [], 0
-    start_epoch = 0
+    val = data.val[size]
+    kept = _Kept(reason=plan.reason)
     if checkpoint_dir:
-        core, source = load_core(checkpoint_dir), FinalSource.BEST_TRIAL
-        best_epoch = plan.best.best_epoch if plan.best else 0
+        kept.core, kept.source = load_core(checkpoint_dir), FinalSource.BEST_TRIAL
+        kept.best_epoch = plan.best.best_epoch if plan.best else 0
     if plan.retrain:
-        s = dataclasses.replace(settings, min_epochs=plan.min_epochs,
-                                max_epochs=plan.max_epochs or settings.max_epochs,
-                                init_from=checkpoint_dir if plan.resume else None,
-                                fit_until=plan.deadline if plan.resume else
-                                settings.fit_until,
-                                stop_after=plan.epochs if plan.train_val else None,
-                                patience=None if plan.train_val else settings.patience)
-        rep = LocalReporter(on_epoch=on_epoch, deadline=plan.deadline)
-        out = run_trial(config, merged(data, size) if plan.train_val else data, s, rep)
-        if plan.train_val:
-            if len(out.history) >= (plan.epochs or 0) or core is None:
-                core, source, history = out.model, FinalSource.TRAIN_VAL, out.history
-                best_epoch = len(out.history)
-            else:
-                reason += (f"; stopped by the budget after {len(out.history)} of "
-                           f"{plan.epochs} epochs, so the best trial's weights were kept")
-        elif not out.best and core is not None:
-            reason += ("; the budget ended before the retrain's first epoch, so the best "
-                       "trial's weights were kept")
-        elif core is None or _better(out.best, _score(core, val, bs)[0], metric):
-            if core is not None:
-                reason += f"; the retrain scored better ({metric} {out.best[metric]:.4f})"
-            core, source, history = out.model, FinalSource.RETRAIN, out.history
-            best_epoch = int(out.best.get("epoch", 0))
-            if plan.resume and plan.best is not None:
-                start_epoch = plan.best.best_epoch
-        else:
-            reason += (f"; the retrain scored worse ({metric} {out.best[metric]:.4f} at "
-                       f"epoch {out.best.get('epoch')}), so the best trial's weights were kept")
-    assert core is not None and source is not None
+        out = _retrain(config, data, settings, plan, checkpoint_dir, on_epoch)
+        _keep_better(kept, out, plan, val, bs, settings.metric)
+    assert kept.core is not None and kept.source is not None
     with tempfile.TemporaryDirectory(prefix="hyperfcn-final-") as d:
         path = Path(d, "model.keras")
-        core.save(path)
+        kept.core.save(path)
         blob = path.read_bytes()
         loaded = keras.saving.load_model(path, safe_mode=True)
         checked, probs = _score(loaded, val, bs)
     return FinalModel(
-        model=blob, source=source, reason=reason, checked=checked,
-        sha256=hashlib.sha256(blob).hexdigest(), history=history, best_epoch=best_epoch,
-        val_probs=probs, val_labels=labels_of(val),
+        model=blob, source=kept.source, reason=kept.reason, checked=checked,
+        sha256=hashlib.sha256(blob).hexdigest(), history=kept.history,
+        best_epoch=kept.best_epoch, val_probs=probs, val_labels=labels_of(val),
         # position of each prediction in the validation file list (bucket order)
         val_order=[int(i) for b in val.buckets for i in b.index], seconds=time.time() - t0,
-        start_epoch=start_epoch)
+        start_epoch=kept.start_epoch)
+
+
+@dataclass
+class _Kept:
+    """The model the final step keeps so far, and why."""
+
+    reason: str
+    core: Any = None
+    source: FinalSource | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    start_epoch: int = 0
+
+
+def _retrain(config: dict[str, Any], data: Any, settings: Any, plan: FinalPlan,
+             checkpoint_dir: str | None, on_epoch: Callable[[dict], None] | None) -> Any:
+    """The planned retrain (or continuation, or train+val refit): its TrialOutcome."""
+    from .trial import LocalReporter, run_trial
+
+    s = dataclasses.replace(settings, min_epochs=plan.min_epochs,
+                            max_epochs=plan.max_epochs or settings.max_epochs,
+                            init_from=checkpoint_dir if plan.resume else None,
+                            fit_until=plan.deadline if plan.resume else settings.fit_until,
+                            stop_after=plan.epochs if plan.train_val else None,
+                            patience=None if plan.train_val else settings.patience)
+    rep = LocalReporter(on_epoch=on_epoch, deadline=plan.deadline)
+    size = int(config["image_size"])
+    return run_trial(config, merged(data, size) if plan.train_val else data, s, rep)
+
+
+def _keep_better(kept: _Kept, out: Any, plan: FinalPlan, val: Any, bs: int,
+                 metric: str) -> None:
+    """Keep the retrain's model where it is the model: a train+val refit that ran its
+    epochs, or a retrain that scores better on validation than the weights kept so far."""
+    if plan.train_val:
+        if len(out.history) >= (plan.epochs or 0) or kept.core is None:
+            kept.core, kept.source, kept.history = out.model, FinalSource.TRAIN_VAL, out.history
+            kept.best_epoch = len(out.history)
+        else:
+            kept.reason += (f"; stopped by the budget after {len(out.history)} of "
+                            f"{plan.epochs} epochs, so the best trial's weights were kept")
+        return
+    if not out.best and kept.core is not None:
+        kept.reason += ("; the budget ended before the retrain's first epoch, so the best "
+                        "trial's weights were kept")
+    elif kept.core is None or Objective(metric).better(
+            out.best[metric], _score(kept.core, val, bs)[0][metric]):
+        if kept.core is not None:
+            kept.reason += f"; the retrain scored better ({metric} {out.best[metric]:.4f})"
+        kept.core, kept.source, kept.history = out.model, FinalSource.RETRAIN, out.history
+        kept.best_epoch = int(out.best.get("epoch", 0))
+        if plan.resume and plan.best is not None:
+            kept.start_epoch = plan.best.best_epoch
+    else:
+        kept.reason += (f"; the retrain scored worse ({metric} {out.best[metric]:.4f} at "
+                        f"epoch {out.best.get('epoch')}), so the best trial's weights were kept")
 
 
 def preview_png(config: dict[str, Any], val: Any, seed: int) -> bytes | None:
@@ -319,7 +357,7 @@ def shortfall(checked: Mapping[str, float], best: Mapping[str, float] | None,
     if not best or metric not in best:
         return None
     got, want = checked[metric], best[metric]
-    if metric.endswith("loss"):
+    if Objective(metric).mode == "min":
         bad = got > want + max(0.01, LOSS_RISE * want)
     else:
         bad = got < want - ACCURACY_DROP
@@ -365,12 +403,8 @@ def best_trial_of(r: Any, metric: str, mode: str, max_epochs: int) -> Any:
     """The search's best trial (a records.TrialRecord) as the final step sees it."""
     import statistics
 
-    hist = [h for h in r.history if metric in h]
-    pick = min if mode == "min" else max
-    best = pick(hist, key=lambda h: h[metric]) if hist else {
+    best = Objective(metric).best(r.history) or {
         "epoch": r.epochs, "val_loss": r.best_val_loss, "val_accuracy": r.best_val_accuracy}
-    from .records import fitted_epochs
-
     fitted = fitted_epochs(r.history)
     cut = "" if r.epochs >= (fitted or max_epochs) else {
         "stopped": "the scheduler", "out_of_budget": "the budget"}.get(r.status, r.status)

@@ -103,15 +103,25 @@ def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path 
     if empty:
         raise DataError(f"{train_dir}: class folder(s) with no readable images: "
                         f"{', '.join(empty)}; add images or remove the folder")
+    train, val = _pack_sizes(dec.images, sizes, kept_labels, tr_idx, va_idx, max_buckets,
+                             summary)
+    return TrialData(classes=classes, train=train, val=val), summary
+
+
+def _pack_sizes(images: dict, sizes: Sequence[int], labels: list[int], tr_idx: list[int],
+                va_idx: list[int], max_buckets: int, summary: DataSummary
+                ) -> tuple[dict, dict]:
+    """Each size's training and validation images packed into the same few bucket shapes;
+    the shapes and the padded share of pixels go into ``summary``."""
     train, val = {}, {}
     for s in sizes:
-        imgs = dec.images[s]
+        imgs = images[s]
         plan = plan_buckets([imgs[k].shape[:2] for k in range(len(imgs))], max_buckets)
-        train[s] = pack([imgs[k] for k in tr_idx], [kept_labels[k] for k in tr_idx], plan)
-        val[s] = pack([imgs[k] for k in va_idx], [kept_labels[k] for k in va_idx], plan)
+        train[s] = pack([imgs[k] for k in tr_idx], [labels[k] for k in tr_idx], plan)
+        val[s] = pack([imgs[k] for k in va_idx], [labels[k] for k in va_idx], plan)
         summary.shapes[s] = [tuple(map(int, sh)) for sh in plan.shapes]
         total = sum(b.x.size for b in train[s].buckets) + sum(b.x.size for b in val[s].buckets)
         summary.padded_fraction[s] = (
             (train[s].padded_fraction * sum(b.x.size for b in train[s].buckets)
              + val[s].padded_fraction * sum(b.x.size for b in val[s].buckets)) / total)
-    return TrialData(classes=classes, train=train, val=val), summary
+    return train, val

@@ -21,6 +21,7 @@ import numpy as np
 
 from . import artifacts as art
 from .errors import UserError
+from .records import Objective
 
 GALLERY = 16  # most confident mistakes shown
 PARAMS_SHOWN = 8  # parameters on the parallel-coordinates plot
@@ -44,7 +45,7 @@ class Run:
 
     @property
     def mode(self) -> str:
-        return "min" if self.metric.endswith("loss") else "max"
+        return Objective(self.metric).mode
 
 
 def _read(path: Path, default: Any) -> Any:
@@ -432,10 +433,27 @@ img{max-width:100%}.muted{color:#666}.bad{color:#b00}.scroll{overflow-x:auto}
 
 def render(run: Run) -> tuple[str, dict[str, bytes]]:
     """The page and its plots (name -> PNG bytes)."""
-    metric, mode = run.metric, run.mode
-    trials = run.trials
-    status = Counter(t.get("status", "?") for t in trials)
-    ranked = importance(trials, metric, mode)
+    ranked = importance(run.trials, run.metric, run.mode)
+    plots = _plots(run, ranked)
+    scored = [(t, best_of(t, run.metric, run.mode)) for t in run.trials]
+    scored = [(t, v) for t, v in scored if v is not None]
+    scored.sort(key=lambda tv: tv[1] if run.mode == "min" else -tv[1])
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+             f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
+             f"<title>hyperfcn report: {_e(run.dir.name)}</title><style>{CSS}</style>"
+             f"</head><body>", f"<h1>hyperfcn report <span class='muted'>{_e(run.dir)}"
+                               f"</span></h1>"]
+    parts += _summary_html(run, scored, ranked)
+    parts += _data_html(run)
+    parts += _search_html(run, scored, ranked, plots)
+    parts += _final_model_html(run, plots)
+    parts.append(f"<p class='muted'>Written {time.strftime('%Y-%m-%d %H:%M')} by hyperfcn "
+                 f"{_e((run.settings.get('versions') or {}).get('hyperfcn', ''))}.</p>"
+                 f"</body></html>")
+    return "\n".join(parts), plots
+
+
+def _plots(run: Run, ranked: list[tuple[str, float]]) -> dict[str, bytes]:
     plots: dict[str, bytes] = {}
     for name, fn in (("learning_curves", lambda: plot_curves(run)),
                      ("best_so_far", lambda: plot_best_so_far(run)),
@@ -446,25 +464,20 @@ def render(run: Run) -> tuple[str, dict[str, bytes]]:
         png = fn()
         if png:
             plots[name] = png
-    rep = run.metrics.get("validation") or {}
-    classes = run.data.get("classes") or rep.get("classes") or []
-    s = run.settings
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-             f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
-             f"<title>hyperfcn report: {_e(run.dir.name)}</title><style>{CSS}</style>"
-             f"</head><body>", f"<h1>hyperfcn report <span class='muted'>{_e(run.dir)}"
-                               f"</span></h1>"]
+    return plots
 
-    # --- the one-minute summary
-    scored = [(t, best_of(t, metric, mode)) for t in trials]
-    scored = [(t, v) for t, v in scored if v is not None]
-    scored.sort(key=lambda tv: tv[1] if mode == "min" else -tv[1])
+
+def _summary_html(run: Run, scored: list, ranked: list[tuple[str, float]]) -> list[str]:
+    """The one-minute summary, and a warning about the saved model before anything else."""
+    trials, metric = run.trials, run.metric
+    rep = run.metrics.get("validation") or {}
     lead = []
     if trials:
         wall = (run.metrics.get("search_wall_seconds")
                 or _read(run.dir / art.SEARCH, {}).get("search_wall_seconds"))
         lead.append(f"{len(trials)} trials in {wall / 60:.1f} min" if wall else
                     f"{len(trials)} trials")
+        status = Counter(t.get("status", "?") for t in trials)
         lead.append(", ".join(f"{n} {_e(k)}" for k, n in status.most_common()))
     if scored:
         t, v = scored[0]
@@ -480,17 +493,20 @@ def render(run: Run) -> tuple[str, dict[str, bytes]]:
     if ranked:
         lead.append("parameters that mattered most: " + ", ".join(
             f"{_e(n)} ({v:.0%})" for n, v in ranked[:3]))
-    parts.append("<p class='lead'>" + "; ".join(lead) + ".</p>")
+    parts = ["<p class='lead'>" + "; ".join(lead) + ".</p>"]
     warning = (run.metrics.get("final") or {}).get("warning")
     if warning:  # the first thing a reader must know about this model
         parts.append(f"<p class='bad'><b>Warning:</b> {_e(warning)}</p>")
+    return parts
 
-    # --- data
+
+def _data_html(run: Run) -> list[str]:
+    rep = run.metrics.get("validation") or {}
+    classes = run.data.get("classes") or rep.get("classes") or []
     tc, vc = run.data.get("train_counts", {}), run.data.get("val_counts", {})
-    parts.append("<h2>Data</h2>")
-    parts.append(_table(["class", "training images", "validation images"],
-                        [[c, tc.get(c, 0), vc.get(c, 0)] for c in classes]
-                        + [["all", sum(tc.values()), sum(vc.values())]]))
+    parts = ["<h2>Data</h2>", _table(["class", "training images", "validation images"],
+                                     [[c, tc.get(c, 0), vc.get(c, 0)] for c in classes]
+                                     + [["all", sum(tc.values()), sum(vc.values())]])]
     shapes = run.data.get("bucket_shapes", {})
     pad = run.data.get("padded_fraction", {})
     parts.append("<p>Image sizes searched: " + ", ".join(
@@ -501,24 +517,31 @@ def render(run: Run) -> tuple[str, dict[str, bytes]]:
         parts.append(_table(["file", "reason"], [[p, r] for p, r in run.skipped[:50]]))
     else:
         parts.append("<p>No files skipped.</p>")
+    return parts
 
-    # --- search
-    parts.append("<h2>Search</h2>")
+
+def _settings_table(run: Run) -> str:
+    s = run.settings
     plan = s.get("scheduler_plan") or {}
     res = s.get("resources") or {}
     budget = s.get("budget_s")
-    parts.append(_table(["setting", "value"], [
+    return _table(["setting", "value"], [
         ["command", s.get("command", "")],
         ["searcher", f"{s.get('searcher', '')} (seed {s.get('seed', '')})"],
         ["scheduler", f"{plan.get('name', '')}: max {plan.get('max_t', '')} epochs, grace "
                       f"{plan.get('grace_period', '')}, reduction factor "
                       f"{plan.get('reduction_factor', '')}"],
-        ["metric", metric],
+        ["metric", run.metric],
         ["budget", f"{budget / 60:.1f} min" if budget else f"{s.get('samples')} samples"],
         ["resources", "{} CPUs, {} GPUs; {} CPU and {} GPU per trial, up to {} at once"
          .format(*(res.get(k, "?") for k in ("cpus", "gpus", "cpus_per_trial",
                                               "gpus_per_trial", "concurrency")))],
-        ["backend", s.get("backend", "")]]))
+        ["backend", s.get("backend", "")]])
+
+
+def _search_html(run: Run, scored: list, ranked: list[tuple[str, float]],
+                 plots: dict[str, bytes]) -> list[str]:
+    parts = ["<h2>Search</h2>", _settings_table(run)]
     for name, title in (("learning_curves", "Learning curves"),
                         ("best_so_far", "Best so far against wall-clock time"),
                         ("parallel_coordinates", "Parameters against the metric"),
@@ -533,22 +556,23 @@ def render(run: Run) -> tuple[str, dict[str, bytes]]:
                      "trial's best metric explained by grouping trials on that parameter. "
                      "It is a guide, not proof: it needs tens of trials, and parameters "
                      "chosen together share the credit.</p>")
-    names = display_order(trials, metric, mode, ranked)[:10]
-    rows = []
-    for t, v in scored[:15]:
-        rows.append([t["trial_id"], t["status"], t.get("epochs", ""), _fmt(v)]
-                    + [_fmt(t["config"].get(n, "")) for n in names])
-    failed = [t for t in trials if t.get("status") == "failed"]
+    names = display_order(run.trials, run.metric, run.mode, ranked)[:10]
+    rows = [[t["trial_id"], t["status"], t.get("epochs", ""), _fmt(v)]
+            + [_fmt(t["config"].get(n, "")) for n in names] for t, v in scored[:15]]
+    failed = [t for t in run.trials if t.get("status") == "failed"]
     if rows:
         parts.append("<h3>Best trials</h3>" + _table(
-            ["trial", "status", "epochs", f"best {metric}"] + names, rows))
+            ["trial", "status", "epochs", f"best {run.metric}"] + names, rows))
     if failed:
         parts.append("<h3>Failed trials</h3>" + _table(
             ["trial", "reason"], [[t["trial_id"], t.get("error", "")] for t in failed]))
+    return parts
 
-    # --- the final model
-    parts.append("<h2>Final model</h2>")
+
+def _final_model_html(run: Run, plots: dict[str, bytes]) -> list[str]:
+    parts = ["<h2>Final model</h2>"]
     final = run.metrics.get("final") or {}
+    rep = run.metrics.get("validation") or {}
     if final:
         parts.append(_final_html(final))
     if run.best_config:
@@ -562,21 +586,7 @@ def render(run: Run) -> tuple[str, dict[str, bytes]]:
             for c, pc in rep.get("per_class", {}).items()]))
     if "confusion_matrix" in plots:
         parts.append(f"<h3>Confusion matrix</h3>{_img(plots['confusion_matrix'], 'confusion')}")
-    mistakes = [r for r in run.predictions if r["label"] != r["predicted"]]
-    mistakes.sort(key=lambda r: -float(r["confidence"]))
-    if mistakes:
-        parts.append(f"<h3>Most confident mistakes</h3><p class='muted'>{len(mistakes)} of "
-                     f"{len(run.predictions)} validation images are misclassified; the "
-                     f"{min(GALLERY, len(mistakes))} the model was surest about:</p>"
-                     "<div class='grid'>")
-        for r in mistakes[:GALLERY]:
-            th = _thumb(r["path"])
-            pic = _img(th, Path(r["path"]).name, "image/jpeg") if th else (
-                "<p class='muted'>(file no longer readable)</p>")
-            parts.append(f"<div class='card'>{pic}<b>{_e(r['predicted'])}</b> "
-                         f"{float(r['confidence']):.0%}<br>true: {_e(r['label'])}<br>"
-                         f"<span class='muted'>{_e(Path(r['path']).name)}</span></div>")
-        parts.append("</div>")
+    parts += _mistakes_html(run)
     prev = run.dir / art.AUGMENT_PREVIEW
     if prev.is_file():
         parts.append("<h3>Augmentation preview</h3><p class='muted'>Validation images "
@@ -584,9 +594,27 @@ def render(run: Run) -> tuple[str, dict[str, bytes]]:
                      "augmentation. It is off at inference.</p>"
                      + _img(prev.read_bytes(), "augmentation preview").replace(
                          "<img ", "<img class='pixels' ", 1))
-    parts.append(f"<p class='muted'>Written {time.strftime('%Y-%m-%d %H:%M')} by hyperfcn "
-                 f"{_e((s.get('versions') or {}).get('hyperfcn', ''))}.</p></body></html>")
-    return "\n".join(parts), plots
+    return parts
+
+
+def _mistakes_html(run: Run) -> list[str]:
+    mistakes = [r for r in run.predictions if r["label"] != r["predicted"]]
+    mistakes.sort(key=lambda r: -float(r["confidence"]))
+    if not mistakes:
+        return []
+    parts = [f"<h3>Most confident mistakes</h3><p class='muted'>{len(mistakes)} of "
+             f"{len(run.predictions)} validation images are misclassified; the "
+             f"{min(GALLERY, len(mistakes))} the model was surest about:</p>"
+             "<div class='grid'>"]
+    for r in mistakes[:GALLERY]:
+        th = _thumb(r["path"])
+        pic = _img(th, Path(r["path"]).name, "image/jpeg") if th else (
+            "<p class='muted'>(file no longer readable)</p>")
+        parts.append(f"<div class='card'>{pic}<b>{_e(r['predicted'])}</b> "
+                     f"{float(r['confidence']):.0%}<br>true: {_e(r['label'])}<br>"
+                     f"<span class='muted'>{_e(Path(r['path']).name)}</span></div>")
+    parts.append("</div>")
+    return parts
 
 
 def _unused(config: dict[str, Any]) -> set[str]:

@@ -3,7 +3,7 @@ trials left compiled in it, its age and its memory.
 
 A worker is configured once (TensorFlow cannot change its thread pools after its first op)
 and reused by later trials: each trial first frees what the last one compiled, so a worker
-stays flat (BENCHMARKS.md row 5). Under JAX, programs that recur load from JAX's
+stays flat (benchmarks/memory.py). Under JAX, programs that recur load from JAX's
 persistent compilation cache instead of compiling again.
 """
 

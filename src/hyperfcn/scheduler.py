@@ -7,7 +7,7 @@ the rung's top 1/reduction_factor, as in Ray's ASHA. Two rules are added:
 
 - a rung stops nobody until it holds ``min_records`` results: on 2 cores the first trials to
   reach a rung are the fastest, not the best, and judging the second against the first
-  alone stopped eventual winners (BENCHMARKS.md, row 7b);
+  alone stopped eventual winners;
 - the space's first recipes (``defaults``, the user's best guess) run all their epochs;
   their results still count at every rung.
 

@@ -281,9 +281,9 @@ def optuna_define_by_run(space: sp.SearchSpace) -> Callable[[Any], dict[str, Any
 def random_starts(concurrency: int, samples: int | None = None) -> int:
     """How many random configurations TPE draws before it models the results.
 
-    hyperopt's and Ray's default (20), and the 8 used here before, are all of a laptop
-    search: at 2-5 trials a run on 2 cores TPE never left its random start and ran the very
-    trials random search ran (BENCHMARKS row 7). With C trials at once the first C have
+    A fixed count (hyperopt's and Ray's default is 20) is all of a laptop search: at 2-5
+    trials a run on 2 cores, TPE would never leave its random start and would run the very
+    trials random search runs. With C trials at once the first C have
     nothing to learn from, and TPE needs a few finished ones, so: twice the concurrency, at
     least 4, at most 20, and no more than a third of --samples.
     """

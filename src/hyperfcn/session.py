@@ -38,7 +38,7 @@ def configure_environment(local: bool = True) -> None:
 # glibc gives threads that allocate at once arenas of their own (up to 8 a core) and keeps
 # what they free there: a reused worker, whose trials each run in a new thread beside XLA's
 # or TensorFlow's, grew trial after trial on 2 cores; with 2 arenas it stays flat
-# (BENCHMARKS.md row 5). glibc reads this once, as a process starts.
+# (benchmarks/memory.py). glibc reads this once, as a process starts.
 WORKER_MALLOC_ARENAS = "2"
 
 

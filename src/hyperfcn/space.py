@@ -365,32 +365,42 @@ def _parse_param(name: str, spec: Any, where: str) -> Param:
         raise SpaceError(f"{loc}: unknown distribution {kind!r}; use one of "
                          f"{', '.join(DISTRIBUTIONS)}")
     if kind == "choice":
-        if isinstance(args, Mapping):
-            if not args:
-                raise SpaceError(f"{loc}.choice: empty choice; list at least one option")
-            options = []
-            for key, sub in args.items():
-                if not isinstance(key, int | float | str | bool):
-                    raise SpaceError(f"{loc}.choice: option {key!r} must be a scalar")
-                if sub is None:
-                    sub = {}
-                if not isinstance(sub, Mapping):
-                    raise SpaceError(f"{loc}.choice.{key}: the parameters an option switches "
-                                     f"on must be a mapping (or {{}}), got {sub!r}")
-                sub_params = tuple(_parse_param(n, s, f"{loc}.choice.{key}")
-                                   for n, s in sub.items())
-                options.append((key, sub_params))
-            return Conditional(name, tuple(options))
-        if not isinstance(args, list | tuple) or not args:
-            raise SpaceError(f"{loc}.choice: empty choice or not a list ({args!r}); "
-                             f"list at least one value")
-        for v in args:
-            if not isinstance(v, int | float | str | bool):
-                raise SpaceError(f"{loc}.choice: value {v!r} must be a scalar; for options "
-                                 f"with their own parameters write choice as a mapping")
-        if len(set(map(repr, args))) != len(args):
-            raise SpaceError(f"{loc}.choice: duplicate values in {args!r}")
-        return Choice(name, tuple(args))
+        return _parse_choice(name, args, loc)
+    return _parse_range(name, kind, args, loc)
+
+
+def _parse_choice(name: str, args: Any, loc: str) -> Param:
+    """``choice: [a, b]`` (Choice) or ``choice: {opt: {sub: ...}}`` (Conditional)."""
+    if isinstance(args, Mapping):
+        if not args:
+            raise SpaceError(f"{loc}.choice: empty choice; list at least one option")
+        options = []
+        for key, sub in args.items():
+            if not isinstance(key, int | float | str | bool):
+                raise SpaceError(f"{loc}.choice: option {key!r} must be a scalar")
+            if sub is None:
+                sub = {}
+            if not isinstance(sub, Mapping):
+                raise SpaceError(f"{loc}.choice.{key}: the parameters an option switches "
+                                 f"on must be a mapping (or {{}}), got {sub!r}")
+            sub_params = tuple(_parse_param(n, s, f"{loc}.choice.{key}")
+                               for n, s in sub.items())
+            options.append((key, sub_params))
+        return Conditional(name, tuple(options))
+    if not isinstance(args, list | tuple) or not args:
+        raise SpaceError(f"{loc}.choice: empty choice or not a list ({args!r}); "
+                         f"list at least one value")
+    for v in args:
+        if not isinstance(v, int | float | str | bool):
+            raise SpaceError(f"{loc}.choice: value {v!r} must be a scalar; for options "
+                             f"with their own parameters write choice as a mapping")
+    if len(set(map(repr, args))) != len(args):
+        raise SpaceError(f"{loc}.choice: duplicate values in {args!r}")
+    return Choice(name, tuple(args))
+
+
+def _parse_range(name: str, kind: str, args: Any, loc: str) -> Param:
+    """``uniform``, ``loguniform``, ``quniform`` or ``randint`` over [low, high]."""
     n = 3 if kind == "quniform" else 2
     form = "[low, high, q]" if kind == "quniform" else "[low, high]"
     if not isinstance(args, list | tuple) or len(args) != n or not all(map(_is_number, args)):

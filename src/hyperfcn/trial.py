@@ -24,10 +24,11 @@ from typing import Any, Protocol
 from . import arrays, runtime
 from .arrays import TrialData
 from .buckets import steps
-from .budget import SearchClock, epochs_that_fit
+from .budget import SearchClock, epochs_and_tail, epochs_that_fit
 from .config import ModelConfig
 from .data import DECODES
 from .errors import TrialError
+from .records import Objective
 
 CHECKPOINT_MODEL = "model.keras"
 CHECKPOINT_STATE = "state.json"
@@ -80,7 +81,7 @@ class TrialSettings:
 
     @property
     def mode(self) -> str:
-        return "min" if self.metric.endswith("loss") else "max"
+        return Objective(self.metric).mode
 
 
 class Reporter(Protocol):
@@ -131,10 +132,6 @@ def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSetting
     return _Trial(config, data, settings, reporter).run()
 
 
-def _better(a: float, b: float | None, mode: str) -> bool:
-    return b is None or (a < b if mode == "min" else a > b)
-
-
 class _Trial:
     """One trial's state, in the order it runs: process, data, model, stages, epochs."""
 
@@ -150,6 +147,7 @@ class _Trial:
         self.end_epoch = min(settings.stop_after or settings.max_epochs, settings.max_epochs)
         self.min_epochs = settings.min_epochs
         self.fitted_to_search = False  # see TrialSettings.clock
+        self.tail_steps = 0  # steps of a last, partial epoch (a run fitted to the search)
         self._stop_requested = getattr(reporter, "stop_requested", None)
 
     def run(self) -> TrialOutcome:
@@ -236,7 +234,7 @@ class _Trial:
                 self.cfg, self.k, seed=self.s.seed, weights=self.s.weights,
                 decay_steps=decay)
         for h in self.history:
-            if _better(h[self.s.metric], self.best.get(self.s.metric), self.s.mode):
+            if Objective(self.s.metric).better(h[self.s.metric], self.best.get(self.s.metric)):
                 self.best = dict(h)
         if self.history and self.history[-1].get("planned_epochs") and self.s.clock:
             self._fit_to_search_end()  # resumed: it had fitted itself; it does again
@@ -258,30 +256,63 @@ class _Trial:
         is too short to search (decided in :meth:`epoch_end`, before that epoch's report)
         the run is fitted to the search's end. The first epoch also compiled, so the next
         one times the plan, running on the schedule as it was (as `train --budget`'s
-        second timing epoch does); the plan is then re-timed as :meth:`_fit_timed` does.
-        Returns the epoch the run goes on from."""
+        second timing epoch does), unless only a partial epoch fits: that one is planned at
+        once. The plan is then re-timed as :meth:`_fit_timed` does. Returns the epoch the
+        run goes on from."""
         if start == 0:
             self._fit(0, 1)
             start = 1
-        if not self.fitted_to_search or self.stopped or start >= self.end_epoch:
+        if (not self.fitted_to_search or self.stopped or start >= self.end_epoch
+                or self.tail_steps):
             return start
         self._fit(start, start + 1)
-        self._refit_to_deadline(since=start, first=True)
+        self._plan_search_end(since=start, first=True)
         return self._replan_halves(start + 1)
 
     def _fit_to_search_end(self) -> None:
         """From now on this run ends at the search's end (SearchClock.until): as many
-        epochs as fit (at most SearchClock.epoch_cap), early stopping waiting for them. The
-        epochs so far estimate how many; the schedule is planned once the next is timed."""
+        epochs as fit (at most SearchClock.epoch_cap), the last maybe partial, early
+        stopping waiting for them. The epochs so far estimate how many; the schedule is
+        planned once the next is timed, or now when only a partial epoch fits."""
         clock = self.s.clock
         assert clock is not None
         self.s = dataclasses.replace(self.s, fit_until=clock.until - SEARCH_END_SLACK_S,
                                      max_epochs=clock.epoch_cap)
         self.fitting = self.fitted_to_search = True
         done = len(self.history)
-        self.end_epoch = self.min_epochs = epochs_that_fit(
-            done, statistics.median(h["epoch_seconds"] for h in self.history),
-            clock.until - SEARCH_END_SLACK_S - time.time(), clock.epoch_cap)
+        end, tail = self._search_plan(since=0)
+        if tail and end == done + 1:
+            self._plan_search_end(since=0, first=True)
+        else:
+            self.end_epoch = self.min_epochs = end - (1 if tail else 0)
+
+    def _search_plan(self, since: int) -> tuple[int, int]:
+        """(epochs in all, steps of a last partial epoch) that fit before the search's end,
+        timed by the epochs from the ``since``-th on."""
+        hist = self.history[since:]
+        epoch_s = statistics.median(h["epoch_seconds"] for h in hist)
+        val_s = min(statistics.median(h.get("val_seconds", 0.0) for h in hist), epoch_s)
+        return epochs_and_tail(len(self.history), epoch_s - val_s, val_s,
+                               float(self.s.fit_until or 0.0) - time.time(), self.n_steps,
+                               self.s.max_epochs)
+
+    def _plan_search_end(self, since: int, first: bool = False) -> None:
+        """Re-plan a run fitted to the search's end (:meth:`_search_plan`): the cosine goes
+        on from where it is to 0 at the last step of the new plan."""
+        from .model import schedule_of
+
+        done = len(self.history)
+        if self.stopped or (done >= self.end_epoch and not first):
+            return
+        end, tail = self._search_plan(since)
+        schedule = schedule_of(self.model)
+        changed = first or (end, tail) != (self.end_epoch, self.tail_steps)
+        if end != done and changed and schedule is not None:
+            at = self.n_steps * done
+            total = self.n_steps * (end - (1 if tail else 0)) + tail
+            schedule.plan(at=at, phase=schedule.phase_at(at), total=total)
+        self.end_epoch = self.min_epochs = end
+        self.tail_steps = tail
 
     def _replan_halves(self, at: int) -> int:
         """Each time half of what the plan has left has run, re-plan the rest."""
@@ -290,7 +321,10 @@ class _Trial:
             if half - at < REPLAN_AFTER:
                 break
             self._fit(at, half)
-            self._refit_to_deadline(since=at)
+            if self.fitted_to_search:
+                self._plan_search_end(since=at)
+            else:
+                self._refit_to_deadline(since=at)
             at = half
         return at
 
@@ -308,21 +342,20 @@ class _Trial:
             # the epochs so far ran at the schedule's start; it goes on from there
             self._plan_schedule(at=0, phase=0.0, total=self.n_steps * self.end_epoch)
 
-    def _refit_to_deadline(self, since: int, first: bool = False) -> None:
+    def _refit_to_deadline(self, since: int) -> None:
         """Part way through a run fitted to a deadline: the epochs since the last plan (the
         ``since``-th on) time an epoch again, and the rest of the run takes as many as fit,
-        the cosine schedule going on from where it is to the new end (``first``: the
-        schedule spans something else so far, and is planned even for the same end)."""
+        the cosine schedule going on from where it is to the new end."""
         from .model import schedule_of
 
         done = len(self.history)
-        if self.stopped or (done >= self.end_epoch and not first):
+        if self.stopped or done >= self.end_epoch:
             return
         epoch_s = statistics.median(h["epoch_seconds"] for h in self.history[since:])
         end = epochs_that_fit(done, epoch_s, float(self.s.fit_until or 0.0) - time.time(),
                               self.s.max_epochs)
         schedule = schedule_of(self.model)
-        if end != done and (first or end != self.end_epoch) and schedule is not None:
+        if end not in (done, self.end_epoch) and schedule is not None:
             at = self.n_steps * done
             schedule.plan(at=at, phase=schedule.phase_at(at), total=self.n_steps * end)
         self.end_epoch = self.min_epochs = end
@@ -346,11 +379,21 @@ class _Trial:
                       decay_steps=self.n_steps * (self.s.max_epochs - self.switch))
 
     def _fit(self, first: int, last: int) -> None:
+        """Epochs [first, last); the run's last epoch has only ``tail_steps`` when set."""
+        if self.tail_steps and last == self.end_epoch and first < last:
+            if first < last - 1:
+                self._fit_steps(first, last - 1, self.n_steps)
+            if not self.stopped:
+                self._fit_steps(last - 1, last, self.tail_steps)
+            return
+        self._fit_steps(first, last, self.n_steps)
+
+    def _fit_steps(self, first: int, last: int, n_steps: int) -> None:
         self.epoch_began = time.time()
         self.setup_seconds = self.setup_seconds or self.epoch_began - self.started
         inputs = arrays.train_input(self.train, self.cfg.batch_size, self.k, self.s.seed,
                                     first, last)
-        self.model.fit(inputs, epochs=last, initial_epoch=first, steps_per_epoch=self.n_steps,
+        self.model.fit(inputs, epochs=last, initial_epoch=first, steps_per_epoch=n_steps,
                        callbacks=_callbacks(self), shuffle=False, verbose=0)
 
     def should_stop_now(self) -> bool:
@@ -372,7 +415,8 @@ class _Trial:
             self._fit_to_search_end()
         if self.fitted_to_search:
             metrics["planned_epochs"] = self.end_epoch
-        improved = _better(metrics[self.s.metric], self.best.get(self.s.metric), self.s.mode)
+        improved = Objective(self.s.metric).better(metrics[self.s.metric],
+                                                  self.best.get(self.s.metric))
         if improved:
             self.best = dict(metrics)
             if self.s.patience is not None:

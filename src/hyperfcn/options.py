@@ -1,0 +1,104 @@
+"""Every option of `hyperfcn tune` and `hyperfcn train`, validated where it is made: a bad
+value is refused with the option's name, the value and the rule, before any work starts."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import BACKBONES
+from .errors import UserError
+
+FINAL_CHOICES = ("auto", "train+val", "none")
+
+
+def default_backend() -> str:
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """Every option of `hyperfcn tune` (and, minus the search ones, `hyperfcn train`)."""
+
+    data: Path
+    out: Path = Path("runs/hyperfcn")
+    val_dir: Path | None = None
+    val_split: float = 0.2
+    samples: int | None = None
+    budget_s: float | None = None
+    max_epochs: int = 10
+    image_size: int | None = None
+    searcher: str = "hyperopt"
+    scheduler: str = "asha"
+    metric: str = "val_loss"
+    concurrency: int | None = None
+    cpus_per_trial: float | None = None
+    gpus_per_trial: float | None = None
+    space: Path | None = None
+    seed: int = 0
+    resume: bool = False
+    address: str | None = None
+    storage: str | None = None
+    backend: str = field(default_factory=default_backend)
+    max_buckets: int = 4
+    max_failures: int = 0  # retries of a failed trial (from its last checkpoint)
+    random_starts: int | None = None  # random configs before TPE (None: from concurrency)
+    checkpoint_every_s: float = 60.0  # a trial's checkpoints at least this far apart; 0: all
+    final: str = "auto"  # auto | train+val | none (search only); see final.plan_final
+    quiet: bool = False
+    mlflow: str | None = None  # MLflow tracking URI
+    wandb: str | None = None  # Weights & Biases project
+    backbone: str | None = None  # tune the recipe of a standard network instead of the FCN
+    weights: str = "imagenet"  # backbone weights: imagenet | none | PATH.weights.h5
+
+    def __post_init__(self) -> None:
+        def rule(ok: bool, opt: str, value: Any, text: str) -> None:
+            if not ok:
+                raise UserError(f"{opt} {value}: {text}")
+
+        if isinstance(self.final, bool):  # final=True/False reads as auto/none
+            object.__setattr__(self, "final", "auto" if self.final else "none")
+        rule(self.final in FINAL_CHOICES, "--final", self.final,
+             "use auto or train+val (--no-final: none)")
+
+        rule(0 < self.val_split < 1, "--val-split", self.val_split, "must be between 0 and 1")
+        rule(self.samples is None or self.samples >= 1, "--samples", self.samples,
+             "must be >= 1")
+        rule(self.budget_s is None or self.budget_s > 0, "--budget", self.budget_s,
+             "must be > 0 (e.g. 30m)")
+        rule(1 <= self.max_epochs <= 10000, "--max-epochs", self.max_epochs,
+             "must be >= 1")
+        rule(self.image_size is None or 8 <= self.image_size <= 1024, "--image-size",
+             self.image_size, "must be in 8..1024")
+        rule(self.searcher in ("hyperopt", "random", "optuna"), "--searcher", self.searcher,
+             "use hyperopt, random or optuna")
+        rule(self.scheduler in ("asha", "hyperband", "fifo"), "--scheduler", self.scheduler,
+             "use asha, hyperband or fifo")
+        rule(self.metric in ("val_loss", "val_accuracy"), "--metric", self.metric,
+             "use val_loss or val_accuracy")
+        rule(self.concurrency is None or self.concurrency >= 1, "--concurrency",
+             self.concurrency, "must be >= 1")
+        rule(self.cpus_per_trial is None or self.cpus_per_trial > 0, "--cpus-per-trial",
+             self.cpus_per_trial, "must be > 0")
+        rule(self.gpus_per_trial is None or self.gpus_per_trial >= 0, "--gpus-per-trial",
+             self.gpus_per_trial, "must be >= 0 (fractions like 0.25 share a GPU)")
+        rule(1 <= self.max_buckets <= 16, "--max-buckets", self.max_buckets,
+             "must be in 1..16")
+        rule(self.max_failures >= 0, "--max-failures", self.max_failures, "must be >= 0")
+        rule(self.checkpoint_every_s >= 0, "--checkpoint-every", self.checkpoint_every_s,
+             "must be >= 0 (0: every epoch)")
+        rule(self.random_starts is None or self.random_starts >= 1, "--random-starts",
+             self.random_starts, "must be >= 1")
+        rule(self.backend in ("tensorflow", "jax", "torch"), "KERAS_BACKEND", self.backend,
+             "use tensorflow or jax")
+        rule(self.backbone is None or self.backbone in BACKBONES, "--backbone", self.backbone,
+             f"use one of {', '.join(BACKBONES)}")
+        if self.weights not in ("imagenet", "none"):
+            p = Path(self.weights)
+            rule(p.is_file(), "--weights", self.weights,
+                 "no such file; give imagenet, none, or a .weights.h5 file saved from the "
+                 "backbone without its top")
+            object.__setattr__(self, "weights", str(p.resolve()))
+

@@ -1,0 +1,156 @@
+"""A command's RUN_DIR and what it prints: the folder made (and removed again when the
+command is refused before any work), the data read and described, the settings and the
+trial tables written, and at the end the report, the trackers and the hints."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.metadata
+import platform
+import shlex
+import shutil
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import artifacts as art
+from . import hints
+from .errors import UserError
+
+if TYPE_CHECKING:
+    from .options import TuneOptions
+    from .space import SearchSpace
+
+Say = Callable[[str], None]
+
+
+def budget_text(s: float | None) -> str:
+    if s is None:
+        return "none"
+    return f"{s / 60:.1f} min" if s >= 60 else f"{s:.0f} s"
+
+
+class Printer:
+    def __init__(self, quiet: bool, say: Say | None) -> None:
+        self.quiet = quiet
+        self.say = say or (lambda m: print(m, flush=True))
+
+    def __call__(self, msg: str) -> None:
+        if not self.quiet:
+            self.say(msg)
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("hyperfcn", "keras", "ray", "hyperopt", "tensorflow", "tensorflow-cpu", "jax",
+                "numpy", "pillow", "optuna"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out[pkg] = importlib.metadata.version(pkg)
+    return out
+
+
+def prepare_data(opts: TuneOptions, sizes: list[int], run_dir: Path, say: Printer):
+    from .prepare import prepare, skipped_message
+
+    say(f"reading {opts.data}" + (f" (validation: {opts.val_dir})" if opts.val_dir else
+                                  f" (validation: {opts.val_split:.0%} stratified split)"))
+    data, summary = prepare(opts.data, sizes, val_dir=opts.val_dir, val_split=opts.val_split,
+                            seed=opts.seed, max_buckets=opts.max_buckets,
+                            skipped_log=run_dir / art.SKIPPED)
+    n_tr, n_va = sum(summary.train_counts.values()), sum(summary.val_counts.values())
+    say(f"{len(summary.classes)} classes, {n_tr} training and {n_va} validation images, "
+        f"decoded once in {summary.decode_seconds:.1f} s "
+        f"({summary.decoded / max(summary.decode_seconds, 1e-9):.0f} images/s)")
+    for s in sizes:
+        say(f"  {s} px: {len(summary.shapes[s])} batch shapes "
+            f"{', '.join(f'{h}x{w}' for h, w in summary.shapes[s])}; "
+            f"padding {summary.padded_fraction[s]:.1%} of pixels")
+    msg = skipped_message(summary, run_dir / art.SKIPPED)
+    if msg:
+        say(msg)
+    art.write_json(run_dir / art.DATA_SUMMARY, summary.to_dict())
+    return data, summary
+
+
+def write_settings(run_dir: Path, opts: TuneOptions, extra: dict[str, Any]) -> None:
+    d = {k: (str(v) if isinstance(v, Path) else v)
+         for k, v in dataclasses.asdict(opts).items()}
+    d.update(extra)
+    d["data_abs"] = str(opts.data.resolve())  # what `evaluate` tells training images by
+    d["versions"] = versions()
+    d["command"] = hints.command(sys.argv[1:])
+    art.write_json(run_dir / art.SETTINGS, d)
+
+
+def trial_rows(records: Sequence[Any], space: SearchSpace) -> list[dict[str, Any]]:
+    rows = []
+    names = space.names()
+    for r in records:
+        row = {"trial_id": r.trial_id}
+        for n in names:
+            row[n] = r.config.get(n, "")
+        row.update(status=r.status, epochs=r.epochs,
+                   best_val_loss=r.best_val_loss if r.best_val_loss is not None else "",
+                   best_val_accuracy=(r.best_val_accuracy if r.best_val_accuracy is not None
+                                      else ""),
+                   seconds=round(r.seconds, 1), error=r.error)
+        rows.append(row)
+    return rows
+
+
+def epoch_printer(p: Printer, fs, epochs: int | None = None
+                   ) -> Callable[[dict], None] | None:
+    if p.quiet:
+        return None
+    total = fs.max_epochs if epochs is None else epochs  # 0: not known yet
+    return lambda m: p(f"final model: epoch {m['epoch']}{f'/{total}' if total else ''}: val_loss "
+                       f"{m['val_loss']:.4f} val_accuracy {m['val_accuracy']:.4f}")
+
+
+def write_report_or_say(run_dir: Path, say: Printer) -> None:
+    from .report import write_report
+
+    try:
+        say(f"report: {write_report(run_dir)}")
+    except Exception as e:  # the model is saved; a plotting problem must not hide that
+        say(f"report: not written ({type(e).__name__}: {e}); retry with "
+            f"`{hints.command(['report', str(run_dir)])}`")
+
+
+def log_final(opts: TuneOptions, run_dir: Path, config: dict[str, Any],
+               metrics: dict[str, Any], say: Printer) -> None:
+    if not (opts.mlflow or opts.wandb):
+        return
+    from .trackers import log_final
+
+    try:
+        for where in log_final(run_dir, run_dir.name, config, metrics, opts.mlflow,
+                               opts.wandb):
+            say(f"final model logged to {where}")
+    except Exception as e:  # the model is on disk already; say what failed
+        say(f"could not log the final model to the tracker ({type(e).__name__}: {e}); "
+            f"it is in {run_dir}")
+
+
+@contextlib.contextmanager
+def new_run_dir(run_dir: Path) -> Iterator[None]:
+    """Create RUN_DIR for a command; a refusal before any work leaves no folder behind."""
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except (UserError, KeyboardInterrupt):
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def wrap_up(opts: TuneOptions, run_dir: Path, config: dict[str, Any],
+             metrics: dict[str, Any], p: Printer) -> None:
+    p(f"model: {run_dir / art.MODEL}")
+    write_report_or_say(run_dir, p)
+    log_final(opts, run_dir, config, metrics, p)
+    p(f"logs:  {hints.tensorboard()} --logdir {shlex.quote(str(run_dir))}")
+

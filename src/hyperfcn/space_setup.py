@@ -1,0 +1,96 @@
+"""The search space a command runs: the packaged one or the user's file, with the options
+that fix a parameter (`--image-size`, `--backbone`) applied, and every value it can take
+checked before any work starts."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .config import BACKBONES, ModelConfig
+from .errors import SpaceError, UserError
+from .space import Constant, SearchSpace, load_space, parse_space
+
+if TYPE_CHECKING:
+    from .options import TuneOptions
+
+def _fix(space: SearchSpace, key: str, value: Any) -> SearchSpace:
+    """The space with `key` made a constant (in every default point too)."""
+    raw = dict(space.raw)
+    raw["parameters"] = {**raw["parameters"], key: value}
+    d = raw.get("defaults")
+    if isinstance(d, list):
+        raw["defaults"] = [{**pt, key: value} for pt in d]
+    elif d:
+        raw["defaults"] = {**d, key: value}
+    return parse_space(raw, space.source, ModelConfig.keys())
+
+
+def space_file(backbone: str | None) -> str:
+    return "backbone_space.yaml" if backbone else "default_space.yaml"
+
+
+def default_space_text(backbone: str | None = None) -> str:
+    """The packaged space (FCN, or the recipe space of a backbone) as YAML text."""
+    from .space import default_space_text as text
+
+    out = text(space_file(backbone))
+    if backbone:
+        if backbone not in BACKBONES:
+            raise UserError(f"--backbone {backbone}: use one of {', '.join(BACKBONES)}")
+        out = out.replace("  backbone: mobilenetv2", f"  backbone: {backbone}")
+    return out
+
+
+def uses_backbone(space: SearchSpace) -> bool:
+    if "backbone" not in space.names():
+        return False
+    return any(v != "none" for v in (space.values_of("backbone") or ["none"]))
+
+
+def resolve_space(opts: TuneOptions) -> SearchSpace:
+    space = load_space(opts.space, known_keys=ModelConfig.keys(),
+                       name=space_file(opts.backbone))
+    if opts.backbone is not None:
+        space = _fix(space, "backbone", opts.backbone)
+    if opts.image_size is not None:
+        space = _fix(space, "image_size", opts.image_size)
+    if "image_size" not in space.names():
+        raw = dict(space.raw)
+        raw["parameters"] = {**raw["parameters"], "image_size": ModelConfig.image_size}
+        space = parse_space(raw, space.source, ModelConfig.keys())
+    p = space.get("image_size")
+    sizes = space.values_of("image_size")
+    if sizes is None or len(sizes) > 8 or not all(isinstance(s, int) for s in sizes):
+        raise SpaceError(f"{space.source}: image_size must be a constant or a choice of up "
+                         f"to 8 integers (each size is decoded and cached once), got {p}")
+    for s in sizes:
+        ModelConfig(image_size=s)
+    _check_ranges(space)
+    for pt in space.points:
+        ModelConfig.from_dict(pt, f"{space.source}: defaults")
+    return space
+
+
+def _check_ranges(space: SearchSpace) -> None:
+    """Every value a parameter can take must be a valid config value: a range that leaves
+    the rules fails here, in a second, not in the trials that happen to sample it."""
+    for p in space.walk():
+        ends = p.ends()
+        for v in ends:
+            try:
+                ModelConfig.from_dict({p.name: v}, space.source)
+            except SpaceError as e:
+                raise SpaceError(f"{e} (in the range of {p.name!r}: every value it can take "
+                                 f"must be valid)") from None
+
+
+def sizes(space: SearchSpace) -> list[int]:
+    return sorted(space.values_of("image_size"))  # type: ignore[arg-type]
+
+
+def space_infos(space: SearchSpace):
+    from .tb import hparam_info
+
+    return [hparam_info(p.name, None if p.interval() else p.choices(), p.interval())
+            for p in space.walk() if not isinstance(p, Constant)]
+
