@@ -18,8 +18,35 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 @pytest.fixture
 def flowers() -> Path:
     if not (FLOWERS / "train").is_dir():
-        pytest.fail(f"{FLOWERS} is missing: tests read the flowers photos from ../shared")
+        pytest.skip(f"{FLOWERS} is missing: the integration tests read the flowers photos "
+                    f"from ../shared (or HYPERFCN_SHARED)")
     return FLOWERS
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_starts_nothing(request, monkeypatch):
+    """The fast tier (plain `pytest`) starts no Ray cluster and no process: a test that
+    needs either is marked integration (`pytest -m integration`)."""
+    if request.node.get_closest_marker("integration"):
+        return
+    import subprocess
+
+    # imported first: Ray subclasses subprocess.Popen, and the frameworks' imports probe
+    # the machine with a process or two
+    import keras  # noqa: F401
+    import ray
+
+    def refuse(what: str):
+        def call(*args, **kwargs):
+            raise AssertionError(f"a fast-tier test called {what}: mark it "
+                                 f"@pytest.mark.integration")
+        return call
+
+    class NoPopen(subprocess.Popen):
+        __init__ = refuse("subprocess.Popen")
+
+    monkeypatch.setattr(subprocess, "Popen", NoPopen)
+    monkeypatch.setattr(ray, "init", refuse("ray.init"))
 
 
 @pytest.fixture

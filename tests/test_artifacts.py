@@ -25,6 +25,7 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]  # no temp file left
 
 
+@pytest.mark.integration
 def test_kill_9_during_saves_leaves_a_whole_file(tmp_path):
     target = tmp_path / "model.keras"
     code = (

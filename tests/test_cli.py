@@ -54,6 +54,7 @@ def test_json_mode_answers_in_json_even_on_bad_input(capsys, tmp_path):
 @pytest.mark.parametrize("argv, words", [
     (["--mlflow", "postgresql://nobody@127.0.0.1:1/x"], ["--mlflow", "tracking URI"]),
 ])
+@pytest.mark.integration
 def test_bad_tracker_is_refused_before_any_work(argv, words, capsys, flowers, tmp_path):
     pytest.importorskip("mlflow")
     assert main(["tune", str(flowers / "train"), "--out", str(tmp_path / "r"), *argv]) == 2
@@ -67,12 +68,14 @@ def test_report_of_a_folder_that_is_not_a_run(capsys, tmp_path):
     assert "not a hyperfcn run folder" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_usage_error_exits_2():
     r = subprocess.run([sys.executable, "-m", "hyperfcn.cli", "tune"], capture_output=True,
                        text=True)
     assert r.returncode == 2 and "required" in r.stderr
 
 
+@pytest.mark.integration
 def test_driver_never_imports_tensorflow_or_keras():
     """TensorFlow costs the driver ~560 MB and seconds; only workers import it."""
     code = ("import sys; import hyperfcn.api, hyperfcn.search, hyperfcn.session, hyperfcn.prepare; "

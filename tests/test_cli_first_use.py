@@ -1,6 +1,6 @@
 """A new user's first hour, point by point (issue 20): every message true, every hint
 runnable, every file usable by the team. Fast tests; the ones that need a real search are
-in test_integration.py."""
+in test_end_to_end.py."""
 
 import json
 import os
@@ -65,6 +65,7 @@ def test_hints_start_with_the_command_the_user_ran(argv0, want):
 
 
 # 5. --model takes a RUN_DIR or its model.keras; a RUN_DIR without a model says what to do
+@pytest.mark.integration
 def test_a_run_dir_without_a_model_names_the_resume_command(tmp_path):
     run = tmp_path / "run"
     run.mkdir()

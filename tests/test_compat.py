@@ -6,6 +6,8 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 from hyperfcn import compat
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "hyperfcn"
@@ -56,6 +58,7 @@ def _looks_for_the_stop_event(config):
     tune.report({"epoch": 1})
 
 
+@pytest.mark.integration
 def test_inside_a_trial_compat_finds_the_event_the_scheduler_sets(tmp_path, deadline):
     """The trial polls it before every step, so that a stop takes effect within a step
     (tests/test_trial.py drives that part with a scripted reporter)."""

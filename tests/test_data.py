@@ -129,6 +129,7 @@ def test_stratified_split_is_seeded_and_keeps_every_class():
     assert va_labels.count(0) == 10 and va_labels.count(1) == 2 and va_labels.count(2) == 1
 
 
+@pytest.mark.integration
 def test_prepare_real_photos(flowers, tmp_path):
     sample = flowers.parent / "flowers-original-sample"
     data, summary = prepare(sample, [32, 48], val_split=0.25, seed=0)

@@ -1,5 +1,5 @@
 """Failing trials: a trial killed by the OS, a trial that raises (Ctrl-C during a search is
-tested with its resume hint in test_integration.py)."""
+tested with its resume hint in test_end_to_end.py)."""
 
 import csv
 import io

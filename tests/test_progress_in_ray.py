@@ -1,5 +1,6 @@
 """The progress callback inside a real (small, local) Ray Tune run with scripted metrics."""
 
+import pytest
 
 from hyperfcn import scheduler, search, session
 
@@ -12,6 +13,7 @@ def _scripted(config):
                      "val_accuracy": 0.5})
 
 
+@pytest.mark.integration
 def test_each_trial_end_is_shown_once_with_the_asha_rung(tmp_path, deadline):
     import sys
 
@@ -55,6 +57,7 @@ def _slow(config):
         tune.report({"epoch": epoch, "val_loss": 1.0 / epoch, "val_accuracy": 0.5})
 
 
+@pytest.mark.integration
 def test_a_trial_the_budget_cuts_off_is_shown_as_out_of_budget(tmp_path, deadline):
     """Ray marks it TERMINATED like an ASHA stop; ASHA's log of its own stops tells them apart."""
     import functools

@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("ray")
 
 
+@pytest.mark.integration
 def test_a_dead_cluster_left_by_ray_start_is_not_joined(tmp_path):
     """`ray start` leaves its address behind (RAY_ADDRESS, /tmp/ray/ray_current_cluster);
     ray.init() without an address would try to join it and hang when it is gone."""
@@ -21,9 +22,10 @@ def test_a_dead_cluster_left_by_ray_start_is_not_joined(tmp_path):
     assert "cpus 1.0" in r.stdout
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("user,want", [(None, "2"), ("4", "4")])
 def test_workers_start_with_few_malloc_arenas_unless_the_user_set_them(user, want):
-    """A reused worker stays flat only with few malloc arenas (BENCHMARKS.md row 5); glibc
+    """A reused worker stays flat only with few malloc arenas (benchmarks/memory.py); glibc
     reads MALLOC_ARENA_MAX as a process starts, so the worker must start with it."""
     code = ("import os, ray; from hyperfcn import session; session.start(num_cpus=1); "
             "f = ray.remote(lambda: os.environ.get('MALLOC_ARENA_MAX')); "

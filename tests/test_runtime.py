@@ -33,6 +33,7 @@ def _probe(tmp_path, **env) -> dict:
     return json.loads(_run_under_jax(PROBE, tmp_path, **env))
 
 
+@pytest.mark.integration
 def test_jax_trials_share_a_compilation_cache_in_the_users_cache_folder(tmp_path):
     got = _probe(tmp_path)
     assert got["dir"] == str(tmp_path / "hyperfcn" / "jax")
@@ -41,6 +42,7 @@ def test_jax_trials_share_a_compilation_cache_in_the_users_cache_folder(tmp_path
     assert got["min_s"] == 0.1
 
 
+@pytest.mark.integration
 def test_the_users_own_jax_cache_settings_win(tmp_path):
     got = _probe(tmp_path, JAX_COMPILATION_CACHE_DIR=str(tmp_path / "mine"),
                  JAX_COMPILATION_CACHE_MAX_SIZE="1000",
@@ -48,6 +50,7 @@ def test_the_users_own_jax_cache_settings_win(tmp_path):
     assert got == {"dir": str(tmp_path / "mine"), "max": 1000, "min_s": 2.0}
 
 
+@pytest.mark.integration
 def test_a_reused_jax_worker_forgets_what_earlier_trials_compiled(tmp_path):
     probe = """
 from hyperfcn.runtime import configure_runtime, forget_compiled
@@ -62,6 +65,7 @@ print(before, f._cache_size())
     assert _run_under_jax(probe, tmp_path).split() == ["1", "0"]
 
 
+@pytest.mark.integration
 def test_a_reused_jax_worker_keeps_what_the_same_program_compiled(tmp_path):
     """A trial that compiles what the last one did (another learning rate) finds it in
     memory; a trial of another architecture starts with the caches cleared."""

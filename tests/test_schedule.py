@@ -68,6 +68,7 @@ def test_schedule_numbers_are_read_at_run_time_and_saved_under_tensorflow(optimi
     _check(got)
 
 
+@pytest.mark.integration
 def test_schedule_numbers_are_read_at_run_time_and_saved_under_jax(tmp_path):
     pytest.importorskip("jax")
     clean = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}

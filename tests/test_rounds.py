@@ -1,0 +1,53 @@
+"""A search's rounds and records: resume, extend, and what a resumed trial reports again."""
+
+import pytest
+
+from hyperfcn import records  # noqa: E402
+from hyperfcn.config import ModelConfig
+
+KEYS = ModelConfig.keys()
+
+
+def test_a_resumed_trials_redone_epochs_replace_its_first_reports(tmp_path):
+    import json
+
+    lines = [{"epoch": 1, "val_loss": 1.0}, {"epoch": 2, "val_loss": 0.9},
+             {"epoch": 2, "val_loss": 0.8}, {"epoch": 3, "val_loss": 0.7}]
+    (tmp_path / "result.json").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    hist = records.read_history(tmp_path)
+    assert [(h["epoch"], h["val_loss"]) for h in hist] == [(1, 1.0), (2, 0.8), (3, 0.7)]
+
+
+
+
+def test_plan_round_new_resume_extend_and_refusals(tmp_path):
+    from hyperfcn import artifacts as art
+    from hyperfcn.errors import UserError
+    from hyperfcn.rounds import plan_round
+
+    def exists(*names):
+        return lambda n: n in names
+
+    assert plan_round(tmp_path, False, 5, None, exists()).name == "tune"
+    with pytest.raises(UserError, match="no search to resume"):
+        plan_round(tmp_path, True, 5, None, exists())
+    with pytest.raises(UserError, match="holds an interrupted search; add --resume"):
+        plan_round(tmp_path, False, 5, None, exists("tune"))
+    r = plan_round(tmp_path, True, None, None, exists("tune"))
+    assert r.restore and r.name == "tune"
+    art.write_json(tmp_path / art.TRIALS_JSON, [
+        {"trial_id": "a", "config": {"learning_rate": 0.1}, "status": "completed",
+         "best_val_loss": 0.5, "search": "tune"}] * 4)
+    art.write_json(tmp_path / art.SEARCH, {"rounds": ["tune"]})
+    with pytest.raises(UserError, match="holds a finished search; use a new --out, or "
+                                        "--resume with a larger --samples"):
+        plan_round(tmp_path, False, 5, None, exists("tune"))
+    with pytest.raises(UserError, match="finished with 4 trials; to extend it, give "
+                                        "--samples larger than 4"):
+        plan_round(tmp_path, True, 4, None, exists("tune"))
+    r = plan_round(tmp_path, True, 6, None, exists("tune"))
+    assert (r.name, r.restore, r.samples, len(r.earlier)) == ("tune-2", False, 2, 4)
+    r = plan_round(tmp_path, True, None, 600.0, exists("tune", "tune-2"))
+    assert r.restore and r.name == "tune-2"  # round 2 was interrupted: continue it
+    assert len(r.earlier) == 4
+
