@@ -504,3 +504,29 @@ def test_the_epochs_and_partial_last_epoch_that_fit(done, train_s, val_s, left, 
     from hyperfcn.budget import epochs_and_tail
 
     assert epochs_and_tail(done, train_s, val_s, left, 10, 30) == want
+
+
+def test_an_epoch_running_past_the_search_end_stops_early_and_still_reports(tiny_data,
+                                                                            monkeypatch):
+    """Scripted: the recipe's first epoch took 45 s of a 130 s search; then each training
+    step takes 30 s, far slower than planned. Before each step the run checks the time: once
+    only the slack and a validation are left it ends the epoch there, validates and reports
+    it before the search's end (the search would drop a later report, and the epoch)."""
+    import hyperfcn.trial
+    from hyperfcn.budget import SearchClock
+
+    clock = _scripted_epochs(monkeypatch, [45.0, 0.0])
+    real = hyperfcn.trial._Trial.should_stop_now
+
+    def slow_steps(self):
+        if self.history:  # after the first epoch, each step takes 30 s
+            clock[0] += 30.0
+        return real(self)
+
+    monkeypatch.setattr(hyperfcn.trial._Trial, "should_stop_now", slow_steps)
+    rep = LocalReporter()
+    search = SearchClock(until=clock[0] + 130.0, search_s=130.0, max_epochs=10)
+    run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
+              TrialSettings(max_epochs=10, clock=search), rep)
+    assert [h["epoch"] for h in rep.history] == [1, 2]
+    assert clock[0] <= search.until - hyperfcn.trial.SEARCH_END_SLACK_S

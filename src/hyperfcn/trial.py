@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from . import arrays, runtime
 from .arrays import TrialData
 from .buckets import steps
-from .budget import SearchClock, epochs_and_tail, epochs_that_fit
+from .budget import FIT_MARGIN, SearchClock, epochs_and_tail, epochs_that_fit
 from .config import ModelConfig
 from .data import DECODES
 from .errors import TrialError
@@ -36,8 +36,10 @@ _clock = time.monotonic  # times the checkpoint interval (a test steps it)
 PROBE_EPOCHS = 2  # the second is the first without compilation: it times an epoch
 REPLAN_AFTER = 2  # a run fitted to a deadline is re-planned when half its rest is this long
 # A run fitted to the search's end plans to finish this long before it: its last report,
-# checkpoint and the search's own clean-up come after the last epoch.
-SEARCH_END_SLACK_S = 2.0
+# checkpoint and the search's own clean-up come after the last epoch. An epoch still
+# training when only this and a validation are left ends there and reports (the search
+# would drop a report that came after its end, and the epoch with it).
+SEARCH_END_SLACK_S = 3.0
 
 __all__ = ["TrialData", "TrialSettings", "LocalReporter", "TrialOutcome", "run_trial",
            "epochs_that_fit"]
@@ -148,6 +150,8 @@ class _Trial:
         self.min_epochs = settings.min_epochs
         self.fitted_to_search = False  # see TrialSettings.clock
         self.tail_steps = 0  # steps of a last, partial epoch (a run fitted to the search)
+        self.train_until: float | None = None  # ... and when its training must stop
+        self.step_began = 0.0
         self._stop_requested = getattr(reporter, "stop_requested", None)
 
     def run(self) -> TrialOutcome:
@@ -279,6 +283,8 @@ class _Trial:
         self.s = dataclasses.replace(self.s, fit_until=clock.until - SEARCH_END_SLACK_S,
                                      max_epochs=clock.epoch_cap)
         self.fitting = self.fitted_to_search = True
+        val_s = statistics.median(h.get("val_seconds", 0.0) for h in self.history)
+        self.train_until = self.s.fit_until - FIT_MARGIN * val_s
         done = len(self.history)
         end, tail = self._search_plan(since=0)
         if tail and end == done + 1:
@@ -389,7 +395,7 @@ class _Trial:
         self._fit_steps(first, last, self.n_steps)
 
     def _fit_steps(self, first: int, last: int, n_steps: int) -> None:
-        self.epoch_began = time.time()
+        self.epoch_began = self.step_began = time.time()
         self.setup_seconds = self.setup_seconds or self.epoch_began - self.started
         inputs = arrays.train_input(self.train, self.cfg.batch_size, self.k, self.s.seed,
                                     first, last)
@@ -398,9 +404,16 @@ class _Trial:
 
     def should_stop_now(self) -> bool:
         """Before each step: the scheduler stopped this trial (a reused worker can start
-        its next trial only once this one has returned, and Ray waits for that briefly)."""
+        its next trial only once this one has returned, and Ray waits for that briefly), or
+        a run fitted to the search's end has no time left to train."""
         if self._stop_requested is not None and self._stop_requested():
             self.asked_to_stop = self.stopped = True
+        if self.train_until is not None:
+            now = time.time()
+            step_s, self.step_began = now - self.step_began, now  # the step that just ran
+            if now + step_s >= self.train_until:
+                self.stopped = True  # out of time: this epoch ends here, and reports
+                return True
         return self.asked_to_stop
 
     def epoch_end(self, epoch: int, logs: Mapping[str, Any] | None) -> bool:
@@ -449,7 +462,7 @@ class _Trial:
         # (process start, imports, model build), and validation within each epoch.
         metrics.update(seconds=now - self.t0, setup_seconds=self.setup_seconds,
                        epoch_seconds=now - self.epoch_began, val_seconds=now - tv)
-        self.epoch_began = now
+        self.epoch_began = self.step_began = now
         # Diagnostics the benchmarks read: memory must stay flat across trials, and a
         # trial never decodes an image itself.
         metrics.update(worker_rss_mb=runtime.rss_mb(), worker_decodes=DECODES[0],
