@@ -221,12 +221,13 @@ def test_train_with_a_budget_trains_the_epochs_that_fit(tuned, tmp_path):
 def test_a_budget_ends_the_search_early_to_train_the_best_trial_on(flowers, tmp_path):
     """With 1-epoch trials, half of the search's time buys the best trial several more
     epochs: the search ends early, between epochs (the best trial's weights are kept), and
-    the final step trains them on; never worse than the best trial. (200 s: on a machine
+    the final step trains them on; never worse than the best trial. (260 s: on a machine
     where a 1-epoch trial takes 17-28 s, 150 s left the final step too little time once the
-    running trials had finished their epoch, and it kept the best trial as it was.)"""
+    running trials had finished their epoch; and the half it may search must hold 3 of the
+    recipe's first epochs, or the budget is too short to search.)"""
     run = tmp_path / "longer"
     r = hyperfcn("tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
-                 "--image-size", 32, "--max-epochs", 1, "--budget", "200s", "--seed", 2)
+                 "--image-size", 32, "--max-epochs", 1, "--budget", "260s", "--seed", 2)
     assert "the search ends early" in r.stdout
     metrics = json.loads((run / "metrics.json").read_text())
     final = metrics["final"]
@@ -241,6 +242,29 @@ def test_a_budget_ends_the_search_early_to_train_the_best_trial_on(flowers, tmp_
     else:
         assert "retrain scored worse" in reason
     assert metrics["val_loss"] <= final["best_trial"]["val_loss"] + 1e-4
+
+
+def test_a_budget_too_short_to_search_trains_the_recipe_fitted_to_it(flowers, tmp_path):
+    """90 s cannot hold 3 of the recipe's 10-epoch trainings in the half it may search: the
+    recipe's first epoch says so, the search runs no other trial, and the recipe trains for
+    the epochs that fit, its learning rate reaching 0 at the search's end; the final step
+    promotes it, and the model is saved within the budget."""
+    import time
+
+    run = tmp_path / "short"
+    t0 = time.time()
+    r = hyperfcn("tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
+                 "--image-size", 32, "--budget", "90s", "--seed", 1)
+    assert (run / "model.keras").stat().st_mtime - t0 <= 90
+    assert "too few to compare configurations" in r.stdout
+    trials = json.loads((run / "trials.json").read_text())
+    assert len(trials) == 1 and trials[0]["status"] == "completed", trials
+    hist = trials[0]["history"]
+    assert hist[-1]["planned_epochs"] == len(hist) >= 2
+    assert hist[-1]["lr"] < 0.2 * hist[0]["lr"]  # it decayed (to 0 at its last step)
+    final = json.loads((run / "metrics.json").read_text())["final"]
+    assert final["source"] == "best_trial" and "too short to compare" in final["reason"]
+    assert final["warning"] is None  # 5 flower classes: well above guessing
 
 
 def test_existing_run_needs_resume(tuned):
