@@ -114,6 +114,7 @@ def test_best_so_far_only_improves(tmp_path):
     assert all(b[0] >= a[0] for a, b in zip(pts, pts[1:]))
 
 
+@pytest.mark.integration
 def test_report_loads_in_chromium_without_errors(tmp_path):
     run = _run_dir(tmp_path)
     got = open_in_chromium(write_report(run), "report-unit.png")
