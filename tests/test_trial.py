@@ -413,6 +413,20 @@ def _scripted_epochs(monkeypatch, seconds: list[float], start: float = 1000.0) -
     return clock
 
 
+def _fitted_recipe(monkeypatch, tiny_data, seconds, search_s, max_epochs=10):
+    """The recipe run as a budgeted search's trial with scripted epoch times: (its reports,
+    the clock, the search's clock, the schedule plans it made)."""
+    from hyperfcn.budget import SearchClock
+
+    clock = _scripted_epochs(monkeypatch, seconds)
+    plans = _recorded_plans(monkeypatch)
+    rep = LocalReporter()
+    search = SearchClock(until=clock[0] + search_s, search_s=search_s, max_epochs=max_epochs)
+    run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
+              TrialSettings(max_epochs=max_epochs, clock=search), rep)
+    return rep, clock, search, plans
+
+
 def test_a_recipe_given_3_epochs_of_budget_trains_its_schedule_over_those_3(tiny_data,
                                                                             monkeypatch):
     """Scripted: a search of 130 s, epochs of 40 s after a first of 45 s (it compiles).
@@ -422,14 +436,8 @@ def test_a_recipe_given_3_epochs_of_budget_trains_its_schedule_over_those_3(tiny
     end of the third, as `train --budget` would, where a 10-epoch trial cut by the budget
     would have stopped near its peak learning rate."""
     from hyperfcn.buckets import steps
-    from hyperfcn.budget import SearchClock
 
-    clock = _scripted_epochs(monkeypatch, [45.0, 40.0])
-    plans = _recorded_plans(monkeypatch)
-    rep = LocalReporter()
-    search = SearchClock(until=clock[0] + 130.0, search_s=130.0, max_epochs=10)
-    run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
-              TrialSettings(max_epochs=10, clock=search), rep)
+    rep, clock, search, plans = _fitted_recipe(monkeypatch, tiny_data, [45.0, 40.0], 130.0, 10)
     n = steps(tiny_data.train[16], 4)
     assert [h["epoch"] for h in rep.history] == [1, 2, 3]
     assert plans == [{"at": 2 * n, "phase": pytest.approx(0.2), "total": 3 * n}]
@@ -442,14 +450,7 @@ def test_a_recipe_given_3_epochs_of_budget_trains_its_schedule_over_those_3(tiny
 def test_a_recipe_whose_budget_holds_a_search_runs_its_max_epochs(tiny_data, monkeypatch):
     """The same recipe with 3,000 s of search: 1,500 s hold 3 trainings of 3 epochs of 45 s,
     so it searches: the trial runs its --max-epochs on its own schedule, planning nothing."""
-    from hyperfcn.budget import SearchClock
-
-    clock = _scripted_epochs(monkeypatch, [45.0, 40.0])
-    plans = _recorded_plans(monkeypatch)
-    rep = LocalReporter()
-    search = SearchClock(until=clock[0] + 3000.0, search_s=3000.0, max_epochs=3)
-    run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
-              TrialSettings(max_epochs=3, clock=search), rep)
+    rep, clock, search, plans = _fitted_recipe(monkeypatch, tiny_data, [45.0, 40.0], 3000.0, 3)
     assert [h["epoch"] for h in rep.history] == [1, 2, 3] and plans == []
     assert not any("planned_epochs" in h for h in rep.history)
 
@@ -458,13 +459,7 @@ def test_a_recipe_fitted_to_a_long_search_end_trains_past_max_epochs(tiny_data, 
     """Too short to search (3 trainings of 10 epochs of 10 s do not fit in the 200 s it may
     search), but 400 s hold ~39 epochs: the recipe trains them all (at most 10x
     --max-epochs), re-planned as it goes, and its learning rate reaches 0 at the end."""
-    from hyperfcn.budget import SearchClock
-
-    clock = _scripted_epochs(monkeypatch, [12.0, 10.0])
-    rep = LocalReporter()
-    search = SearchClock(until=clock[0] + 400.0, search_s=400.0, max_epochs=10)
-    run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
-              TrialSettings(max_epochs=10, clock=search), rep)
+    rep, clock, search, plans = _fitted_recipe(monkeypatch, tiny_data, [12.0, 10.0], 400.0, 10)
     assert 30 <= len(rep.history) <= 40 and clock[0] <= search.until
     assert rep.history[-1]["planned_epochs"] == len(rep.history)
     assert rep.history[-1]["lr"] == pytest.approx(0.0, abs=1e-7)
@@ -477,14 +472,8 @@ def test_a_recipe_with_less_than_an_epoch_left_trains_a_partial_one_to_the_end(t
     of the steps that fit, planned at once, its learning rate reaching 0 at its last step,
     instead of stopping after the first epoch near its peak learning rate."""
     from hyperfcn.buckets import steps
-    from hyperfcn.budget import SearchClock
 
-    clock = _scripted_epochs(monkeypatch, [80.0, 40.0])
-    plans = _recorded_plans(monkeypatch)
-    rep = LocalReporter()
-    search = SearchClock(until=clock[0] + 130.0, search_s=130.0, max_epochs=10)
-    run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
-              TrialSettings(max_epochs=10, clock=search), rep)
+    rep, clock, search, plans = _fitted_recipe(monkeypatch, tiny_data, [80.0, 40.0], 130.0, 10)
     n = steps(tiny_data.train[16], 4)
     tail = int(48.0 / (80.0 * 1.05) * n)  # the share of an epoch that fits, in steps
     assert 0 < tail < n
