@@ -34,8 +34,11 @@ def tuned(tmp_path_factory):
     trackers = []
     if _has("mlflow") and _has("wandb"):
         trackers = ["--mlflow", (run.parent / "mlruns").as_uri(), "--wandb", "hyperfcn-ci"]
+    # The sample's photos are validation photos at their original sizes: not an honest test
+    # set, but enough to show that the run's test score is `evaluate`'s to the last image.
     r = hyperfcn("tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
                  "--image-size", 32, "--samples", 2, "--max-epochs", 2, "--seed", 1,
+                 "--test-dir", flowers.parent / "flowers-original-sample",
                  *trackers, env={"WANDB_MODE": "offline"})
     return run, r, flowers
 
@@ -191,6 +194,18 @@ def test_evaluate_json(tuned):
     assert set(rep["per_class"]) == {"daisy", "dandelion", "roses", "sunflowers", "tulips"}
     table = hyperfcn("evaluate", sample, "--model", run).stdout
     assert "confusion matrix" in table and "precision" in table
+
+
+def test_the_runs_test_score_is_what_evaluate_gives_on_the_test_folder(tuned):
+    run, r, flowers = tuned
+    sample = flowers.parent / "flowers-original-sample"
+    rep = json.loads(hyperfcn("evaluate", sample, "--model", run, "--format", "json").stdout)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test_accuracy"] == rep["accuracy"]
+    assert metrics["test_loss"] == pytest.approx(rep["loss"], rel=1e-6)
+    assert metrics["test"]["confusion_matrix"] == rep["confusion_matrix"]
+    assert f"test_accuracy {rep['accuracy']:.4f}" in r.stdout
+    assert "test images no decision of the run saw" in (run / "report.html").read_text()
 
 
 def test_train_one_config_gives_the_same_artifacts(tuned, tmp_path):

@@ -283,7 +283,8 @@ def _final_model(best: Any, config: dict[str, Any], req: Any, opts: TuneOptions,
     fs = final_settings(opts, res, req.settings.weights)
     out = session.run_final(config, req.data_ref, fs, fplan,
                             epoch_printer(p, fs, 0 if fplan.resume else fplan.max_epochs))
-    return write_files(req.run_dir, config, out, summary, p, info, bt, opts.metric)
+    return write_files(req.run_dir, config, out, summary, p, info, bt, opts.metric,
+                       opts.test_dir)
 
 
 def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | None = None,
@@ -329,7 +330,8 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
         # no deadline: the two timed epochs always run, and the rest are planned to fit
         out = session.run_final(cfg.to_dict(), ref, fs, plan_final(None, opts.max_epochs),
                                 epoch_printer(p, fs, 0 if until else None))
-        metrics = write_files(run_dir, cfg.to_dict(), out, summary, p, {}, None, opts.metric)
+        metrics = write_files(run_dir, cfg.to_dict(), out, summary, p, {}, None, opts.metric,
+                              opts.test_dir)
     finally:
         session.shutdown()
     wrap_up(opts, run_dir, cfg.to_dict(), metrics, p)

@@ -99,6 +99,9 @@ def _add_data_opts(p: argparse.ArgumentParser) -> None:
                    help="validation folder with the same class sub-folders")
     v.add_argument("--val-split", type=float, default=0.2, metavar="F",
                    help="fraction of DATA held out, stratified and seeded (default 0.2)")
+    g.add_argument("--test-dir", type=Path, metavar="DIR",
+                   help="images no decision of the run sees, same class sub-folders: the "
+                        "saved model is scored on them once, at the end (an unbiased score)")
     g.add_argument("--image-size", type=int, metavar="PX",
                    help="fix the short image side in pixels (default: searched)")
     g.add_argument("--max-buckets", type=_positive_int, default=4, metavar="N",
@@ -290,6 +293,7 @@ def _opts(args: argparse.Namespace):
     from .api import TuneOptions
 
     kw = dict(data=args.data, out=args.out, val_dir=args.val_dir, val_split=args.val_split,
+              test_dir=args.test_dir,
               max_epochs=args.max_epochs, image_size=args.image_size,
               cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
               seed=args.seed, address=args.address, storage=args.storage,
@@ -325,6 +329,7 @@ def _summary(result, argv: list[str]) -> dict:
            "trials": dict(Counter(t.status for t in result.trials)),
            "best_config": result.best_config,
            "val_accuracy": m.get("val_accuracy"), "val_loss": m.get("val_loss"),
+           "test_accuracy": m.get("test_accuracy"), "test_loss": m.get("test_loss"),
            "final_source": (m.get("final") or {}).get("source"),
            "warning": (m.get("final") or {}).get("warning"),
            "model": str(result.run_dir / art.MODEL)

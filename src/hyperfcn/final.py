@@ -450,15 +450,29 @@ def _val_predictions(out: Any, summary: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _log_final_tb(run_dir: Path, config: dict[str, Any], out: FinalModel) -> None:
+    from . import artifacts as art
+    from .tb import HParamsLog
+
+    tb = HParamsLog(run_dir / art.TENSORBOARD)
+    tb.start("final", config, group="final")
+    for h in out.history:
+        tb.scalars("final", out.start_epoch + int(h["epoch"]),
+                   {k: v for k, v in h.items() if k != "epoch"})
+    tb.end("final", "ok")
+
+
 def write_files(run_dir: Path, config: dict[str, Any], out: FinalModel, summary: Any,
                 say: Callable[[str], None], extra_metrics: dict[str, Any],
-                best: BestTrial | None = None, metric: str = "val_loss") -> dict[str, Any]:
-    """Write the final model and everything that describes it, each file atomically."""
+                best: BestTrial | None = None, metric: str = "val_loss",
+                test_dir: Path | None = None) -> dict[str, Any]:
+    """Write the final model and everything that describes it, each file atomically; then
+    score the saved file on ``test_dir``, if given."""
     import hashlib
 
     from . import artifacts as art
     from .metrics import classification_report, format_report
-    from .tb import HParamsLog
+    from .testscore import add_test_score, optimism_note
 
     classes = summary.classes
     rep = classification_report(out.val_probs, out.val_labels, classes)
@@ -477,10 +491,13 @@ def write_files(run_dir: Path, config: dict[str, Any], out: FinalModel, summary:
                          "start_epoch": out.start_epoch,
                          "held_out": held_out, "checked": out.checked, "sha256": out.sha256,
                          "warning": warning,
+                         "note": optimism_note(run_dir, best is not None)
+                         if held_out and test_dir is None else None,
                          "best_trial": None if best is None else {
                              "trial_id": best.trial_id, "epoch": best.best_epoch,
                              "epochs": best.epochs,
                              **{k: best.best.get(k) for k in ("val_loss", "val_accuracy")}}},
+               "test_accuracy": None, "test_loss": None, "test": None,
                **extra_metrics}
     # The model last: a run dir with model.keras is complete.
     art.write_json(run_dir / art.CLASSES, classes)
@@ -494,15 +511,13 @@ def write_files(run_dir: Path, config: dict[str, Any], out: FinalModel, summary:
     if hashlib.sha256((run_dir / art.MODEL).read_bytes()).hexdigest() != out.sha256:
         warnings.append(f"{run_dir / art.MODEL} does not hold the bytes that were checked")
         warning = metrics["final"]["warning"] = "; ".join(warnings)
-    tb = HParamsLog(run_dir / art.TENSORBOARD)
-    tb.start("final", config, group="final")
-    for h in out.history:
-        tb.scalars("final", out.start_epoch + int(h["epoch"]),
-                   {k: v for k, v in h.items() if k != "epoch"})
-    tb.end("final", "ok")
+    _log_final_tb(run_dir, config, out)
+    test_text = add_test_score(run_dir, test_dir, metrics)
     if held_out:
         say(format_report(rep))
-    say(_final_text(out, best, metric))
+    say(_final_text(out, best, metric) + (f"; {test_text}" if test_text else ""))
+    if metrics["final"]["note"]:
+        say(f"note: {metrics['final']['note']}")
     if warning:
         print(f"hyperfcn: warning: {warning}", file=sys.stderr, flush=True)
     return metrics

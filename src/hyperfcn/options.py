@@ -26,6 +26,7 @@ class TuneOptions:
     out: Path = Path("runs/hyperfcn")
     val_dir: Path | None = None
     val_split: float = 0.2
+    test_dir: Path | None = None  # scored once by the saved model; no decision sees it
     samples: int | None = None
     budget_s: float | None = None
     max_epochs: int = 10

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .arrays import TrialData
 from .buckets import MAX_BUCKETS, pack, plan_buckets
-from .data import decode_all, scan_folder, stratified_split
+from .data import Scan, decode_all, scan_folder, stratified_split
 from .errors import DataError
 
 
@@ -50,16 +50,35 @@ def skipped_message(summary: DataSummary, log_path: Path | None) -> str | None:
             f"(first reason: {summary.skipped[0][1]}){where}")
 
 
+def check_test_dir(test_dir: str | Path, classes: Sequence[str], used: Sequence[Scan]) -> int:
+    """Refuse a --test-dir that could not give an honest score: other classes than
+    training's, no images, or images the run also trains or validates on. Returns how many
+    image files it holds."""
+    scan = scan_folder(test_dir, classes=classes, what="--test-dir")
+    if not scan.files:
+        raise DataError(f"{test_dir}: --test-dir has no image files in its class folders")
+    seen = {p.resolve() for s in used for p in s.files}
+    shared = [p for p in scan.files if p.resolve() in seen]
+    if shared:
+        raise DataError(f"{test_dir}: --test-dir shares {len(shared)} of its "
+                        f"{len(scan.files)} images with DATA or --val-dir (e.g. {shared[0]}); "
+                        f"a test score needs images the run never sees: give a separate "
+                        f"folder")
+    return len(scan.files)
+
+
 def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path | None = None,
             val_split: float = 0.2, seed: int = 0, max_buckets: int = MAX_BUCKETS,
-            workers: int | None = None, skipped_log: Path | None = None
-            ) -> tuple[TrialData, DataSummary]:
+            workers: int | None = None, skipped_log: Path | None = None,
+            test_dir: str | Path | None = None) -> tuple[TrialData, DataSummary]:
     train_scan = scan_folder(train_dir, what="DATA")
     if len(train_scan.classes) < 2:
         raise DataError(f"{train_dir}: found one class ({train_scan.classes[0]!r}); a "
                         f"classifier needs at least 2 class sub-folders")
     val_scan = (scan_folder(val_dir, classes=train_scan.classes, what="--val-dir")
                 if val_dir is not None else None)
+    if test_dir is not None:  # before the decode: a bad test folder costs no work
+        check_test_dir(test_dir, train_scan.classes, [s for s in (train_scan, val_scan) if s])
     files = list(train_scan.files) + (list(val_scan.files) if val_scan else [])
     labels = list(train_scan.labels) + (list(val_scan.labels) if val_scan else [])
     n_train_files = len(train_scan.files)

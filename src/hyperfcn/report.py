@@ -489,7 +489,12 @@ def _summary_html(run: Run, scored: list, ranked: list[tuple[str, float]]) -> li
                     f"val loss {run.metrics['val_loss']:.4f} on {rep.get('count', '?')} "
                     f"validation images (the file, loaded back)")
     elif (run.metrics.get("final") or {}).get("source") == "train+val":
-        lead.append("saved model: fitted on train+val, so it has no held-out score")
+        lead.append("saved model: fitted on train+val, so it has no validation score")
+    test = run.metrics.get("test") or {}
+    if run.metrics.get("test_accuracy") is not None:
+        lead.append(f"on the {test.get('count', '?')} test images no decision of the run saw: "
+                    f"accuracy <b>{run.metrics['test_accuracy']:.1%}</b>, loss "
+                    f"{run.metrics['test_loss']:.4f}")
     if ranked:
         lead.append("parameters that mattered most: " + ", ".join(
             f"{_e(n)} ({v:.0%})" for n, v in ranked[:3]))
@@ -497,6 +502,9 @@ def _summary_html(run: Run, scored: list, ranked: list[tuple[str, float]]) -> li
     warning = (run.metrics.get("final") or {}).get("warning")
     if warning:  # the first thing a reader must know about this model
         parts.append(f"<p class='bad'><b>Warning:</b> {_e(warning)}</p>")
+    note = (run.metrics.get("final") or {}).get("note")
+    if note:
+        parts.append(f"<p>Note: {_e(note)}.</p>")
     return parts
 
 

@@ -58,7 +58,7 @@ def prepare_data(opts: TuneOptions, sizes: list[int], run_dir: Path, say: Printe
                                   f" (validation: {opts.val_split:.0%} stratified split)"))
     data, summary = prepare(opts.data, sizes, val_dir=opts.val_dir, val_split=opts.val_split,
                             seed=opts.seed, max_buckets=opts.max_buckets,
-                            skipped_log=run_dir / art.SKIPPED)
+                            skipped_log=run_dir / art.SKIPPED, test_dir=opts.test_dir)
     n_tr, n_va = sum(summary.train_counts.values()), sum(summary.val_counts.values())
     say(f"{len(summary.classes)} classes, {n_tr} training and {n_va} validation images, "
         f"decoded once in {summary.decode_seconds:.1f} s "
