@@ -48,6 +48,7 @@ from .rundir import (
 from .space import SearchSpace
 from .space_setup import (
     default_space_text,
+    fit_sizes_to_data,
     resolve_space,
     sizes,
     space_infos,
@@ -110,7 +111,9 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     t0 = time.time()  # --budget counts from here to the saved model
     p = Printer(opts.quiet, say)
     _check_backend(opts.backend, opts.address)
-    space = resolve_space(opts)
+    space, sizing = fit_sizes_to_data(resolve_space(opts), opts.data, opts.seed)
+    if sizing is not None:
+        p(sizing.describe())
     run_dir = opts.out.resolve()
     settings = TrialSettings(max_epochs=opts.max_epochs, metric=opts.metric, seed=opts.seed,
                              weights=opts.weights if uses_backbone(space) else None,
@@ -135,7 +138,8 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     try:
         res = plan_resources(opts, cluster)
         _fetch_weights(space, opts, res, p)
-        req = _request(req, opts, res, rnd, session.put(data), summary, t0, trackers, p, say)
+        req = _request(req, opts, res, rnd, session.put(data), summary, t0, trackers, p, say,
+                       sizing)
         del data
         records, interrupted, search_info = _run_search(req, rnd, opts, summary, t0, p)
         if interrupted:
@@ -158,7 +162,8 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
 
 
 def _request(req: Any, opts: TuneOptions, res: Resources, rnd: Any, data_ref: Any,
-             summary: Any, t0: float, trackers: list[Any], p: Printer, say: Say | None):
+             summary: Any, t0: float, trackers: list[Any], p: Printer, say: Say | None,
+             sizing: Any = None):
     """The search request for this round, once the resources are known; says the plan."""
     from .progress import Board, make_view
     from .rounds import evaluated
@@ -172,7 +177,8 @@ def _request(req: Any, opts: TuneOptions, res: Resources, rnd: Any, data_ref: An
     _announce(opts, res, plan, space, n_random, rnd, p)
     write_settings(req.run_dir, opts, {
         "scheduler_plan": dataclasses.asdict(plan), "resources": dataclasses.asdict(res),
-        "space": dict(space.raw), "image_sizes": sizes(space)})
+        "space": dict(space.raw), "image_sizes": sizes(space),
+        "image_size_rule": sizing and {**dataclasses.asdict(sizing), "text": sizing.describe()}})
     if rnd.number == 1 and not rnd.restore:
         HParamsLog(req.run_dir / art.TENSORBOARD).experiment(space_infos(space))
     board = Board(metric=opts.metric, mode=settings.mode, max_epochs=opts.max_epochs,

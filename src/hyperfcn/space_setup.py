@@ -4,6 +4,7 @@ checked before any work starts."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import BACKBONES, ModelConfig
@@ -13,15 +14,20 @@ from .space import Constant, SearchSpace, load_space, parse_space
 if TYPE_CHECKING:
     from .options import TuneOptions
 
-def _fix(space: SearchSpace, key: str, value: Any) -> SearchSpace:
-    """The space with `key` made a constant (in every default point too)."""
+def _fix(space: SearchSpace, key: str, value: Any, spec: Any = None) -> SearchSpace:
+    """The space with `key` made a constant, or ``spec`` when given, and every default
+    point's `key` set to ``value`` (or, when ``value`` is a function, what it returns for
+    the point's own value)."""
+    def point(pt: dict) -> dict:
+        return {**pt, key: value(pt.get(key)) if callable(value) else value}
+
     raw = dict(space.raw)
-    raw["parameters"] = {**raw["parameters"], key: value}
+    raw["parameters"] = {**raw["parameters"], key: value if spec is None else spec}
     d = raw.get("defaults")
     if isinstance(d, list):
-        raw["defaults"] = [{**pt, key: value} for pt in d]
+        raw["defaults"] = [point(pt) for pt in d]
     elif d:
-        raw["defaults"] = {**d, key: value}
+        raw["defaults"] = point(d)
     return parse_space(raw, space.source, ModelConfig.keys())
 
 
@@ -82,6 +88,30 @@ def _check_ranges(space: SearchSpace) -> None:
             except SpaceError as e:
                 raise SpaceError(f"{e} (in the range of {p.name!r}: every value it can take "
                                  f"must be valid)") from None
+
+
+def fit_sizes_to_data(space: SearchSpace, data: Path, seed: int) -> tuple[SearchSpace, Any]:
+    """The space with the searched image sizes that would upsample the data dropped (see
+    :mod:`hyperfcn.sizing`), and what was found. A constant size (``--image-size``, or one
+    the space file fixes) is the user's choice and stays."""
+    from .data import scan_folder
+    from .sizing import Sizing, fit_sizes, native_size
+
+    asked = sizes(space)
+    if isinstance(space.get("image_size"), Constant):
+        return space, None
+    native, probed = native_size(scan_folder(data, what="DATA").files, seed)
+    kept = fit_sizes(asked, native)
+    found = Sizing(native=native, probed=probed, asked=tuple(asked), kept=tuple(kept))
+    if not found.changed:
+        return space, found
+
+    def nearest(v: Any) -> int:  # a recipe's size, or the largest kept one below it
+        below = [k for k in kept if v is None or k <= v]
+        return max(below) if below else kept[0]
+
+    spec = kept[0] if len(kept) == 1 else {"choice": kept}
+    return _fix(space, "image_size", nearest, spec), found
 
 
 def sizes(space: SearchSpace) -> list[int]:
