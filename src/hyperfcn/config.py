@@ -18,6 +18,7 @@ from .errors import SpaceError
 FLIP_MODES = ("none", "horizontal", "vertical", "horizontal_and_vertical")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine")
+INITS = ("default", "airbench")  # see weights_init
 BACKBONES = ("mobilenetv2", "efficientnetb0", "resnet50")
 FINE_TUNE = ("frozen", "top", "all", "two_stage")
 
@@ -44,6 +45,7 @@ class ModelConfig:
     conv_head_filters: int = 128
     pooling: str = "avg"  # avg | max
     dropout: float = 0.2
+    init: str = "default"  # default (Keras') | airbench (from the data; weights_init)
     # augmentation: active only in training
     flip: str = "horizontal"
     rotation: bool = False
@@ -87,6 +89,7 @@ class ModelConfig:
         rule(self.conv_head_filters >= 1, "conv_head_filters", "must be >= 1")
         rule(self.pooling in ("avg", "max"), "pooling", "must be avg or max")
         rule(0 <= self.dropout < 1, "dropout", "must be in [0, 1)")
+        rule(self.init in INITS, "init", f"must be one of {INITS}")
         rule(self.flip in FLIP_MODES, "flip", f"must be one of {FLIP_MODES}")
         rule(0 <= self.rotation_factor <= 0.5, "rotation_factor",
              "must be in [0, 0.5] (a fraction of a full turn)")
@@ -116,7 +119,7 @@ class ModelConfig:
         if self.backbone == "none":
             off |= {"fine_tune", "fine_tune_fraction", "head_epochs", "finetune_lr_factor"}
         else:
-            off |= {"blocks", "filters", "filter_growth", "max_filters", "convs_per_block",
+            off |= {"init", "blocks", "filters", "filter_growth", "max_filters", "convs_per_block",
                     "downsample", "batchnorm", "head", "dense_units", "conv_head_filters",
                     "pooling"}
             if self.fine_tune not in ("top", "two_stage"):

@@ -237,6 +237,10 @@ class _Trial:
             self.model, self.core = build_training_model(
                 self.cfg, self.k, seed=self.s.seed, weights=self.s.weights,
                 decay_steps=decay)
+            if self.cfg.init == "airbench" and self.cfg.backbone == "none":
+                from .weights_init import airbench_init
+
+                airbench_init(self.core, [b.x for b in self.train.buckets], self.s.seed or 0)
         for h in self.history:
             if Objective(self.s.metric).better(h[self.s.metric], self.best.get(self.s.metric)):
                 self.best = dict(h)

@@ -1,0 +1,64 @@
+"""init: airbench: the first conv whitens the data's patches, later 3x3 convs start as
+identities, and a trial with it trains and saves a plain Keras model."""
+
+import numpy as np
+
+from hyperfcn.weights_init import dirac, sample_patches, whitening_kernel
+
+
+def _images(seed=0):
+    rng = np.random.default_rng(seed)
+    # correlated channels and neighbours: far from white
+    base = rng.normal(120, 40, (20, 18, 22, 1))
+    return [np.clip(base + rng.normal(0, 5, (20, 18, 22, 3)), 0, 255).astype(np.uint8),
+            np.clip(rng.normal(60, 10, (6, 16, 16, 3)), 0, 255).astype(np.uint8)]
+
+
+def test_patches_come_from_every_batch_in_keras_kernel_order():
+    imgs = _images()
+    p = sample_patches(imgs, 3, n=500)
+    assert p.shape == (500, 27) and p.min() >= 0 and p.max() <= 1
+    one = [np.arange(27, dtype=np.uint8).reshape(1, 3, 3, 3)]
+    assert np.allclose(sample_patches(one, 3, n=2)[0] * 255, np.arange(27))
+
+
+def test_the_whitening_filters_give_unit_variance_uncorrelated_outputs():
+    p = sample_patches(_images(), 3, n=5000)
+    w = whitening_kernel(p, 3, 16)
+    assert w.shape == (3, 3, 3, 16)
+    out = (p - p.mean(0)) @ w.reshape(27, 16)
+    cov = np.cov(out[:, :8], rowvar=False)
+    assert np.allclose(np.diag(cov), 1.0, atol=0.05)  # EPS shrinks them a little
+    assert np.abs(cov - np.diag(np.diag(cov))).max() < 0.05
+    assert np.allclose(out[:, 8:], -out[:, :8])  # each direction in both signs
+    wide = whitening_kernel(p, 3, 64)  # more filters than 2 x 27 directions
+    assert np.count_nonzero(np.any(wide != 0, axis=(0, 1, 2))) == 54
+
+
+def test_dirac_passes_the_first_channels_through_and_keeps_the_rest():
+    k = np.random.default_rng(0).normal(size=(3, 3, 4, 6)).astype(np.float32)
+    d = dirac(k)
+    x = np.random.default_rng(1).normal(size=(3, 3, 4))
+    out = np.einsum("hwc,hwco->o", x, d)
+    assert np.allclose(out[:4], x[1, 1, :4]) and np.allclose(d[..., 4:], k[..., 4:])
+
+
+def test_a_trial_with_airbench_init_starts_from_it_and_trains(tiny_data, monkeypatch):
+    from hyperfcn import weights_init
+    from hyperfcn.trial import LocalReporter, TrialSettings, run_trial
+
+    seen = []
+    real = weights_init.airbench_init
+
+    def spy(core, images, seed=0):
+        real(core, images, seed)
+        seen.append(np.asarray(core.get_layer("block2_conv1").kernel))
+
+    monkeypatch.setattr(weights_init, "airbench_init", spy)
+
+    cfg = {"image_size": 16, "batch_size": 4, "blocks": 2, "filters": 8, "dense_units": 16,
+           "learning_rate": 0.01, "init": "airbench"}
+    rep = LocalReporter()
+    run_trial(cfg, tiny_data, TrialSettings(max_epochs=1), rep)
+    assert len(rep.history) == 1 and np.isfinite(rep.history[0]["val_loss"])
+    assert len(seen) == 1 and seen[0][1, 1, 0, 0] == 1.0 and seen[0][0, 0, 0, 0] == 0.0
