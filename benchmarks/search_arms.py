@@ -13,6 +13,7 @@ both cores, each hyperfcn command choosing its own trials per core as a user's w
   random      random search without early stopping, no recipe (`--searcher random
               --scheduler fifo` on the space without `defaults`), same final step
   kerastuner  KerasTuner Hyperband on the same kind of space (`kerastuner_arm.py`)
+  bohb        (not run unless asked) `tune --searcher bohb`: BOHB with its HyperBand
   default-acc (not run unless asked) the default judging trials by val_accuracy
   default-seq (not run unless asked) the default with one trial at a time on all the run's
               cores (`--cpus-per-trial` = cores a run); on 2 cores the default itself
@@ -23,6 +24,8 @@ both cores, each hyperfcn command choosing its own trials per core as a user's w
               the space's `defaults`: the recipe, then the recipe with these values changed
   recipe:K=V:K=V  (not run unless asked) the recipe with these values changed, trained as
               `recipe` is: what one other fixed configuration reaches in the same time
+  ...:env.NAME=V  in any arm: its command runs with the environment variable NAME set to V
+              (e.g. recipe:env.HYPERFCN_PRECISION=bfloat16)
 Reported per dataset and arm: median final val accuracy (the saved model, loaded back and
 scored) and median seconds until a trial first reached the recipe arm's accuracy. Runs go
 two at a time, each on its own core: every dataset's `default` and `random` first, then
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import json
+import os
 import queue
 import shutil
 import statistics
@@ -71,12 +75,24 @@ def overridden(config: dict, arm: str) -> dict:
     out = dict(config)
     for kv in arm.split(":")[1:]:
         key, eq, value = kv.partition("=")
+        if key.startswith("env."):  # see arm_env
+            continue
         if not eq:
             raise SystemExit(f"arm {arm!r}: {kv!r} is not KEY=VALUE (KEY= removes KEY)")
         if value:
             out[key] = yaml.safe_load(value)
         else:  # a sub-parameter the changed choice no longer has (weight_decay without adamw)
             out.pop(key, None)
+    return out
+
+
+def arm_env(arm: str) -> dict[str, str]:
+    """The environment of an arm's command: its `env.NAME=VALUE` parts set NAME."""
+    out = dict(os.environ)
+    for kv in arm.split(":")[1:]:
+        key, _, value = kv.partition("=")
+        if key.startswith("env."):
+            out[key[4:]] = value
     return out
 
 
@@ -170,13 +186,14 @@ def _run(arm: str, name: str, seed: int, budget_s: float, core: str, work: Path,
                             str(bare)],
                  "default-acc": ["--metric", "val_accuracy"],
                  "default-seq": ["--cpus-per-trial", str(len(core.split(",")))],
+                 "bohb": ["--searcher", "bohb"],
                  }.get(arm, [])
         if arm.startswith(("default:", "default+:")):
             extra = ["--space", str(space_variant(arm, work))]
         cmd = [*pin, "-m", "hyperfcn.cli", "tune", *base, "--budget", f"{budget_s:.0f}s",
                *(["--concurrency", "1"] if one_core else []), *extra]
     t0 = time.time()
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=arm_env(arm))
     row = {"dataset": name, "arm": arm, "seed": seed, "exit_s": round(time.time() - t0, 1)}
     if r.returncode:
         return {**row, "error": r.stderr[-3000:]}
@@ -270,7 +287,7 @@ def main() -> None:
         finally:
             cores.put(core)
 
-    order = [("default", "default+", "random", "default-acc", "default-seq"),
+    order = [("default", "default+", "random", "default-acc", "default-seq", "bohb"),
              ("recipe", "kerastuner")]
     if a.paired:  # each dataset's arms side by side, one on each core
         jobs = [(arm, name, seed) for seed in map(int, a.seeds.split(","))

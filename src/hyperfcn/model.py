@@ -4,13 +4,20 @@ its optimizer, whose cosine schedule keeps its numbers as optimizer state."""
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import keras
 from keras import layers, ops
 
 from . import augment
-from .config import ModelConfig
+from .config import PRECISION_ENV, ModelConfig
+
+
+def set_precision() -> None:
+    name = os.environ.get(PRECISION_ENV, "float32")
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if name == "bfloat16"
+                                            else "float32")
 
 
 def build_core(cfg: ModelConfig, num_classes: int) -> keras.Model:
@@ -42,7 +49,8 @@ def build_core(cfg: ModelConfig, num_classes: int) -> keras.Model:
         x = layers.Dense(cfg.dense_units, activation="relu", name="head_dense")(x)
         if cfg.dropout > 0:
             x = layers.Dropout(cfg.dropout, name="head_dropout")(x)
-        out = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+        out = layers.Dense(num_classes, activation="softmax", dtype="float32",
+                           name="probabilities")(x)
     else:
         x = layers.Conv2D(cfg.conv_head_filters, 1, use_bias=not cfg.batchnorm,
                           name="head_conv")(x)
@@ -53,7 +61,7 @@ def build_core(cfg: ModelConfig, num_classes: int) -> keras.Model:
             x = layers.Dropout(cfg.dropout, name="head_dropout")(x)
         x = layers.Conv2D(num_classes, 1, name="head_logits")(x)
         x = pool(name="global_pool")(x)
-        out = layers.Softmax(name="probabilities")(x)
+        out = layers.Softmax(dtype="float32", name="probabilities")(x)
     return keras.Model(inp, out, name="hyperfcn")
 
 

@@ -16,6 +16,7 @@ from ray import tune
 
 from . import compat
 from .arrays import TrialData
+from .config import PRECISION_ENV
 from .errors import UserError
 from .final import FinalModel, FinalPlan
 from .trial import TrialSettings
@@ -72,7 +73,8 @@ def start(address: str | None = None, backend: str = "tensorflow", num_cpus: int
            # A reused worker waits this long for the last trial's thread to return (Ray's
            # default, 2 s, is shorter than a loaded machine needs to tear down a fit; a
            # missed wait fails the next trial).
-           "TUNE_FUNCTION_THREAD_TIMEOUT_S": "120", **worker_malloc_env()}
+           "TUNE_FUNCTION_THREAD_TIMEOUT_S": "120", **worker_malloc_env(),
+           **{k: os.environ[k] for k in (PRECISION_ENV,) if k in os.environ}}
     # Workers' stdout stays in Ray's logs (TensorFlow prints banners at import): progress
     # reaches the driver as results, the final retrain's through a queue.
     kwargs: dict[str, Any] = dict(
