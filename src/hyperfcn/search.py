@@ -373,12 +373,13 @@ def _tuner(req: SearchRequest, trainable_fn: Any, plan: SchedulerPlan,
 def search_clock(req: SearchRequest, plan: SchedulerPlan) -> SearchClock | None:
     """The clock the space's recipe gets, from now: a budgeted search whose best trial
     trains on (``longer_final``) fits the recipe to its end when it is too short to
-    search. HyperBand stops every trial at max_t, so there it gets no more epochs."""
+    search. HyperBand (BOHB's too) stops every trial at max_t, so there it gets no more
+    epochs."""
     if not (req.budget_s and req.longer_final and req.space.points):
         return None
     return SearchClock(until=time.time() + req.budget_s, search_s=req.budget_s,
                        max_epochs=req.settings.max_epochs, slots=req.concurrency,
-                       max_fitted=plan.max_t if plan.name == "hyperband" else 0)
+                       max_fitted=plan.max_t if plan.name in ("hyperband", "bohb") else 0)
 
 
 def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
