@@ -438,3 +438,26 @@ def test_jax_backend_end_to_end(flowers, tmp_path):
     r = hyperfcn("predict", flowers.parent / "flowers-original-sample", "--model", run,
                  "--format", "csv", env=env)
     assert len(r.stdout.strip().splitlines()) == 21
+
+
+def test_bohb_searches_with_its_own_hyperband_to_a_saved_model(flowers, tmp_path):
+    pytest.importorskip("hpbandster")
+    run = tmp_path / "bohb"
+    r = hyperfcn("tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
+                 "--image-size", 32, "--max-buckets", 1, "--searcher", "bohb", "--samples", 4,
+                 "--max-epochs", 3, "--json")
+    summary = json.loads(r.stdout)
+    assert summary["status"] == "done" and (run / "model.keras").is_file()
+    assert sum(summary["trials"].values()) == 4
+    settings = json.loads((run / "settings.json").read_text())
+    assert settings["searcher"] == "bohb" and settings["scheduler_plan"]["name"] == "bohb"
+    trials = json.loads((run / "trials.json").read_text())
+    recipe = load_space_points()[0]
+    assert any(all(t["config"].get(k) == v for k, v in recipe.items() if k != "image_size")
+               for t in trials)  # the space's recipe was tried
+
+
+def load_space_points():
+    from hyperfcn.space import load_space
+
+    return load_space(None).points

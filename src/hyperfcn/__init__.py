@@ -8,7 +8,16 @@ The Python API mirrors the CLI::
 
 __version__ = "0.1.0"
 
-from .api import RunResult, TuneOptions, evaluate, predict, report, train, tune  # noqa: E402
+from .api import (  # noqa: E402
+    RunResult,
+    TuneOptions,
+    evaluate,
+    export,
+    predict,
+    report,
+    train,
+    tune,
+)
 
-__all__ = ["RunResult", "TuneOptions", "evaluate", "predict", "report", "train", "tune",
-           "__version__"]
+__all__ = ["RunResult", "TuneOptions", "evaluate", "export", "predict", "report", "train",
+           "tune", "__version__"]

@@ -56,7 +56,7 @@ from .space_setup import (
 )
 
 __all__ = ["CPU_THREADS_PER_TRIAL", "RunResult", "TuneOptions", "default_space_text",
-           "evaluate", "plan_resources", "predict", "report", "resolve_space", "train",
+           "evaluate", "export", "plan_resources", "predict", "report", "resolve_space", "train",
            "tune", "uses_backbone"]
 
 
@@ -121,7 +121,9 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
                              checkpoint_best=opts.final != "none")
     req = search.SearchRequest(space=space, run_dir=run_dir, data_ref=None, settings=settings,
                                storage=opts.storage, tb_dir=run_dir / art.TENSORBOARD,
-                               scheduler=plan_scheduler(opts.scheduler, opts.max_epochs))
+                               scheduler=plan_scheduler(
+                                   "bohb" if opts.searcher == "bohb" else str(opts.scheduler),
+                                   opts.max_epochs))
     with new_run_dir(run_dir):
         rnd = plan_round(run_dir, opts.resume, opts.samples, opts.budget_s,
                          lambda name: search.can_resume(dataclasses.replace(req, name=name)))
@@ -349,6 +351,14 @@ def predict(paths: Sequence[str | Path], model: str | Path, top_k: int = 1):
     from .predict import load_run, predict_paths
 
     return predict_paths(load_run(model), list(paths), top_k)
+
+
+def export(run_dir: str | Path, fmt: str, out: str | Path | None = None):
+    """RUN_DIR's model as ``fmt`` (onnx, saved_model, litert), checked against Keras; an
+    :class:`hyperfcn.export.Exported`."""
+    from .export import export as export_model
+
+    return export_model(run_dir, fmt, out)
 
 
 def evaluate(data: str | Path, model: str | Path):

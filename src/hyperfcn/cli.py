@@ -149,10 +149,13 @@ def _add_search_opts(t: argparse.ArgumentParser) -> None:
                         "reached ends the search)")
     g.add_argument("--max-epochs", type=_positive_int, default=10, metavar="N",
                    help="epochs of a trial never stopped early (default 10)")
-    g.add_argument("--searcher", choices=["hyperopt", "random", "optuna"], default="hyperopt",
-                   help="hyperopt: TPE (default); random; optuna: Optuna's TPE")
-    g.add_argument("--scheduler", choices=["asha", "hyperband", "fifo"], default="asha",
-                   help="asha: early stopping at rungs (default); hyperband; fifo: none")
+    g.add_argument("--searcher", choices=["hyperopt", "random", "optuna", "bohb"],
+                   default="hyperopt",
+                   help="hyperopt: TPE (default); random; optuna: Optuna's TPE; bohb: "
+                        "BOHB with its own HyperBand (pip install 'hyperfcn[bohb]')")
+    g.add_argument("--scheduler", choices=["asha", "hyperband", "fifo"],
+                   help="asha: early stopping at rungs (default); hyperband; fifo: none "
+                        "(bohb: hyperband, its own)")
     g.add_argument("--metric", choices=["val_loss", "val_accuracy"], default="val_loss",
                    help="what the search optimises and the final model is judged on "
                         "(default val_loss)")
@@ -282,6 +285,21 @@ def _add_use_commands(sub: Any) -> None:
     rp.add_argument("run_dir", type=Path, metavar="RUN_DIR",
                     help="the --out folder of tune or train")
 
+    ex = _sub(sub, "export", "the model as ONNX, SavedModel or LiteRT, checked",
+              "Export a saved model for serving, run the file with its own runtime on "
+              "validation images and compare it with the Keras model (a mismatch is an "
+              "error). It takes float32 RGB pixels in [0, 255], shape (batch, height, width, "
+              "3), the short side resized to the run's image size; it returns class "
+              "probabilities in the order of the classes.json written beside it.",
+              "hyperfcn export runs/photos --format onnx")
+    ex.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                    help="the --out folder of tune or train")
+    ex.add_argument("--format", choices=["onnx", "saved_model", "litert"], required=True,
+                    help="onnx (ONNX Runtime), saved_model (TF Serving) or litert (.tflite)")
+    ex.add_argument("--out", type=Path, metavar="PATH",
+                    help="where to write it (default RUN_DIR/export/model.onnx, "
+                         "saved_model/ or model.tflite)")
+
     sp = _sub(sub, "space", "print the default search space (the --space format)",
               "Print the default search space in the format --space reads.",
               "hyperfcn space > my_space.yaml")
@@ -389,6 +407,14 @@ def run(argv: list[str]) -> int:
         return _run_predict(args)
     if args.command == "evaluate":
         return _run_evaluate(args)
+    if args.command == "export":
+        from . import api
+
+        e = api.export(args.run_dir, args.format, args.out)
+        print(f"{e.path} ({e.format}): checked against the Keras model on "
+              f"{e.checked_images} validation images, largest probability difference "
+              f"{e.max_abs_diff:.1e}; class names in {e.classes_path}")
+        return 0
     return 2
 
 

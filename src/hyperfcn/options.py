@@ -32,7 +32,7 @@ class TuneOptions:
     max_epochs: int = 10
     image_size: int | None = None
     searcher: str = "hyperopt"
-    scheduler: str = "asha"
+    scheduler: str | None = None  # asha; hyperband (BOHB's own) with --searcher bohb
     metric: str = "val_loss"
     concurrency: int | None = None
     cpus_per_trial: float | None = None
@@ -73,10 +73,16 @@ class TuneOptions:
              "must be >= 1")
         rule(self.image_size is None or 8 <= self.image_size <= 1024, "--image-size",
              self.image_size, "must be in 8..1024")
-        rule(self.searcher in ("hyperopt", "random", "optuna"), "--searcher", self.searcher,
-             "use hyperopt, random or optuna")
+        rule(self.searcher in ("hyperopt", "random", "optuna", "bohb"), "--searcher",
+             self.searcher, "use hyperopt, random, optuna or bohb")
+        if self.scheduler is None:
+            object.__setattr__(self, "scheduler",
+                               "hyperband" if self.searcher == "bohb" else "asha")
         rule(self.scheduler in ("asha", "hyperband", "fifo"), "--scheduler", self.scheduler,
              "use asha, hyperband or fifo")
+        rule(self.searcher != "bohb" or self.scheduler == "hyperband", "--scheduler",
+             self.scheduler, "--searcher bohb runs with its own HyperBand (Ray's "
+             "HyperBandForBOHB): leave --scheduler out, or give hyperband")
         rule(self.metric in ("val_loss", "val_accuracy"), "--metric", self.metric,
              "use val_loss or val_accuracy")
         rule(self.concurrency is None or self.concurrency >= 1, "--concurrency",

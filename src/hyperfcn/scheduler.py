@@ -166,9 +166,9 @@ class SchedulerPlan:
     def describe(self) -> str:
         if self.name == "fifo":
             return f"FIFO: every trial runs its {self.max_t} epochs"
-        if self.name == "hyperband":
-            return (f"HyperBand: max_t={self.max_t} epochs, "
-                    f"reduction_factor={self.reduction_factor}")
+        if self.name in ("hyperband", "bohb"):
+            return (f"HyperBand{' for BOHB' if self.name == 'bohb' else ''}: max_t="
+                    f"{self.max_t} epochs, reduction_factor={self.reduction_factor}")
         return (f"ASHA: max_t={self.max_t} epochs, grace_period={self.grace_period}, "
                 f"reduction_factor={self.reduction_factor}; trials are compared at epochs "
                 f"{', '.join(map(str, self.rungs()))}, once a rung holds "
@@ -176,8 +176,9 @@ class SchedulerPlan:
 
 
 def plan_scheduler(name: str, max_epochs: int) -> SchedulerPlan:
-    """ASHA rungs sized to the budget: about three decisions before max_t."""
-    if name not in ("asha", "hyperband", "fifo"):
+    """ASHA rungs sized to the budget: about three decisions before max_t. ``bohb`` is
+    HyperBand as BOHB needs it (Ray's HyperBandForBOHB)."""
+    if name not in ("asha", "hyperband", "fifo", "bohb"):
         raise UserError(f"--scheduler {name!r}: use asha, hyperband or fifo")
     rf = 3 if max_epochs >= 9 else 2
     grace = max(1, int(round(max_epochs / rf ** 3)))
@@ -206,4 +207,9 @@ def make_scheduler(plan: SchedulerPlan, metric: str, mode: str,
     if plan.name == "hyperband":
         return HyperBandScheduler(time_attr="epoch", metric=metric, mode=mode,
                                   max_t=plan.max_t, reduction_factor=plan.reduction_factor)
+    if plan.name == "bohb":
+        from ray.tune.schedulers import HyperBandForBOHB
+
+        return HyperBandForBOHB(time_attr="epoch", metric=metric, mode=mode,
+                                max_t=plan.max_t, reduction_factor=plan.reduction_factor)
     return FIFOScheduler()

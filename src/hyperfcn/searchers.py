@@ -215,6 +215,12 @@ class EndsWhen(Searcher):
                           error: bool = False) -> None:
         self.searcher.on_trial_complete(trial_id, result=result, error=error)
 
+    def on_pause(self, trial_id: str) -> None:  # HyperBandForBOHB tells BOHB through these
+        self.searcher.on_pause(trial_id)  # type: ignore[attr-defined]
+
+    def on_unpause(self, trial_id: str) -> None:
+        self.searcher.on_unpause(trial_id)  # type: ignore[attr-defined]
+
     def add_evaluated_point(self, *args: Any, **kwargs: Any) -> None:
         self.searcher.add_evaluated_point(*args, **kwargs)
 
@@ -314,4 +320,10 @@ def make_searcher(name: str, space: sp.SearchSpace, metric: str, mode: str, seed
                             sampler=optuna.samplers.TPESampler(
                                 seed=seed, n_startup_trials=n_initial_points),
                             points_to_evaluate=points)
-    raise UserError(f"--searcher {name!r}: use hyperopt, random or optuna")
+    if name == "bohb":
+        from .bohb import make_bohb
+
+        # like Optuna's, a new round of BOHB starts afresh: its model needs each result's
+        # HyperBand budget, which an earlier round's table does not keep
+        return make_bohb(space, metric, mode, seed, points)
+    raise UserError(f"--searcher {name!r}: use hyperopt, random, optuna or bohb")
