@@ -73,7 +73,10 @@ def _saved_run(tmp_path: Path, tiny_data, test_dir: Path | None) -> tuple[Path, 
     return run, metrics, said
 
 
-def test_the_test_score_is_evaluates_number_in_metrics_and_the_summary(tmp_path, tiny_data):
+def test_the_test_score_is_evaluates_number_in_metrics_and_the_summary(tmp_path, tiny_data,
+                                                                        capsys):
+    from hyperfcn.cli import main
+
     test = _folder(tmp_path / "test", n=5, seed=3)
     run, metrics, said = _saved_run(tmp_path, tiny_data, test)
     rep, _ = evaluate_folder(load_run(run), test)
@@ -86,6 +89,10 @@ def test_the_test_score_is_evaluates_number_in_metrics_and_the_summary(tmp_path,
     summary_line = next(s for s in said if s.startswith("saved model:"))
     assert f"test_accuracy {rep['accuracy']:.4f}" in summary_line
     assert f"on 10 images in {test}" in summary_line
+    capsys.readouterr()
+    assert main(["evaluate", str(test), "--model", str(run)]) == 0  # the table
+    table = capsys.readouterr().out
+    assert f"accuracy {rep['accuracy']:.4f}" in table and "confusion matrix" in table
 
 
 def test_without_a_test_folder_the_run_says_its_score_is_optimistic(tmp_path, tiny_data):
