@@ -99,6 +99,14 @@ def report(run_dir: str | Path) -> Path:
     return write_report(run_dir)
 
 
+def _space(opts: TuneOptions, p: Printer) -> tuple[SearchSpace, Any]:
+    """The space `tune` searches, its image sizes fitted to the data (said when probed)."""
+    space, sizing = fit_sizes_to_data(resolve_space(opts), opts.data, opts.seed)
+    if sizing is not None:
+        p(sizing.describe())
+    return space, sizing
+
+
 def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     """Search, then save the best model found (see final.plan_final) with everything that
     explains it."""
@@ -111,9 +119,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     t0 = time.time()  # --budget counts from here to the saved model
     p = Printer(opts.quiet, say)
     _check_backend(opts.backend, opts.address)
-    space, sizing = fit_sizes_to_data(resolve_space(opts), opts.data, opts.seed)
-    if sizing is not None:
-        p(sizing.describe())
+    space, sizing = _space(opts, p)
     run_dir = opts.out.resolve()
     settings = TrialSettings(max_epochs=opts.max_epochs, metric=opts.metric, seed=opts.seed,
                              weights=opts.weights if uses_backbone(space) else None,
@@ -121,9 +127,8 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
                              checkpoint_best=opts.final != "none")
     req = search.SearchRequest(space=space, run_dir=run_dir, data_ref=None, settings=settings,
                                storage=opts.storage, tb_dir=run_dir / art.TENSORBOARD,
-                               scheduler=plan_scheduler(
-                                   "bohb" if opts.searcher == "bohb" else str(opts.scheduler),
-                                   opts.max_epochs))
+                               scheduler=plan_scheduler(str(opts.scheduler),
+                                                        opts.max_epochs, opts.searcher))
     with new_run_dir(run_dir):
         rnd = plan_round(run_dir, opts.resume, opts.samples, opts.budget_s,
                          lambda name: search.can_resume(dataclasses.replace(req, name=name)))

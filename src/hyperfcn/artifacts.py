@@ -97,6 +97,15 @@ def _cell(v: Any) -> Any:
     return v
 
 
+def read_val_predictions(run_dir: Path) -> list[dict[str, str]]:
+    """VAL_PREDICTIONS' rows (path, label, predicted, ...); none when the run kept none."""
+    path = run_dir / VAL_PREDICTIONS
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 

@@ -119,12 +119,7 @@ def check_images(run_dir: Path, image_size: int, n: int = CHECK_IMAGES) -> list[
     decoded as `predict` decodes them, grouped into batches of one shape each."""
     from .data import decode_all, scan_folder
 
-    files: list[Path] = []
-    if (run_dir / art.VAL_PREDICTIONS).is_file():
-        import csv
-
-        with open(run_dir / art.VAL_PREDICTIONS, newline="", encoding="utf-8") as f:
-            files = [Path(r["path"]) for r in csv.DictReader(f)]
+    files = [Path(r["path"]) for r in art.read_val_predictions(run_dir)]
     settings = run_dir / art.SETTINGS
     if not any(p.is_file() for p in files) and settings.is_file():
         data = json.loads(settings.read_text()).get("data_abs")

@@ -133,12 +133,8 @@ def training_files(run_dir: Path | None) -> set[Path]:
     data = Path(s.get("data_abs") or s.get("data") or "")
     if not data.is_dir():
         return set()
-    held_out: set[Path] = set()
-    if not s.get("val_dir") and (run_dir / art.VAL_PREDICTIONS).is_file():
-        import csv
-
-        with open(run_dir / art.VAL_PREDICTIONS, newline="", encoding="utf-8") as f:
-            held_out = {Path(r["path"]).resolve() for r in csv.DictReader(f)}
+    held_out = set() if s.get("val_dir") else {
+        Path(r["path"]).resolve() for r in art.read_val_predictions(run_dir)}
     with_val = scan_folder(data, what="DATA")
     return {Path(p).resolve() for p in with_val.files} - held_out
 

@@ -5,7 +5,6 @@ also written as PNG files in RUN_DIR/report/."""
 from __future__ import annotations
 
 import base64
-import csv
 import dataclasses
 import html
 import io
@@ -62,10 +61,7 @@ def load(run_dir: str | Path) -> Run:
     if not (d / art.SETTINGS).is_file():
         raise UserError(f"{d}: not a hyperfcn run folder (no {art.SETTINGS}); give the --out "
                         f"folder of `hyperfcn tune` or `hyperfcn train`")
-    preds: list[dict[str, str]] = []
-    if (d / art.VAL_PREDICTIONS).is_file():
-        with open(d / art.VAL_PREDICTIONS, newline="", encoding="utf-8") as f:
-            preds = list(csv.DictReader(f))
+    preds = art.read_val_predictions(d)
     skipped: list[tuple[str, str]] = []
     if (d / art.SKIPPED).is_file():
         for line in (d / art.SKIPPED).read_text(encoding="utf-8").splitlines():

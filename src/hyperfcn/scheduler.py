@@ -175,9 +175,11 @@ class SchedulerPlan:
                 f"{self.min_records} results")
 
 
-def plan_scheduler(name: str, max_epochs: int) -> SchedulerPlan:
-    """ASHA rungs sized to the budget: about three decisions before max_t. ``bohb`` is
-    HyperBand as BOHB needs it (Ray's HyperBandForBOHB)."""
+def plan_scheduler(name: str, max_epochs: int, searcher: str = "hyperopt") -> SchedulerPlan:
+    """ASHA rungs sized to the budget: about three decisions before max_t. The bohb
+    searcher's HyperBand is BOHB's own (plan ``bohb``: Ray's HyperBandForBOHB)."""
+    if searcher == "bohb" and name == "hyperband":
+        name = "bohb"
     if name not in ("asha", "hyperband", "fifo", "bohb"):
         raise UserError(f"--scheduler {name!r}: use asha, hyperband or fifo")
     rf = 3 if max_epochs >= 9 else 2
