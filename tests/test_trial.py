@@ -282,7 +282,8 @@ def _recorded_plans(monkeypatch) -> list[dict]:
 def test_a_budgeted_run_spans_its_schedule_over_the_epochs_that_fit(tiny_data, monkeypatch,
                                                                     far, max_epochs, epochs):
     """Two epochs at the starting learning rate time an epoch; then the cosine schedule
-    spans every epoch that fits, and early stopping waits for their end."""
+    goes on from the peak to 0 over every epoch that fits, and early stopping waits for
+    their end."""
     import time
 
     from hyperfcn.buckets import steps
@@ -295,7 +296,8 @@ def test_a_budgeted_run_spans_its_schedule_over_the_epochs_that_fit(tiny_data, m
     assert len(rep.history) == epochs
     n_steps = steps(tiny_data.train[16], 4)
     assert rep.history[0]["lr"] == pytest.approx(0.01) == rep.history[1]["lr"]  # held
-    assert plans == ([{"at": 0, "phase": 0.0, "total": n_steps * epochs}] if far else [])
+    assert plans == ([{"at": 2 * n_steps, "phase": 0.0, "total": n_steps * epochs}] if far
+                     else [])
 
 
 def test_the_cosine_is_keras_cosine_decay_and_its_rest_goes_on_from_where_it_was():
@@ -332,15 +334,15 @@ def test_a_budgeted_run_is_re_planned_half_way(tiny_data, monkeypatch, plans, ep
     from hyperfcn.buckets import steps
 
     planned = iter(plans)
-    monkeypatch.setattr(hyperfcn.trial, "epochs_that_fit", lambda *a: next(planned))
+    monkeypatch.setattr(hyperfcn.trial, "epochs_and_tail", lambda *a: (next(planned), 0))
     made = _recorded_plans(monkeypatch)
     rep = LocalReporter()
     run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
               TrialSettings(max_epochs=20, patience=1, fit_until=time.time() + 1e6), rep)
     assert len(rep.history) == epochs
     n = steps(tiny_data.train[16], 4)
-    assert made == [{"at": 0, "phase": 0.0, "total": 8 * n}] + (
-        [{"at": 5 * n, "phase": 5 / 8, "total": 6 * n}] if rest else [])
+    assert made == [{"at": 2 * n, "phase": 0.0, "total": 8 * n}] + (
+        [{"at": 5 * n, "phase": 0.5, "total": 6 * n}] if rest else [])
     # the learning rate each epoch ended at follows the plans: no jump where they change
     lrs = [h["lr"] for h in rep.history]
     assert all(a > b for a, b in zip(lrs[1:], lrs[2:]))
@@ -360,11 +362,11 @@ def test_a_budgeted_run_is_re_planned_each_time_half_its_rest_has_run(tiny_data,
     calls: list[tuple[int, float]] = []
     planned = iter((20, 16, 18, 18))
 
-    def fit(done, epoch_s, left, cap):
-        calls.append((done, epoch_s))
-        return next(planned)
+    def fit(done, train_s, val_s, left, n_steps, cap):
+        calls.append((done, train_s + val_s))
+        return next(planned), 0
 
-    monkeypatch.setattr(hyperfcn.trial, "epochs_that_fit", fit)
+    monkeypatch.setattr(hyperfcn.trial, "epochs_and_tail", fit)
     made = _recorded_plans(monkeypatch)
     rep = LocalReporter()
     run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
@@ -375,9 +377,9 @@ def test_a_budgeted_run_is_re_planned_each_time_half_its_rest_has_run(tiny_data,
     assert calls[2][1] == pytest.approx(sorted(secs[11:13])[0] / 2 + sorted(secs[11:13])[1]
                                         / 2)  # the median of epochs 12-13 alone
     n = steps(tiny_data.train[16], 4)
-    phase = 11 / 20 + (1 - 11 / 20) * 2 / 5  # where the cosine was at epoch 13
-    assert made[:2] == [{"at": 0, "phase": 0.0, "total": 20 * n},
-                        {"at": 11 * n, "phase": pytest.approx(11 / 20), "total": 16 * n}]
+    phase = 0.5 + 0.5 * 2 / 5  # where the cosine was at epoch 13
+    assert made[:2] == [{"at": 2 * n, "phase": 0.0, "total": 20 * n},
+                        {"at": 11 * n, "phase": pytest.approx(0.5), "total": 16 * n}]
     assert made[2] == {"at": 13 * n, "phase": pytest.approx(phase, rel=1e-6),
                        "total": 18 * n}
     assert len(made) == 3
@@ -463,6 +465,28 @@ def test_a_recipe_fitted_to_a_long_search_end_trains_past_max_epochs(tiny_data, 
     assert 30 <= len(rep.history) <= 40 and clock[0] <= search.until
     assert rep.history[-1]["planned_epochs"] == len(rep.history)
     assert rep.history[-1]["lr"] == pytest.approx(0.0, abs=1e-7)
+
+
+def test_train_with_a_budget_ends_on_a_partial_epoch_at_its_deadline(tiny_data, monkeypatch):
+    """`train --budget`, scripted: epochs of 40 s after a first of 45 s, 145 s to the
+    deadline. After the two timing epochs 60 s are left: one whole epoch (42 s with the
+    margin) and 43% of another fit, so the run ends on a partial epoch of the steps that
+    fit, its cosine reaching 0 at that epoch's last step, where whole epochs alone would
+    leave 18 s of the budget unused."""
+    from hyperfcn.buckets import steps
+
+    clock = _scripted_epochs(monkeypatch, [45.0, 40.0])
+    plans = _recorded_plans(monkeypatch)
+    rep = LocalReporter()
+    run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
+              TrialSettings(max_epochs=10, patience=1, fit_until=clock[0] + 145.0), rep)
+    n = steps(tiny_data.train[16], 4)
+    tail = int(18.0 / (40.0 * 1.05) * n)
+    assert 0 < tail < n
+    assert plans == [{"at": 2 * n, "phase": 0.0, "total": 3 * n + tail}]
+    assert [h["epoch"] for h in rep.history] == [1, 2, 3, 4]
+    assert rep.history[-1]["lr"] == pytest.approx(0.0, abs=1e-7)
+    assert clock[0] <= 1000.0 + 145.0
 
 
 def test_a_recipe_with_less_than_an_epoch_left_trains_a_partial_one_to_the_end(tiny_data,

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from . import arrays, runtime
 from .arrays import TrialData
 from .buckets import steps
-from .budget import FIT_MARGIN, SearchClock, epochs_and_tail, epochs_that_fit
+from .budget import FIT_MARGIN, SearchClock, epochs_and_tail
 from .config import ModelConfig
 from .data import DECODES
 from .errors import TrialError
@@ -41,8 +41,7 @@ REPLAN_AFTER = 2  # a run fitted to a deadline is re-planned when half its rest 
 # would drop a report that came after its end, and the epoch with it).
 SEARCH_END_SLACK_S = 3.0
 
-__all__ = ["TrialData", "TrialSettings", "LocalReporter", "TrialOutcome", "run_trial",
-           "epochs_that_fit"]
+__all__ = ["TrialData", "TrialSettings", "LocalReporter", "TrialOutcome", "run_trial"]
 
 
 @dataclass(frozen=True)
@@ -70,8 +69,9 @@ class TrialSettings:
     init_from: str | None = None
     # `hyperfcn train --budget`: a time.time() by which training must end. The first
     # PROBE_EPOCHS run at the starting learning rate and time an epoch; the run then has as
-    # many epochs as fit (at most max_epochs), and its cosine schedule spans them all;
-    # each time half of the rest has run, the epochs since the last plan re-plan the rest.
+    # many epochs as fit (at most max_epochs), the last maybe partial, and its cosine
+    # schedule goes on from the peak to 0 at the deadline; each time half of the rest has
+    # run, the epochs since the last plan re-plan the rest.
     fit_until: float | None = None
     # The space's recipe in a budgeted search: the search's clock. When its first epoch
     # shows the budget too short to search (SearchClock.too_short), the trial fits its
@@ -250,14 +250,20 @@ class _Trial:
         return start_epoch
 
     def _fit_timed(self, start: int) -> int:
-        """A run fitted to a deadline: the first PROBE_EPOCHS time an epoch and plan the run;
-        then, each time half of what the plan has left has run, the epochs since the last
-        plan time it again and re-plan the rest (an epoch timed while the machine is busy
-        can be far off either way, and a machine gets busier or quieter during a run).
-        Returns the epoch the run goes on from."""
+        """A run fitted to a deadline: the first PROBE_EPOCHS run at the starting learning
+        rate, and the last of them (the first without compilation) times the plan; then,
+        each time half of what the plan has left has run, the epochs since the last plan
+        time it again and re-plan the rest (an epoch timed while the machine is busy can be
+        far off either way, and a machine gets busier or quieter during a run). Returns
+        the epoch the run goes on from."""
         at = min(PROBE_EPOCHS, self.end_epoch)
         self._fit(start, at)
-        self._fit_to_deadline()
+        if self.history and not self.stopped:
+            since = len(self.history) - 1
+            val_s = statistics.median(h.get("val_seconds", 0.0)
+                                      for h in self.history[since:])
+            self.train_until = float(self.s.fit_until or 0.0) - FIT_MARGIN * val_s
+            self._plan_to_end(since=since, first=True)
         return self._replan_halves(at)
 
     def _fit_within_search(self, start: int) -> int:
@@ -275,7 +281,7 @@ class _Trial:
                 or self.tail_steps):
             return start
         self._fit(start, start + 1)
-        self._plan_search_end(since=start, first=True)
+        self._plan_to_end(since=start, first=True)
         return self._replan_halves(start + 1)
 
     def _fit_to_search_end(self) -> None:
@@ -291,14 +297,14 @@ class _Trial:
         val_s = statistics.median(h.get("val_seconds", 0.0) for h in self.history)
         self.train_until = self.s.fit_until - FIT_MARGIN * val_s
         done = len(self.history)
-        end, tail = self._search_plan(since=0)
+        end, tail = self._plan(since=0)
         if tail and end == done + 1:
-            self._plan_search_end(since=0, first=True)
+            self._plan_to_end(since=0, first=True)
         else:
             self.end_epoch = self.min_epochs = end - (1 if tail else 0)
 
-    def _search_plan(self, since: int) -> tuple[int, int]:
-        """(epochs in all, steps of a last partial epoch) that fit before the search's end,
+    def _plan(self, since: int) -> tuple[int, int]:
+        """(epochs in all, steps of a last partial epoch) that fit before ``fit_until``,
         timed by the epochs from the ``since``-th on."""
         hist = self.history[since:]
         epoch_s = statistics.median(h["epoch_seconds"] for h in hist)
@@ -307,15 +313,17 @@ class _Trial:
                                float(self.s.fit_until or 0.0) - time.time(), self.n_steps,
                                self.s.max_epochs)
 
-    def _plan_search_end(self, since: int, first: bool = False) -> None:
-        """Re-plan a run fitted to the search's end (:meth:`_search_plan`): the cosine goes
-        on from where it is to 0 at the last step of the new plan."""
+    def _plan_to_end(self, since: int, first: bool = False) -> None:
+        """(Re-)plan a run fitted to a deadline (:meth:`_plan`): the cosine goes on from
+        where it is to 0 at the last step of the new plan, which may end on a partial
+        epoch: at a budget of a few epochs, the time after the last whole one is a large
+        part of the training."""
         from .model import schedule_of
 
         done = len(self.history)
         if self.stopped or (done >= self.end_epoch and not first):
             return
-        end, tail = self._search_plan(since)
+        end, tail = self._plan(since)
         schedule = schedule_of(self.model)
         changed = first or (end, tail) != (self.end_epoch, self.tail_steps)
         if end != done and changed and schedule is not None:
@@ -332,52 +340,9 @@ class _Trial:
             if half - at < REPLAN_AFTER:
                 break
             self._fit(at, half)
-            if self.fitted_to_search:
-                self._plan_search_end(since=at)
-            else:
-                self._refit_to_deadline(since=at)
+            self._plan_to_end(since=at)
             at = half
         return at
-
-    def _fit_to_deadline(self) -> None:
-        """After the timed epochs: as many epochs as fit before ``fit_until``, a schedule
-        over all of them, and early stopping that waits for their end."""
-        done = len(self.history)
-        if self.stopped or not done:
-            return
-        self.end_epoch = epochs_that_fit(done, self.history[-1]["epoch_seconds"],
-                                         float(self.s.fit_until or 0.0) - time.time(),
-                                         self.s.max_epochs)
-        self.min_epochs = self.end_epoch
-        if self.end_epoch > done:
-            # the epochs so far ran at the schedule's start; it goes on from there
-            self._plan_schedule(at=0, phase=0.0, total=self.n_steps * self.end_epoch)
-
-    def _refit_to_deadline(self, since: int) -> None:
-        """Part way through a run fitted to a deadline: the epochs since the last plan (the
-        ``since``-th on) time an epoch again, and the rest of the run takes as many as fit,
-        the cosine schedule going on from where it is to the new end."""
-        from .model import schedule_of
-
-        done = len(self.history)
-        if self.stopped or done >= self.end_epoch:
-            return
-        epoch_s = statistics.median(h["epoch_seconds"] for h in self.history[since:])
-        end = epochs_that_fit(done, epoch_s, float(self.s.fit_until or 0.0) - time.time(),
-                              self.s.max_epochs)
-        schedule = schedule_of(self.model)
-        if end not in (done, self.end_epoch) and schedule is not None:
-            at = self.n_steps * done
-            schedule.plan(at=at, phase=schedule.phase_at(at), total=self.n_steps * end)
-        self.end_epoch = self.min_epochs = end
-
-    def _plan_schedule(self, **numbers: float) -> None:
-        """New numbers for the cosine schedule (optimizer state: nothing recompiles)."""
-        from .model import schedule_of
-
-        schedule = schedule_of(self.model)
-        if schedule is not None:
-            schedule.plan(**numbers)
 
     def _second_stage(self) -> None:
         """Unfreeze the top of the backbone, at a lower learning rate. (A checkpoint from
