@@ -132,3 +132,23 @@ def open_in_chromium(html_path: Path, screenshot: str) -> dict:
             browser.close()
     return {"errors": errors, "images": images, "text": text,
             "external": [u for u in requests if not u.startswith(("file:", "data:"))]}
+
+
+@pytest.fixture(scope="session")
+def small_space(tmp_path_factory):
+    """The default space with a network a tenth of the recipe's cost: the tests that run
+    the search's machinery (interrupts, resume, budgets, BOHB, JAX) need its trials to
+    train, not to train well, and at the recipe's width each epoch costs ~20 s on 2 cores."""
+    import yaml
+
+    from hyperfcn.space import default_space_text
+
+    raw = yaml.safe_load(default_space_text())
+    raw["parameters"].update(blocks=2, convs_per_block=1, max_filters=32,
+                             filters={"choice": [8, 16]}, head={"choice": {
+                                 "dense": {"dense_units": {"choice": [16, 32]}},
+                                 "conv": {"conv_head_filters": {"choice": [16, 32]}}}})
+    raw["defaults"].update(blocks=2, convs_per_block=1, filters=16, conv_head_filters=32)
+    path = tmp_path_factory.mktemp("space") / "small_space.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path

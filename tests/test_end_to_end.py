@@ -226,16 +226,17 @@ def test_train_with_a_budget_trains_the_epochs_that_fit(tuned, tmp_path):
     assert len(metrics["history"]) == 6 and "final model: epoch 6:" in r.stdout
 
 
-def test_a_budget_ends_the_search_early_to_train_the_best_trial_on(flowers, tmp_path):
+def test_a_budget_ends_the_search_early_to_train_the_best_trial_on(flowers, small_space,
+                                                                   tmp_path):
     """With 1-epoch trials, half of the search's time buys the best trial several more
     epochs: the search ends early, between epochs (the best trial's weights are kept), and
-    the final step trains them on; never worse than the best trial. (260 s: on a machine
-    where a 1-epoch trial takes 17-28 s, 150 s left the final step too little time once the
-    running trials had finished their epoch; and the half it may search must hold 3 of the
-    recipe's first epochs, or the budget is too short to search.)"""
+    the final step trains them on; never worse than the best trial. (The half it may search
+    must hold 3 of the recipe's first epochs, or the budget is too short to search, and the
+    final step needs time for its epochs once the running trials have finished theirs.)"""
     run = tmp_path / "longer"
     r = hyperfcn("tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
-                 "--image-size", 32, "--max-epochs", 1, "--budget", "260s", "--seed", 2)
+                 "--space", small_space, "--image-size", 32, "--max-epochs", 1, "--budget",
+                 "150s", "--seed", 2)
     assert "the search ends early" in r.stdout
     metrics = json.loads((run / "metrics.json").read_text())
     final = metrics["final"]
@@ -308,13 +309,14 @@ def test_a_finished_search_is_extended_by_resume_with_more_samples(tuned, tmp_pa
 
 
 def test_ctrl_c_keeps_trials_unfinished_and_prints_a_resume_hint_that_runs(flowers,
+                                                                           small_space,
                                                                            tmp_path):
     import shlex
 
     run = tmp_path / "interrupted"
     args = ["tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
-            "--image-size", 32, "--samples", 2, "--max-epochs", 2, "--scheduler", "fifo",
-            "--concurrency", 1, "--checkpoint-every", 0]
+            "--space", small_space, "--image-size", 32, "--samples", 2, "--max-epochs", 2,
+            "--scheduler", "fifo", "--concurrency", 1, "--checkpoint-every", 0]
     proc = subprocess.Popen([sys.executable, "-m", "hyperfcn", *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 600
@@ -363,11 +365,11 @@ def _epochs(trial_dir: Path) -> list[int]:
     return [json.loads(line)["epoch"] for line in p.read_text().splitlines() if line.strip()]
 
 
-def test_resume_after_kill_9(flowers, tmp_path):
+def test_resume_after_kill_9(flowers, small_space, tmp_path):
     run = tmp_path / "resumed"
     args = ["tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
-            "--image-size", 32, "--samples", 3, "--max-epochs", 3, "--scheduler", "fifo",
-            "--concurrency", 1, "--checkpoint-every", 0, "--quiet"]
+            "--space", small_space, "--image-size", 32, "--samples", 3, "--max-epochs", 3,
+            "--scheduler", "fifo", "--concurrency", 1, "--checkpoint-every", 0, "--quiet"]
     proc = subprocess.Popen([sys.executable, "-m", "hyperfcn.cli", *map(str, args)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
@@ -399,7 +401,7 @@ def test_resume_after_kill_9(flowers, tmp_path):
     from hyperfcn.config import ModelConfig
     from hyperfcn.space import load_space
 
-    first = load_space(known_keys=ModelConfig.keys()).defaults["learning_rate"]
+    first = load_space(small_space, known_keys=ModelConfig.keys()).defaults["learning_rate"]
     assert sum(float(r["learning_rate"]) == first for r in rows) == 1  # the defaults point
 
 
@@ -411,15 +413,15 @@ def flowers():
     return p
 
 
-def test_jax_backend_end_to_end(flowers, tmp_path):
+def test_jax_backend_end_to_end(flowers, small_space, tmp_path):
     pytest.importorskip("jax")
     run = tmp_path / "jax"
     env = {"KERAS_BACKEND": "jax"}
     # one batch shape: XLA compiles every shape on a CPU for seconds, and the shapes are
     # tested under TensorFlow
     r = hyperfcn("tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
-                 "--image-size", 32, "--max-buckets", 1, "--samples", 2, "--max-epochs", 1,
-                 "--concurrency", 1, "--json", env=env)
+                 "--space", small_space, "--image-size", 32, "--max-buckets", 1,
+                 "--samples", 2, "--max-epochs", 1, "--concurrency", 1, "--json", env=env)
     summary = json.loads(r.stdout)  # --json: nothing but one JSON object on stdout
     assert summary["status"] == "done" and summary["model"] == str(run / "model.keras")
     assert 0 < summary["val_accuracy"] <= 1 and sum(summary["trials"].values()) == 2
@@ -433,11 +435,13 @@ def test_jax_backend_end_to_end(flowers, tmp_path):
     assert len(r.stdout.strip().splitlines()) == 21
 
 
-def test_bohb_searches_with_its_own_hyperband_to_a_saved_model(flowers, tmp_path):
+def test_bohb_searches_with_its_own_hyperband_to_a_saved_model(flowers, small_space,
+                                                              tmp_path):
     pytest.importorskip("hpbandster")
     run = tmp_path / "bohb"
     r = hyperfcn("tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
-                 "--image-size", 32, "--max-buckets", 1, "--searcher", "bohb", "--samples", 4,
+                 "--space", small_space, "--image-size", 32, "--max-buckets", 1,
+                 "--searcher", "bohb", "--samples", 4,
                  "--max-epochs", 2, "--json")
     summary = json.loads(r.stdout)
     assert summary["status"] == "done" and (run / "model.keras").is_file()
@@ -445,12 +449,12 @@ def test_bohb_searches_with_its_own_hyperband_to_a_saved_model(flowers, tmp_path
     settings = json.loads((run / "settings.json").read_text())
     assert settings["searcher"] == "bohb" and settings["scheduler_plan"]["name"] == "bohb"
     trials = json.loads((run / "trials.json").read_text())
-    recipe = load_space_points()[0]
+    recipe = load_space_points(small_space)[0]
     assert any(all(t["config"].get(k) == v for k, v in recipe.items() if k != "image_size")
                for t in trials)  # the space's recipe was tried
 
 
-def load_space_points():
+def load_space_points(path):
     from hyperfcn.space import load_space
 
-    return load_space(None).points
+    return load_space(path).points

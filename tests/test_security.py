@@ -54,7 +54,7 @@ def _answers_http(ip: str, port: int) -> bool:
     return data.startswith(b"HTTP/")
 
 
-def test_no_http_endpoint_on_a_public_address_during_a_run(tmp_path):
+def test_no_http_endpoint_on_a_public_address_during_a_run(tmp_path, small_space):
     flowers = Path(__file__).resolve().parents[2] / "shared/datasets/flowers"
     ip = _public_ip()
     if ip is None:
@@ -62,8 +62,8 @@ def test_no_http_endpoint_on_a_public_address_during_a_run(tmp_path):
     before = _listeners()
     proc = subprocess.Popen(
         [sys.executable, "-m", "hyperfcn.cli", "tune", str(flowers / "train"), "--val-dir",
-         str(flowers / "val"), "--out", str(tmp_path / "run"), "--image-size", "32",
-         "--samples", "2", "--max-epochs", "2", "--no-final", "--quiet"],
+         str(flowers / "val"), "--out", str(tmp_path / "run"), "--space", str(small_space),
+         "--image-size", "32", "--samples", "2", "--max-epochs", "2", "--no-final", "--quiet"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "RAY_AUTH_MODE": "disabled"})  # must be ignored
     try:
