@@ -31,6 +31,7 @@ from .budget import (
 from .config import ModelConfig, load_config
 from .errors import SearchFailed, UserError
 from .options import TuneOptions
+from .precision import chosen, describe
 from .records import Objective
 from .resources import CPU_THREADS_PER_TRIAL, Resources, final_settings, plan_resources
 from .rundir import (
@@ -70,6 +71,7 @@ class RunResult:
 
 
 def _check_backend(backend: str, address: str | None) -> None:
+    chosen(backend=backend)  # a bad HYPERFCN_PRECISION fails here, before any work
     # On a cluster the workers need the backend, not necessarily the driver.
     if address:
         return
@@ -207,7 +209,8 @@ def _announce(opts: TuneOptions, res: Resources, plan: Any, space: SearchSpace,
               n_random: int, rnd: Any, p: Printer) -> None:
     p(f"Ray: {res.cpus:g} CPUs, {res.gpus:g} GPUs; each trial {res.cpus_per_trial:g} CPU"
       f"{', ' + format(res.gpus_per_trial, 'g') + ' GPU' if res.gpus_per_trial else ''}; "
-      f"up to {res.concurrency} at once; backend {opts.backend}")
+      f"up to {res.concurrency} at once; backend {opts.backend}; "
+      f"{describe(opts.backend, res.gpus_per_trial > 0)}")
     p(plan.describe())
     starts = ""
     if opts.searcher in ("hyperopt", "optuna") and not rnd.restore and rnd.number == 1:
@@ -333,6 +336,7 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
         if weights == "imagenet":
             session.fetch_weights([cfg.backbone], res.cpus_per_trial)
         fs = dataclasses.replace(final_settings(opts, res, weights), fit_until=until)
+        p(f"training in {describe(opts.backend, res.gpus_per_trial > 0)}")
         if until is None:
             p(f"training for up to {opts.max_epochs} epochs (early stopping patience "
               f"{fs.patience})")

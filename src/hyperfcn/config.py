@@ -19,10 +19,6 @@ FLIP_MODES = ("none", "horizontal", "vertical", "horizontal_and_vertical")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine")
 INITS = ("default", "airbench")  # see weights_init
-# An experiment's switch, not yet an option: HYPERFCN_PRECISION=bfloat16 trains in Keras'
-# mixed_bfloat16 policy (benchmarks/bf16_probe.py: 1.44x the steps/s on a CPU with
-# AVX512-BF16); whether it learns as well per minute is what benchmarks/LOG.md records.
-PRECISION_ENV = "HYPERFCN_PRECISION"
 BACKBONES = ("mobilenetv2", "efficientnetb0", "resnet50")
 FINE_TUNE = ("frozen", "top", "all", "two_stage")
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from .budget import MAX_LONGER, continue_epochs, longer_epochs
 from .config import ModelConfig
+from .precision import as_float32
 from .records import Objective, fitted_epochs
 
 log = logging.getLogger("hyperfcn")
@@ -253,7 +254,7 @@ def make_final(config: dict[str, Any], data: Any, settings: Any, plan: FinalPlan
     assert kept.core is not None and kept.source is not None
     with tempfile.TemporaryDirectory(prefix="hyperfcn-final-") as d:
         path = Path(d, "model.keras")
-        kept.core.save(path)
+        as_float32(kept.core).save(path)  # the same file on any machine, whatever trained it
         blob = path.read_bytes()
         loaded = keras.saving.load_model(path, safe_mode=True)
         checked, probs = _score(loaded, val, bs)

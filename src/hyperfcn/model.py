@@ -4,20 +4,13 @@ its optimizer, whose cosine schedule keeps its numbers as optimizer state."""
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import keras
 from keras import layers, ops
 
 from . import augment
-from .config import PRECISION_ENV, ModelConfig
-
-
-def set_precision() -> None:
-    name = os.environ.get(PRECISION_ENV, "float32")
-    keras.mixed_precision.set_global_policy("mixed_bfloat16" if name == "bfloat16"
-                                            else "float32")
+from .config import ModelConfig
 
 
 def build_core(cfg: ModelConfig, num_classes: int) -> keras.Model:

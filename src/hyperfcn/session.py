@@ -16,9 +16,9 @@ from ray import tune
 
 from . import compat
 from .arrays import TrialData
-from .config import PRECISION_ENV
 from .errors import UserError
 from .final import FinalModel, FinalPlan
+from .precision import PRECISION_ENV
 from .trial import TrialSettings
 
 log = logging.getLogger("hyperfcn")

@@ -217,10 +217,11 @@ class _Trial:
         """The model, from the checkpoint if there is one; the epoch to start from."""
         import keras
 
-        from .model import build_training_model, set_precision
+        from .model import build_training_model
+        from .precision import set_precision
 
         start_epoch = 0
-        set_precision()
+        set_precision(gpu=self.s.gpus > 0)
         # a run fitted to a deadline gets its schedule once its epochs are known
         decay = None if self.fitting else self.n_steps * (self.switch or self.s.max_epochs)
         if self.s.init_from and not ckpt:
