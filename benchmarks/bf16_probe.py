@@ -4,8 +4,9 @@ recipe's network (benchmarks/baseline_recipe.json) in float32 and in Keras'
 
     python benchmarks/bf16_probe.py [--size 64] [--batch 32] [--steps 30] [--repeats 3]
 
-oneDNN runs bf16 convolutions natively where the CPU has AMX (Sapphire Rapids and later) and
-emulates or converts elsewhere. Figure: median bf16 / float32 steps/s (above 1: faster).
+oneDNN runs bf16 convolutions natively where the CPU has AVX512-BF16 or AMX and converts
+elsewhere; `hyperfcn.precision` turns bf16 on only where it is native. Figure: median bf16 /
+float32 steps/s (above 1: faster).
 """
 
 from __future__ import annotations
@@ -26,11 +27,10 @@ HERE = Path(__file__).resolve().parent
 
 
 def cpu_flags() -> list[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    return sorted({f for f in ("amx_bf16", "amx_tile", "avx512_bf16") if f in text})
+    from hyperfcn.precision import NATIVE_BF16_FLAGS
+    from hyperfcn.precision import cpu_flags as flags
+
+    return sorted((NATIVE_BF16_FLAGS | {"amx_tile"}) & flags())
 
 
 def steps_per_s(policy: str, size: int, batch: int, steps: int) -> float:

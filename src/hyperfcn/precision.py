@@ -2,7 +2,7 @@
 
 Keras' ``mixed_bfloat16`` (bfloat16 compute, float32 weights, a float32 output layer) trains
 the recipe's network 1.44x the steps per second on a CPU whose oneDNN has native bfloat16
-(AVX512-BF16, or AMX), and ~3x slower on one without (it converts every tensor):
+(AVX512-BF16, or AMX), and at 0.09x the speed on one without (an AMD EPYC with AVX2 only):
 ``benchmarks/bf16_probe.py``. So it is chosen per machine, from the CPU's flags, on the
 TensorFlow backend on a CPU only (on a GPU and under JAX it is unmeasured, so float32).
 ``HYPERFCN_PRECISION=float32|bfloat16`` overrides the choice; Ray's workers inherit it.
