@@ -362,6 +362,18 @@ def predict(paths: Sequence[str | Path], model: str | Path, top_k: int = 1):
     return predict_paths(load_run(model), list(paths), top_k)
 
 
+def predict_stream(paths: Sequence[str | Path], model: str | Path, top_k: int = 1,
+                   skipped: list[tuple[str, str]] | None = None):
+    """(the image files found, an iterator of their rows in that order), decoding a chunk
+    at a time: memory stays bounded however many files there are. Unreadable files are
+    appended to ``skipped`` as they are met."""
+    from .predict import image_files, iter_predictions, load_run
+
+    run = load_run(model)
+    files = image_files(paths)
+    return files, iter_predictions(run, files, top_k, skipped)
+
+
 def export(run_dir: str | Path, fmt: str, out: str | Path | None = None):
     """RUN_DIR's model as ``fmt`` (onnx, saved_model, litert), checked against Keras; an
     :class:`hyperfcn.export.Exported`."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import re
 import sys
@@ -359,13 +358,19 @@ def _summary(result, argv: list[str]) -> dict:
     return out
 
 
-def _print_predictions(rows, fmt: str, top_k: int) -> None:
-    if fmt == "json":
-        print(json.dumps(rows, indent=2))
+def _print_predictions(rows, fmt: str, top_k: int, width: int) -> None:
+    """Each row as it comes (a million images never sit in memory); ``width``: the table's
+    path column."""
+    if fmt == "json":  # json.dumps(rows, indent=2), a row at a time
+        sys.stdout.write("[")
+        n = 0
+        for n, r in enumerate(rows, 1):
+            sys.stdout.write(("," if n > 1 else "") + "\n  "
+                             + json.dumps(r, indent=2).replace("\n", "\n  "))
+        sys.stdout.write("\n]\n" if n else "]\n")
         return
     if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf)
+        w = csv.writer(sys.stdout, lineterminator="\r\n")
         head = ["path", "label", "score"]
         for i in range(2, top_k + 1):
             head += [f"label_{i}", f"score_{i}"]
@@ -375,9 +380,8 @@ def _print_predictions(rows, fmt: str, top_k: int) -> None:
             for t in r["top_k"][1:]:
                 line += [t["label"], f"{t['score']:.6f}"]
             w.writerow(line)
-        sys.stdout.write(buf.getvalue())
         return
-    width = max([4] + [len(r["path"]) for r in rows])
+    width = max(4, width)
     print(f"{'path':<{width}}  {'label':<16} score")
     for r in rows:
         extra = "  ".join(f"{t['label']} {t['score']:.3f}" for t in r["top_k"][1:])
@@ -447,8 +451,9 @@ def _run_training(args: argparse.Namespace, argv: list[str]) -> int:
 def _run_predict(args: argparse.Namespace) -> int:
     from . import api
 
-    rows, skipped = api.predict(args.paths, args.model, args.top_k)
-    _print_predictions(rows, args.format, args.top_k)
+    skipped: list[tuple[str, str]] = []
+    files, rows = api.predict_stream(args.paths, args.model, args.top_k, skipped)
+    _print_predictions(rows, args.format, args.top_k, max(len(str(f)) for f in files))
     if skipped:
         print(f"skipped {len(skipped)} unreadable file(s): "
               f"{', '.join(p for p, _ in skipped[:3])}"

@@ -1,4 +1,10 @@
-"""Load a saved run and classify images: predict a folder, evaluate a labelled one."""
+"""Load a saved run and classify images: predict a folder, evaluate a labelled one.
+
+Both stream: images are decoded and predicted CHUNK at a time, so memory stays bounded
+however many there are (a million small images predict in under 2 GiB), and the rows come
+out in the input's order. Within a chunk, images of like shapes are packed into shared
+batch shapes as in training.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,22 +98,50 @@ def _probabilities(run: LoadedRun, images: list[np.ndarray], batch_size: int = 3
     return out
 
 
-def predict_paths(run: LoadedRun, paths: list[str | Path], top_k: int = 1
-                  ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+# Images decoded and predicted at a time: ~12 MB of 64 px images, many batches per chunk.
+CHUNK = 1024
+
+
+def _chunks(files: list[Path], size: int) -> Iterator[tuple[list[Path], Any]]:
+    """(files, their decoded images at ``size``) CHUNK files at a time."""
+    for start in range(0, len(files), CHUNK):
+        part = files[start:start + CHUNK]
+        yield part, decode_all(part, [size])
+
+
+def iter_predictions(run: LoadedRun, files: list[Path], top_k: int = 1,
+                     skipped: list[tuple[str, str]] | None = None
+                     ) -> Iterator[dict[str, Any]]:
+    """A row {path, label, score, top_k} per readable file, in ``files``' order, CHUNK
+    files decoded at a time; unreadable ones are appended to ``skipped`` as (path, why)."""
+    k = max(1, min(top_k, len(run.classes)))
+    for part, dec in _chunks(files, run.image_size):
+        if skipped is not None:
+            skipped.extend((str(f), r) for f, r in dec.failed)
+        probs = _probabilities(run, dec.images[run.image_size])
+        for i, p in zip(dec.kept, probs):
+            top = np.argsort(-p)[:k]
+            yield {"path": str(part[i]), "label": run.classes[int(top[0])],
+                   "score": float(p[top[0]]),
+                   "top_k": [{"label": run.classes[int(j)], "score": float(p[j])}
+                             for j in top]}
+
+
+def image_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The image files under ``paths`` (files or folders); an error when there are none."""
+    paths = list(paths)
     files = list_image_paths(paths)
     if not files:
         raise DataError(f"{', '.join(map(str, paths))}: no image files found")
-    dec = decode_all(files, [run.image_size])
-    probs = _probabilities(run, dec.images[run.image_size])
-    k = max(1, min(top_k, len(run.classes)))
-    rows = []
-    for i, p in zip(dec.kept, probs):
-        top = np.argsort(-p)[:k]
-        rows.append({"path": str(files[i]), "label": run.classes[int(top[0])],
-                     "score": float(p[top[0]]),
-                     "top_k": [{"label": run.classes[int(j)], "score": float(p[j])}
-                               for j in top]})
-    return rows, [(str(f), r) for f, r in dec.failed]
+    return files
+
+
+def predict_paths(run: LoadedRun, paths: list[str | Path], top_k: int = 1
+                  ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """All of :func:`iter_predictions`' rows at once, and the skipped files."""
+    skipped: list[tuple[str, str]] = []
+    rows = list(iter_predictions(run, image_files(paths), top_k, skipped))
+    return rows, skipped
 
 
 def evaluate_folder(run: LoadedRun, data_dir: str | Path) -> tuple[dict, list[tuple[str, str]]]:
@@ -115,14 +149,21 @@ def evaluate_folder(run: LoadedRun, data_dir: str | Path) -> tuple[dict, list[tu
     if scan.classes != run.classes:
         raise DataError(f"{data_dir}: classes {scan.classes} differ from the model's "
                         f"{run.classes}; give a folder with the model's class sub-folders")
-    dec = decode_all(scan.files, [run.image_size])
-    if not dec.kept:
+    probs: list[np.ndarray] = []
+    kept: list[int] = []
+    failed: list[tuple[str, str]] = []
+    offset = 0
+    for part, dec in _chunks(list(scan.files), run.image_size):
+        probs.append(_probabilities(run, dec.images[run.image_size]))
+        kept += [offset + i for i in dec.kept]
+        failed += [(str(f), r) for f, r in dec.failed]
+        offset += len(part)
+    if not kept:
         raise DataError(f"{data_dir}: no readable images")
-    probs = _probabilities(run, dec.images[run.image_size])
-    labels = np.asarray([scan.labels[i] for i in dec.kept])
-    rep = classification_report(probs, labels, run.classes)
-    rep["seen_in_training"] = seen_in_training(run.run_dir, [scan.files[i] for i in dec.kept])
-    return rep, [(str(f), r) for f, r in dec.failed]
+    labels = np.asarray([scan.labels[i] for i in kept])
+    rep = classification_report(np.concatenate(probs), labels, run.classes)
+    rep["seen_in_training"] = seen_in_training(run.run_dir, [scan.files[i] for i in kept])
+    return rep, failed
 
 
 def training_files(run_dir: Path | None) -> set[Path]:
