@@ -11,6 +11,7 @@ from .arrays import TrialData
 from .buckets import MAX_BUCKETS, pack, plan_buckets
 from .data import Scan, decode_all, scan_folder, stratified_split
 from .errors import DataError
+from .footprint import available_bytes, check_fits, estimate
 
 
 @dataclass
@@ -85,6 +86,7 @@ def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path 
     if not files:
         raise DataError(f"{train_dir}: no image files in the class folders (looked for "
                         f".jpg .png .bmp .gif .webp .tif)")
+    check_fits(estimate(files, sizes, seed), available_bytes(), str(train_dir))
     t0 = time.time()
     dec = decode_all(files, sizes, workers=workers)
     dt = time.time() - t0

@@ -52,15 +52,21 @@ class Sizing:
                 f"searching {', '.join(map(str, self.kept))} px (--image-size fixes a size)")
 
 
-def short_side(path: Path) -> int | None:
-    """The short side of an image from its header (no decode), or None if unreadable."""
+def header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) of an image from its header (no decode), or None if unreadable."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                return min(im.size)
+                return im.size
     except Exception:  # unreadable files are skipped and reported by the decode
         return None
+
+
+def short_side(path: Path) -> int | None:
+    """The short side of an image from its header (no decode), or None if unreadable."""
+    size = header_size(path)
+    return min(size) if size else None
 
 
 def native_size(files: Sequence[Path], seed: int = 0, n: int = PROBE) -> tuple[int, int]:
