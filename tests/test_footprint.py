@@ -32,9 +32,14 @@ def test_a_4_by_3_photo_takes_119_kb_at_the_default_sizes(tmp_path):
     assert fp.peak_bytes([64]) < fp.peak_bytes() / 5
 
 
-def test_available_memory_is_read_from_meminfo():
-    assert available_bytes("MemTotal: 100 kB\nMemAvailable:   2048 kB\n") == 2048 * 1024
-    assert available_bytes("nothing") is None
+def test_available_memory_is_the_machines_or_less_where_a_container_limits_it():
+    meminfo = "MemTotal: 100 kB\nMemAvailable:   2048 kB\n"
+    no_limit = ("max\n", "123\n")  # cgroup v2 without a limit
+    assert available_bytes(meminfo, no_limit) == 2048 * 1024
+    assert available_bytes(meminfo, ("9223372036854771712\n", "100\n")) == 2048 * 1024
+    assert available_bytes(meminfo, ("1000000\n", "400000\n")) == 600_000  # the container's
+    assert available_bytes(meminfo, ("", "")) == 2048 * 1024  # no cgroup files
+    assert available_bytes("nothing", no_limit) is None
 
 
 def test_a_run_that_cannot_fit_is_refused_before_any_decode_with_the_numbers(tmp_path,

@@ -55,16 +55,38 @@ def estimate(files: Sequence[Path], sizes: Sequence[int], seed: int = 0,
     return Footprint(images=len(files), sizes=tuple(sizes), per_image=per_image)
 
 
-def available_bytes(meminfo: str | None = None) -> int | None:
-    """Memory the machine can give without swapping (Linux MemAvailable); None elsewhere."""
+# A container's memory limit and use: cgroup v2, then v1 (a limit past the machine's memory
+# means none).
+CGROUP_FILES = (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                 "/sys/fs/cgroup/memory/memory.usage_in_bytes"))
+
+
+def available_bytes(meminfo: str | None = None,
+                    cgroup: tuple[str, str] | None = None) -> int | None:
+    """Memory this process can have without swapping or its container's kill: Linux's
+    MemAvailable, or less when a container's limit leaves less; None where unknown."""
     try:
         text = Path("/proc/meminfo").read_text() if meminfo is None else meminfo
     except OSError:
         return None
-    for line in text.splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) * 1024
-    return None
+    free = next((int(line.split()[1]) * 1024 for line in text.splitlines()
+                 if line.startswith("MemAvailable:")), None)
+    if free is None:
+        return None
+    limit, used = cgroup or _cgroup()
+    if limit.strip().isdigit() and used.strip().isdigit():
+        free = min(free, max(0, int(limit) - int(used)))
+    return free
+
+
+def _cgroup() -> tuple[str, str]:
+    for limit, used in CGROUP_FILES:
+        try:
+            return Path(limit).read_text(), Path(used).read_text()
+        except OSError:
+            continue
+    return "", ""
 
 
 def _gib(b: float) -> str:
