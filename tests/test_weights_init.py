@@ -62,3 +62,32 @@ def test_a_trial_with_airbench_init_starts_from_it_and_trains(tiny_data, monkeyp
     run_trial(cfg, tiny_data, TrialSettings(max_epochs=1), rep)
     assert len(rep.history) == 1 and np.isfinite(rep.history[0]["val_loss"])
     assert len(seen) == 1 and seen[0][1, 1, 0, 0] == 1.0 and seen[0][0, 0, 0, 0] == 0.0
+
+
+def test_airbench_init_works_where_the_backend_hands_read_only_arrays(monkeypatch):
+    """JAX's arrays convert to read-only NumPy arrays: the kernels are copied before they
+    are changed (the JAX end-to-end test runs it for real)."""
+    import keras
+
+    from hyperfcn.config import ModelConfig
+    from hyperfcn.model import build_core
+    from hyperfcn.weights_init import FIRST_CONV, airbench_init
+
+    real, real_asarray = keras.ops.convert_to_numpy, np.asarray
+
+    def read_only(convert):
+        def to_numpy(x, *args, **kwargs):
+            out = real_asarray(convert(x), *args, **kwargs)
+            out = out.view()
+            out.flags.writeable = False
+            return out
+        return to_numpy
+
+    core = build_core(ModelConfig.from_dict({"image_size": 16, "blocks": 2, "filters": 8}), 2)
+    images = [np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)]
+    with monkeypatch.context() as m:  # both ways a kernel can be read, as JAX gives them
+        m.setattr(keras.ops, "convert_to_numpy", read_only(real))
+        m.setattr(np, "asarray", read_only(lambda x: x))
+        airbench_init(core, images)
+    first = np.asarray(real(core.get_layer(FIRST_CONV).kernel))
+    assert np.allclose(first[..., :4], -first[..., 4:])  # whitening filters in +/- pairs

@@ -76,7 +76,8 @@ def airbench_init(core, images: Sequence[np.ndarray], seed: int = 0) -> None:
     for layer in core.layers:
         if not isinstance(layer, keras.layers.Conv2D) or layer.kernel_size != (3, 3):
             continue
-        kernel = np.asarray(layer.kernel)
+        # a writable copy: under JAX the variable's array is read-only
+        kernel = np.array(keras.ops.convert_to_numpy(layer.kernel))
         if layer.name == FIRST_CONV:
             w = whitening_kernel(sample_patches(images, 3, seed=seed), 3, kernel.shape[-1])
             if w is not None:  # filters past twice the patch's size keep Keras' draw
