@@ -11,14 +11,13 @@ object-store copy while they are shared with the trials.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .data import target_shape
 from .errors import DataError
-from .sizing import PROBE, header_size
+from .sizing import PROBE, sample_headers
 
 # Copies held at the peak (see above), and the padding packing adds (the development
 # datasets pad 0-12% of pixels).
@@ -44,8 +43,7 @@ def estimate(files: Sequence[Path], sizes: Sequence[int], seed: int = 0,
              n: int = PROBE) -> Footprint | None:
     """The decoded bytes of ``files`` at ``sizes``, from a seeded sample of their headers;
     None when no header could be read (the decode then reports the files)."""
-    sample = list(files) if len(files) <= n else random.Random(seed).sample(list(files), n)
-    shapes = [s for s in map(header_size, sample) if s]
+    shapes = sample_headers(files, seed, n)
     if not shapes:
         return None
     per_image = {}

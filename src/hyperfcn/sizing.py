@@ -63,17 +63,18 @@ def header_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def short_side(path: Path) -> int | None:
-    """The short side of an image from its header (no decode), or None if unreadable."""
-    size = header_size(path)
-    return min(size) if size else None
+def sample_headers(files: Sequence[Path], seed: int = 0,
+                   n: int = PROBE) -> list[tuple[int, int]]:
+    """(width, height) of a seeded sample of ``files`` (all of them when few), read from
+    their headers; unreadable ones left out."""
+    sample = list(files) if len(files) <= n else random.Random(seed).sample(list(files), n)
+    return [s for s in map(header_size, sample) if s]
 
 
 def native_size(files: Sequence[Path], seed: int = 0, n: int = PROBE) -> tuple[int, int]:
     """(the median short side of a seeded sample of ``files``, how many were read); (0, 0)
     when none could be."""
-    sample = list(files) if len(files) <= n else random.Random(seed).sample(list(files), n)
-    sides = [s for s in map(short_side, sample) if s]
+    sides = [min(s) for s in sample_headers(files, seed, n) if min(s)]
     return (int(statistics.median(sides)), len(sides)) if sides else (0, 0)
 
 
