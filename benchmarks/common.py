@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+# Every benchmark decodes cold, into a decoded cache of its own (its commands inherit it),
+# removed when it ends: a figure never rests on an earlier run's cache.
+if "HYPERFCN_CACHE_DIR" not in os.environ:
+    os.environ["HYPERFCN_CACHE_DIR"] = tempfile.mkdtemp(prefix="hyperfcn-bench-cache-")
+    atexit.register(shutil.rmtree, os.environ["HYPERFCN_CACHE_DIR"], ignore_errors=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"

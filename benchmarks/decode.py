@@ -1,4 +1,5 @@
-"""Decode once: count decodes over an 8-trial run, and decode throughput per core.
+"""Decode once: count decodes over an 8-trial run, and decode throughput per core, in
+memory (decode_all) and as a run decodes (headers, plan, decode into the decoded cache).
 
     python benchmarks/decode.py [--size 64] [--repeats 3]
 
@@ -30,14 +31,22 @@ def main() -> None:
     ap.add_argument("--out")
     a = ap.parse_args()
     from hyperfcn.data import decode_all, scan_folder
+    from hyperfcn.prepare import prepare
 
     files = scan_folder(FLOWERS / "train").files + scan_folder(FLOWERS / "val").files
     rates = {1: [], 2: []}
+    cached = {1: [], 2: []}  # the run's path: headers, plan, decode into the cache's files
     for _ in range(a.repeats):
         for workers in (1, 2):
             t = time.perf_counter()
             d = decode_all(files, [a.size], workers=workers)
             rates[workers].append(len(d.kept) / (time.perf_counter() - t))
+            cache = Path(tempfile.mkdtemp(prefix="hyperfcn-decode-cache-"))
+            t = time.perf_counter()
+            _, summary = prepare(FLOWERS / "train", [a.size], val_dir=FLOWERS / "val",
+                                 workers=workers, cache_dir=cache)
+            cached[workers].append(summary.decoded / (time.perf_counter() - t))
+            shutil.rmtree(cache)
     per_core = median(rates[1])
 
     work = Path(tempfile.mkdtemp(prefix="hyperfcn-decode-"))
@@ -61,9 +70,14 @@ def main() -> None:
           "decodes_in_trials": sum(trial_decodes), "decodes_per_image": per_image,
           "size": a.size, "images_per_s_1_thread": [round(x) for x in rates[1]],
           "images_per_s_2_threads": [round(x) for x in rates[2]],
+          "cache_images_per_s_1_thread": [round(x) for x in cached[1]],
+          "cache_images_per_s_2_threads": [round(x) for x in cached[2]],
+          "cache_vs_memory_1_thread": round(median(cached[1]) / per_core, 3),
           "figure": f"decodes per image over 8 trials: {per_image:.2f}; decode+resize to "
                     f"{a.size} px: {per_core:.0f} images/s per core "
-                    f"({median(rates[2]):.0f} on 2 threads)"}, a.out)
+                    f"({median(rates[2]):.0f} on 2 threads); into the decoded cache "
+                    f"{median(cached[1]):.0f} per core ({median(cached[2]):.0f} on 2 "
+                    f"threads), {median(cached[1]) / per_core:.2f}x"}, a.out)
 
 
 if __name__ == "__main__":

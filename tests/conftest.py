@@ -1,5 +1,7 @@
 import os
+import shutil
 import signal
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,16 @@ FLOWERS_SAMPLE = SHARED / "datasets" / "flowers-original-sample"
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# The decoded cache of every test (and the commands they run) lives in one folder of this
+# session's, never the user's ~/.cache; tests that read the same data share its entries.
+_OWN_CACHE = "HYPERFCN_CACHE_DIR" not in os.environ
+if _OWN_CACHE:
+    os.environ["HYPERFCN_CACHE_DIR"] = tempfile.mkdtemp(prefix="hyperfcn-test-cache-")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _OWN_CACHE:
+        shutil.rmtree(os.environ["HYPERFCN_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""The memory a run's decoded images need, estimated from headers before any decode, and the
-refusal of a run that cannot fit."""
+"""The room a run's decoded images need, counted from headers before any decode, and the
+refusal of a run that cannot have it."""
 
 from pathlib import Path
 
@@ -9,8 +9,9 @@ from PIL import Image
 
 from hyperfcn import data as data_mod
 from hyperfcn import prepare as prepare_mod
+from hyperfcn.cache import Source, make_split, needed_bytes, plan_size
 from hyperfcn.errors import DataError
-from hyperfcn.footprint import PADDING, PEAK_COPIES, available_bytes, check_fits, estimate
+from hyperfcn.footprint import available_bytes, check_memory
 
 
 def _photos(root: Path, w: int, h: int, n: int = 3) -> Path:
@@ -21,15 +22,18 @@ def _photos(root: Path, w: int, h: int, n: int = 3) -> Path:
     return root
 
 
+def _source(data: Path) -> Source:
+    scan = data_mod.scan_folder(data)
+    return Source(files=tuple(scan.files), labels=tuple(scan.labels),
+                  n_train=len(scan.files), val_split=0.5, seed=0, max_buckets=4)
+
+
 def test_a_4_by_3_photo_takes_119_kb_at_the_default_sizes(tmp_path):
     """Short side = the size, long side 4/3 of it, 3 bytes a pixel, at 64, 96 and 128 px."""
-    data = _photos(tmp_path / "d", 400, 300)
-    files = data_mod.scan_folder(data).files
-    fp = estimate(files, [64, 96, 128])
-    assert fp.per_image == {64: 3 * 64 * 85, 96: 3 * 96 * 128, 128: 3 * 128 * 171}
-    assert sum(fp.per_image.values()) == pytest.approx(119_000, rel=0.01)
-    assert fp.peak_bytes() == pytest.approx(PEAK_COPIES * PADDING * 6 * 119_000, rel=0.01)
-    assert fp.peak_bytes([64]) < fp.peak_bytes() / 5
+    split = make_split(_source(_photos(tmp_path / "d", 400, 300)))
+    need = {s: needed_bytes(plan_size(split, s, 4)) for s in (64, 96, 128)}
+    assert need == {64: 6 * 3 * 64 * 85, 96: 6 * 3 * 96 * 128, 128: 6 * 3 * 128 * 171}
+    assert sum(need.values()) == pytest.approx(6 * 119_000, rel=0.01)
 
 
 def test_available_memory_is_the_machines_or_less_where_a_container_limits_it():
@@ -42,26 +46,27 @@ def test_available_memory_is_the_machines_or_less_where_a_container_limits_it():
     assert available_bytes("nothing", no_limit) is None
 
 
-def test_a_run_that_cannot_fit_is_refused_before_any_decode_with_the_numbers(tmp_path,
-                                                                           monkeypatch):
+def test_a_run_the_disk_cannot_hold_is_refused_before_any_decode_with_the_numbers(
+        tmp_path, monkeypatch):
     data = _photos(tmp_path / "d", 400, 300)
-    fp = estimate(data_mod.scan_folder(data).files, [64, 96, 128])
+    one_size = 6 * 3 * 64 * 85
     # room for one size, not three: the way out names that size
-    monkeypatch.setattr(prepare_mod, "available_bytes", lambda: int(fp.peak_bytes([64])
-                                                                    * 1.5))
+    monkeypatch.setattr(prepare_mod, "free_bytes", lambda root: int(one_size * 1.5))
     before = data_mod.DECODES[0]
     with pytest.raises(DataError) as e:
-        prepare_mod.prepare(data, [64, 96, 128], val_split=0.5)
+        prepare_mod.prepare(data, [64, 96, 128], val_split=0.5, cache_dir=tmp_path / "c")
     msg = str(e.value)
     assert str(data) in msg and "6 images decoded at 64, 96, 128 px need" in msg
-    assert "GiB" in msg and "nothing was decoded" in msg
-    assert "Give --image-size 64" in msg
+    assert str(tmp_path / "c") in msg and "nothing was decoded" in msg
+    assert "Give --image-size 64" in msg and "--cache-dir" in msg
     assert data_mod.DECODES[0] == before
-    monkeypatch.setattr(prepare_mod, "available_bytes", lambda: 10 * 2**30)
-    prepare_mod.prepare(data, [64, 96, 128], val_split=0.5)  # fits: decoded
+    monkeypatch.setattr(prepare_mod, "free_bytes", lambda root: 10 * 2**30)
+    prepare_mod.prepare(data, [64, 96, 128], val_split=0.5, cache_dir=tmp_path / "c")
     assert data_mod.DECODES[0] == before + 6
 
 
-def test_no_estimate_means_no_refusal():
-    check_fits(None, 1, "DATA")  # no readable header: the decode reports the files
-    check_fits(estimate([Path("/no/such.png")], [64]), 1, "DATA")
+def test_data_held_in_memory_is_refused_when_twice_it_cannot_fit():
+    check_memory(100, None, "DATA")  # unknown memory: no refusal
+    check_memory(100, 1000, "DATA")
+    with pytest.raises(DataError, match="held 2 times in memory.*--cache-dir"):
+        check_memory(500, 1000, "DATA")

@@ -147,7 +147,8 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     try:
         res = plan_resources(opts, cluster)
         _fetch_weights(space, opts, res, p)
-        req = _request(req, opts, res, rnd, session.put(data), summary, t0, trackers, p, say,
+        req = _request(req, opts, res, rnd, session.put(shareable(data, opts)), summary, t0,
+                       trackers, p, say,
                        sizing)
         del data
         records, interrupted, search_info = _run_search(req, rnd, opts, summary, t0, p)
@@ -168,6 +169,22 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
         session.shutdown()
     wrap_up(opts, run_dir, config, metrics, p)
     return RunResult(run_dir, config, metrics, records)
+
+
+def shareable(data: Any, opts: TuneOptions) -> Any:
+    """The data as the trials will read it: mapped from the decoded cache, whose path every
+    trial sees on this machine (or, with --cache-dir, on a cluster that mounts it); joining
+    a cluster without --cache-dir, held in memory and shipped through Ray's object store."""
+    if not opts.address or opts.cache_dir is not None:
+        return data
+    from .cache import in_memory
+    from .footprint import available_bytes, check_memory
+
+    sets = [*data.train.values(), *data.val.values()]
+    check_memory(sum(b.x.nbytes for s in sets for b in s.buckets), available_bytes(),
+                 str(opts.data))
+    return dataclasses.replace(data, train={k: in_memory(v) for k, v in data.train.items()},
+                               val={k: in_memory(v) for k, v in data.val.items()})
 
 
 def _request(req: Any, opts: TuneOptions, res: Resources, rnd: Any, data_ref: Any,
@@ -328,7 +345,7 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
     cluster = session.start(opts.address, opts.backend, quiet=opts.quiet)
     try:
         res = plan_resources(opts, cluster)
-        ref = session.put(data_)
+        ref = session.put(shareable(data_, opts))
         del data_
         write_settings(run_dir, opts, {"config": cfg.to_dict(),
                                         "resources": dataclasses.asdict(res)})

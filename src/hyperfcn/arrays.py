@@ -1,6 +1,6 @@
 """The arrays a trial trains and validates on, and the batches made from them.
 
-Decoded, bucketed uint8 arrays (:class:`TrialData`, shared through Ray's object store) become
+Decoded, bucketed uint8 arrays (:class:`TrialData`, mapped from the decoded cache) become
 fixed-shape training batches (TensorFlow ops, or a PyDataset for other backends) and fixed-
 shape prediction batches; :func:`score` is the one validation score every trial, the final
 model and `evaluate` report. Shared by the trial, the final model and `predict`.
@@ -55,6 +55,8 @@ def _tf_arrays(packed: Packed) -> list[tuple[Any, Any]] | None:
     import tensorflow as tf
 
     def key(b) -> tuple:
+        if b.path is not None:  # the cache's file: each trial maps it at a new address
+            return (b.path, b.x.shape)
         return (b.x.__array_interface__["data"][0], b.x.shape,
                 b.y.__array_interface__["data"][0], b.y.shape)
 

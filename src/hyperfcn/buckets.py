@@ -104,6 +104,18 @@ class Bucket:
     x: np.ndarray  # uint8 (N, H, W, 3)
     y: np.ndarray  # int32 (N,)
     index: np.ndarray  # position of each image in the input list
+    path: str | None = None  # the .npy file x maps, when it is the decoded cache's
+
+    def __reduce__(self):
+        # A mapped bucket travels as its file's path (Ray's object store, a trial's
+        # arguments): each process maps the file, sharing the page cache, never a copy.
+        if self.path is None:
+            return (Bucket, (self.x, self.y, self.index))
+        return (_mapped, (self.path, self.y, self.index))
+
+
+def _mapped(path: str, y: np.ndarray, index: np.ndarray) -> Bucket:
+    return Bucket(x=np.load(path, mmap_mode="r"), y=y, index=index, path=path)
 
 
 @dataclass

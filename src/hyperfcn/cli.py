@@ -105,6 +105,10 @@ def _add_data_opts(p: argparse.ArgumentParser) -> None:
                    help="fix the short image side in pixels (default: searched)")
     g.add_argument("--max-buckets", type=_positive_int, default=4, metavar="N",
                    help="most batch shapes per image size (default 4)")
+    g.add_argument("--cache-dir", type=Path, metavar="DIR",
+                   help="where decoded images are kept for this and later runs (default "
+                        "$HYPERFCN_CACHE_DIR or ~/.cache/hyperfcn; on a cluster, a path "
+                        "every node mounts)")
 
 
 def _add_resource_opts(p: argparse.ArgumentParser) -> None:
@@ -314,7 +318,8 @@ def _opts(args: argparse.Namespace):
               max_epochs=args.max_epochs, image_size=args.image_size,
               cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
               seed=args.seed, address=args.address, storage=args.storage,
-              max_buckets=args.max_buckets, quiet=args.quiet or args.json_out,
+              max_buckets=args.max_buckets, cache_dir=args.cache_dir,
+              quiet=args.quiet or args.json_out,
               mlflow=args.mlflow, wandb=args.wandb, weights=args.weights)
     if args.command == "train":
         kw.update(budget_s=args.budget, max_epochs=args.max_epochs or (

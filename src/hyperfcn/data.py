@@ -194,6 +194,52 @@ def decode_image(path: str | Path, sizes: Sequence[int],
     return out
 
 
+# EXIF orientations that turn the image a quarter: exif_transpose swaps its sides.
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
+
+
+def probe_image(path: str | Path) -> tuple[int, int] | str:
+    """(width, height) of an image as :func:`decode_image` will see it (EXIF rotation
+    applied), read from its header alone; the reason when it cannot be read."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                turned = im.getexif().get(0x0112) in _QUARTER_TURNS
+    except Image.DecompressionBombError as e:
+        return f"too large to decode safely ({e})"
+    except Exception as e:  # any unreadable file is skipped, never fatal
+        return f"{type(e).__name__}: {e}"
+    if w < 1 or h < 1:
+        return f"empty image ({w}x{h})"
+    return (h, w) if turned else (w, h)
+
+
+def probe_all(paths: Sequence[Path], workers: int | None = None
+              ) -> list[tuple[int, int] | str]:
+    """:func:`probe_image` of every path, in order, in parallel threads."""
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        return list(pool.map(probe_image, paths, chunksize=64))
+
+
+def decoded_shapes(width: int, height: int, sizes: Sequence[int],
+                   max_aspect: float = MAX_ASPECT) -> dict[int, tuple[int, int]]:
+    """(height, width) that :func:`decode_image` gives an image of this size at each size,
+    without decoding it (a JPEG's draft decode may land a pixel off: packing crops or pads
+    to the bucket either way)."""
+    if max(width, height) > max_aspect * min(width, height):
+        if width > height:
+            width = int(round(height * max_aspect))
+        else:
+            height = int(round(width * max_aspect))
+    out: dict[int, tuple[int, int]] = {}
+    for s in sorted(set(sizes), reverse=True):
+        height, width = target_shape(width, height, s, max_aspect)
+        out[s] = (height, width)
+    return out
+
+
 @dataclass
 class Decoded:
     """Arrays per size for the images that decoded, and why the others did not."""

@@ -1,56 +1,27 @@
-"""The memory a run's decoded images will take, estimated from a sample of image headers
-before anything is decoded, and the refusal of a run that cannot fit: without it, a dataset
-too big for the machine is decoded in full and then the kernel kills the driver while it
-packs the arrays, with no message and nothing saved.
+"""The room a run's decoded images need, counted from every image's header before anything
+is decoded, and the refusal of a run that cannot have it: without it, a dataset too big for
+the machine is decoded until the disk fills or the kernel kills the driver, with no message
+and nothing saved.
 
-Every image is kept decoded at every prepared size (uint8, short side = the size, aspect
-capped as :func:`hyperfcn.data.target_shape` does). At the peak, two copies are held at once:
-the per-image arrays and their packed buckets while packing, then the buckets and Ray's
-object-store copy while they are shared with the trials.
+The decoded cache (:mod:`hyperfcn.cache`) holds every image at every prepared size on disk
+(uint8, its bucket's shape); trials map it, so memory is not what bounds the data there.
+Data held in memory instead (shared through a Ray cluster's object store) needs its bytes
+twice at the peak: the mapped arrays read in, and the object store's copy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 
-from .data import target_shape
 from .errors import DataError
-from .sizing import PROBE, sample_headers
 
-# Copies held at the peak (see above), and the padding packing adds (the development
-# datasets pad 0-12% of pixels).
-PEAK_COPIES = 2
-PADDING = 1.15
-# The share of the memory available at the start that a run's data may take at its peak:
-# the trials' models, activations and Ray's own processes need the rest.
+# The share of the free disk the decoded cache may fill (logs, checkpoints and the rest of
+# the machine need some), and of the available memory data held in memory may take at its
+# peak (the trials' models, activations and Ray's own processes need the rest).
+DISK_USABLE = 0.95
 USABLE = 0.8
-
-
-@dataclass(frozen=True)
-class Footprint:
-    images: int
-    sizes: tuple[int, ...]
-    per_image: dict[int, float]  # bytes of one decoded image at each size, on average
-
-    def peak_bytes(self, sizes: Sequence[int] | None = None) -> float:
-        sizes = self.sizes if sizes is None else sizes
-        return PEAK_COPIES * PADDING * self.images * sum(self.per_image[s] for s in sizes)
-
-
-def estimate(files: Sequence[Path], sizes: Sequence[int], seed: int = 0,
-             n: int = PROBE) -> Footprint | None:
-    """The decoded bytes of ``files`` at ``sizes``, from a seeded sample of their headers;
-    None when no header could be read (the decode then reports the files)."""
-    shapes = sample_headers(files, seed, n)
-    if not shapes:
-        return None
-    per_image = {}
-    for size in sizes:
-        px = [h * w for h, w in (target_shape(w0, h0, size) for w0, h0 in shapes)]
-        per_image[size] = 3.0 * sum(px) / len(px)
-    return Footprint(images=len(files), sizes=tuple(sizes), per_image=per_image)
+PEAK_COPIES = 2
 
 
 # A container's memory limit and use: cgroup v2, then v1 (a limit past the machine's memory
@@ -91,22 +62,32 @@ def _gib(b: float) -> str:
     return f"{b / 2**30:.1f} GiB"
 
 
-def check_fits(fp: Footprint | None, available: int | None, where: str) -> None:
-    """Refuse, with the numbers and what to change, a run whose data cannot fit in USABLE
-    of the available memory."""
-    if fp is None or available is None:
+def check_disk(need: Mapping[int, int], free: int, images: int, where: str,
+               root: Path) -> None:
+    """Refuse, with the numbers and what to change, a decode whose arrays (``need``: bytes
+    at each size still to decode) the cache's disk cannot hold."""
+    total, room = sum(need.values()), DISK_USABLE * free
+    if total <= room:
         return
-    need, room = fp.peak_bytes(), USABLE * available
-    if need <= room:
-        return
-    smallest = min(fp.sizes)
-    one = fp.peak_bytes([smallest])
-    fix = (f"give --image-size {smallest} (one size: ~{_gib(one)})" if one <= room and
-           len(fp.sizes) > 1 else "train on a subset of the images, or a smaller --image-size")
+    smallest = min(need)
+    fix = (f"give --image-size {smallest} (one size: ~{_gib(need[smallest])})"
+           if need[smallest] <= room and len(need) > 1
+           else "give a smaller --image-size or train on a subset of the images")
     raise DataError(
-        f"{where}: {fp.images} images decoded at {', '.join(map(str, fp.sizes))} px need "
-        f"~{_gib(need)} of memory at the peak (~{sum(fp.per_image.values()) / 1e3:.0f} KB "
-        f"an image, held twice while they are packed and shared with the trials), and this "
-        f"machine has {_gib(available)} available ({USABLE:.0%} of it usable for the data); "
-        f"nothing was decoded. {fix[0].upper()}{fix[1:]}, or run on a machine with more "
-        f"memory")
+        f"{where}: {images} images decoded at {', '.join(map(str, sorted(need)))} px need "
+        f"~{_gib(total)} in the decoded cache ({root}), and its disk has {_gib(free)} free; "
+        f"nothing was decoded. {fix[0].upper()}{fix[1:]}, or --cache-dir on a disk with "
+        f"more room")
+
+
+def check_memory(need: int, available: int | None, where: str) -> None:
+    """Refuse, with the numbers, data to be held in memory that cannot fit in USABLE of
+    the available memory at its peak (PEAK_COPIES copies)."""
+    if available is None or PEAK_COPIES * need <= USABLE * available:
+        return
+    raise DataError(
+        f"{where}: the decoded images take {_gib(need)}, held {PEAK_COPIES} times in memory "
+        f"while they are shared through the cluster's object store, and this machine has "
+        f"{_gib(available)} available ({USABLE:.0%} of it usable for the data). Give "
+        f"--cache-dir on a path every node of the cluster mounts, so the trials map the "
+        f"cache there, or a smaller --image-size")

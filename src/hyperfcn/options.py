@@ -44,6 +44,7 @@ class TuneOptions:
     storage: str | None = None
     backend: str = field(default_factory=default_backend)
     max_buckets: int = 4
+    cache_dir: Path | None = None  # the decoded cache's root (cache.cache_root's default)
     max_failures: int = 0  # retries of a failed trial (from its last checkpoint)
     random_starts: int | None = None  # random configs before TPE (None: from concurrency)
     checkpoint_every_s: float = 60.0  # a trial's checkpoints at least this far apart; 0: all

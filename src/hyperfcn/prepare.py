@@ -1,4 +1,5 @@
-"""From class folders to the bucketed arrays every trial shares (decoded once, here)."""
+"""From class folders to the bucketed arrays every trial shares: decoded once into the
+decoded cache (:mod:`hyperfcn.cache`), or found there, and checked."""
 
 from __future__ import annotations
 
@@ -7,11 +8,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .arrays import TrialData
-from .buckets import MAX_BUCKETS, pack, plan_buckets
-from .data import Scan, decode_all, scan_folder, stratified_split
+from .buckets import MAX_BUCKETS, Packed
+from .cache import (
+    Source,
+    Split,
+    cache_root,
+    decode_sizes,
+    entry_dir,
+    finish_size,
+    free_bytes,
+    is_complete,
+    locked,
+    needed_bytes,
+    open_size,
+    partial_bytes,
+    plan_size,
+    size_dir,
+    split_of,
+)
+from .data import Scan, scan_folder
 from .errors import DataError
-from .footprint import available_bytes, check_fits, estimate
+from .footprint import check_disk
 
 
 @dataclass
@@ -23,8 +43,10 @@ class DataSummary:
     ignored: int = 0  # files without an image extension
     shapes: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     padded_fraction: dict[int, float] = field(default_factory=dict)
-    decode_seconds: float = 0.0
+    decode_seconds: float = 0.0  # decoding, or finding the images decoded in the cache
     decoded: int = 0
+    cache: str = ""  # the decoded cache's entry these arrays map
+    cache_hit: bool = False  # every size was decoded before: nothing decoded now
     # Validation files in the order of the packed val set's `index`: the report's gallery
     # maps predictions back to files with it.
     val_files: list[str] = field(default_factory=list)
@@ -38,6 +60,7 @@ class DataSummary:
             "bucket_shapes": {str(k): v for k, v in self.shapes.items()},
             "padded_fraction": {str(k): round(v, 4) for k, v in self.padded_fraction.items()},
             "decode_seconds": round(self.decode_seconds, 3), "decoded": self.decoded,
+            "cache": self.cache, "cache_hit": self.cache_hit,
         }
 
 
@@ -68,10 +91,8 @@ def check_test_dir(test_dir: str | Path, classes: Sequence[str], used: Sequence[
     return len(scan.files)
 
 
-def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path | None = None,
-            val_split: float = 0.2, seed: int = 0, max_buckets: int = MAX_BUCKETS,
-            workers: int | None = None, skipped_log: Path | None = None,
-            test_dir: str | Path | None = None) -> tuple[TrialData, DataSummary]:
+def _scan(train_dir: str | Path, val_dir: str | Path | None,
+          test_dir: str | Path | None) -> tuple[Scan, Scan | None]:
     train_scan = scan_folder(train_dir, what="DATA")
     if len(train_scan.classes) < 2:
         raise DataError(f"{train_dir}: found one class ({train_scan.classes[0]!r}); a "
@@ -80,69 +101,85 @@ def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path 
                 if val_dir is not None else None)
     if test_dir is not None:  # before the decode: a bad test folder costs no work
         check_test_dir(test_dir, train_scan.classes, [s for s in (train_scan, val_scan) if s])
-    files = list(train_scan.files) + (list(val_scan.files) if val_scan else [])
-    labels = list(train_scan.labels) + (list(val_scan.labels) if val_scan else [])
-    n_train_files = len(train_scan.files)
-    if not files:
+    if not train_scan.files:
         raise DataError(f"{train_dir}: no image files in the class folders (looked for "
                         f".jpg .png .bmp .gif .webp .tif)")
-    check_fits(estimate(files, sizes, seed), available_bytes(), str(train_dir))
+    return train_scan, val_scan
+
+
+def _check_split(split: Split, train_dir: str | Path, val_dir: str | Path | None) -> None:
+    if not len(split.members(0)):
+        raise DataError(f"{train_dir}: no readable training images left "
+                        f"({len(split.skipped)} skipped)")
+    if not len(split.members(1)):
+        raise DataError(f"{val_dir or train_dir}: no validation images; give --val-dir or a "
+                        f"larger --val-split")
+
+
+def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path | None = None,
+            val_split: float = 0.2, seed: int = 0, max_buckets: int = MAX_BUCKETS,
+            workers: int | None = None, skipped_log: Path | None = None,
+            test_dir: str | Path | None = None, cache_dir: str | Path | None = None
+            ) -> tuple[TrialData, DataSummary]:
+    """Decode DATA (and --val-dir) into the decoded cache at ``sizes``, or find it there,
+    and map it: the arrays every trial and the final model share."""
+    train_scan, val_scan = _scan(train_dir, val_dir, test_dir)
+    scans = [train_scan] + ([val_scan] if val_scan else [])
+    src = Source(files=tuple(f for s in scans for f in s.files),
+                 labels=tuple(lab for s in scans for lab in s.labels),
+                 n_train=len(train_scan.files), val_split=val_split, seed=seed,
+                 max_buckets=max_buckets)
+    root = cache_root(cache_dir)
+    entry = entry_dir(root, src)
     t0 = time.time()
-    dec = decode_all(files, sizes, workers=workers)
-    dt = time.time() - t0
-    skipped = [(str(p), r) for p, r in dec.failed]
+    with locked(entry):
+        split = split_of(entry, src, workers)
+        _check_split(split, train_dir, val_dir)
+        missing = [s for s in sizes if not is_complete(entry, s)]
+        if missing:
+            _decode(src, split, missing, entry, root, workers, str(train_dir))
+    parts = {s: open_size(size_dir(entry, s)) for s in sizes}
+    failed = {tuple(f) for s in sizes for f in parts[s][2]["failed"]}
+    skipped = split.skipped + sorted(failed)
     if skipped_log is not None and skipped:
         skipped_log.parent.mkdir(parents=True, exist_ok=True)
         skipped_log.write_text("".join(f"{p}\t{r}\n" for p, r in skipped))
-    kept_labels = [labels[i] for i in dec.kept]
-    is_train = [i < n_train_files for i in dec.kept]
-    if val_scan is not None:
-        tr_idx = [k for k, t in enumerate(is_train) if t]
-        va_idx = [k for k, t in enumerate(is_train) if not t]
-    else:
-        tr_idx, va_idx = stratified_split(kept_labels, val_split, seed)
-    if not tr_idx:
-        raise DataError(f"{train_dir}: no readable training images left "
-                        f"({len(skipped)} skipped)")
-    if not va_idx:
-        raise DataError(f"{val_dir or train_dir}: no validation images; give --val-dir or a "
-                        f"larger --val-split")
     classes = train_scan.classes
+    val_members = split.members(1)
     summary = DataSummary(
-        classes=classes,
-        train_counts={c: 0 for c in classes}, val_counts={c: 0 for c in classes},
-        skipped=skipped, ignored=len(train_scan.ignored) + (len(val_scan.ignored)
-                                                            if val_scan else 0),
-        decode_seconds=dt, decoded=len(dec.kept),
-        val_files=[str(files[dec.kept[k]]) for k in va_idx],
-        val_labels=[kept_labels[k] for k in va_idx])
-    for k in tr_idx:
-        summary.train_counts[classes[kept_labels[k]]] += 1
-    for k in va_idx:
-        summary.val_counts[classes[kept_labels[k]]] += 1
+        classes=classes, train_counts=_counts(parts[sizes[0]][0], classes),
+        val_counts=_counts(parts[sizes[0]][1], classes), skipped=skipped,
+        ignored=sum(len(s.ignored) for s in scans), decode_seconds=time.time() - t0,
+        decoded=sum(p.size for p in parts[sizes[0]][:2]), cache=str(entry),
+        cache_hit=not missing, val_files=[str(src.files[i]) for i in val_members],
+        val_labels=[src.labels[i] for i in val_members])
+    for s in sizes:
+        summary.shapes[s] = [tuple(map(int, sh)) for sh in parts[s][2]["shapes"]]
+        summary.padded_fraction[s] = float(parts[s][2]["padded_fraction"])
     empty = [c for c in classes if summary.train_counts[c] == 0]
     if empty:
         raise DataError(f"{train_dir}: class folder(s) with no readable images: "
                         f"{', '.join(empty)}; add images or remove the folder")
-    train, val = _pack_sizes(dec.images, sizes, kept_labels, tr_idx, va_idx, max_buckets,
-                             summary)
-    return TrialData(classes=classes, train=train, val=val), summary
+    return TrialData(classes=classes, train={s: parts[s][0] for s in sizes},
+                     val={s: parts[s][1] for s in sizes}), summary
 
 
-def _pack_sizes(images: dict, sizes: Sequence[int], labels: list[int], tr_idx: list[int],
-                va_idx: list[int], max_buckets: int, summary: DataSummary
-                ) -> tuple[dict, dict]:
-    """Each size's training and validation images packed into the same few bucket shapes;
-    the shapes and the padded share of pixels go into ``summary``."""
-    train, val = {}, {}
-    for s in sizes:
-        imgs = images[s]
-        plan = plan_buckets([imgs[k].shape[:2] for k in range(len(imgs))], max_buckets)
-        train[s] = pack([imgs[k] for k in tr_idx], [labels[k] for k in tr_idx], plan)
-        val[s] = pack([imgs[k] for k in va_idx], [labels[k] for k in va_idx], plan)
-        summary.shapes[s] = [tuple(map(int, sh)) for sh in plan.shapes]
-        total = sum(b.x.size for b in train[s].buckets) + sum(b.x.size for b in val[s].buckets)
-        summary.padded_fraction[s] = (
-            (train[s].padded_fraction * sum(b.x.size for b in train[s].buckets)
-             + val[s].padded_fraction * sum(b.x.size for b in val[s].buckets)) / total)
-    return train, val
+def _decode(src: Source, split: Split, sizes: Sequence[int], entry: Path, root: Path,
+            workers: int | None, where: str) -> None:
+    """Plan each size's buckets from the headers, refuse a decode the disk cannot hold,
+    then decode once into every size's arrays."""
+    plans = [plan_size(split, s, src.max_buckets) for s in sizes]
+    need = {p.size: needed_bytes(p) - partial_bytes(entry, p.size) for p in plans}
+    check_disk(need, free_bytes(root), len(plans[0].slots), where, root)
+    dirs = [size_dir(entry, s) for s in sizes]
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    failed = decode_sizes(src, plans, dirs, workers)
+    for plan, d in zip(plans, dirs):
+        finish_size(d, plan, src, failed)
+
+
+def _counts(packed: Packed, classes: Sequence[str]) -> dict[str, int]:
+    n = np.bincount(np.concatenate([b.y for b in packed.buckets] or [np.zeros(0, np.int32)]),
+                    minlength=len(classes))
+    return {c: int(n[k]) for k, c in enumerate(classes)}

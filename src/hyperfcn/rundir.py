@@ -58,11 +58,14 @@ def prepare_data(opts: TuneOptions, sizes: list[int], run_dir: Path, say: Printe
                                   f" (validation: {opts.val_split:.0%} stratified split)"))
     data, summary = prepare(opts.data, sizes, val_dir=opts.val_dir, val_split=opts.val_split,
                             seed=opts.seed, max_buckets=opts.max_buckets,
-                            skipped_log=run_dir / art.SKIPPED, test_dir=opts.test_dir)
+                            skipped_log=run_dir / art.SKIPPED, test_dir=opts.test_dir,
+                            cache_dir=opts.cache_dir)
     n_tr, n_va = sum(summary.train_counts.values()), sum(summary.val_counts.values())
+    how = (f"decoded before, found in {summary.decode_seconds:.1f} s" if summary.cache_hit
+           else f"decoded once in {summary.decode_seconds:.1f} s "
+                f"({summary.decoded / max(summary.decode_seconds, 1e-9):.0f} images/s)")
     say(f"{len(summary.classes)} classes, {n_tr} training and {n_va} validation images, "
-        f"decoded once in {summary.decode_seconds:.1f} s "
-        f"({summary.decoded / max(summary.decode_seconds, 1e-9):.0f} images/s)")
+        f"{how}; cache {summary.cache}")
     for s in sizes:
         say(f"  {s} px: {len(summary.shapes[s])} batch shapes "
             f"{', '.join(f'{h}x{w}' for h, w in summary.shapes[s])}; "

@@ -1,0 +1,351 @@
+"""The decoded images on disk, memory-mapped: one ``.npy`` array per (size, split, bucket).
+
+A run decodes each image once, straight into the cache's files; every trial and the final
+model map the same files read-only, so the page cache is shared and no worker keeps a copy,
+and a dataset may be larger than memory. A later run on the same files and settings
+(``--resume``, ``train``, another ``tune``) decodes nothing.
+
+An entry is keyed on the files (path, bytes, modification time, class) and the settings that
+shape it (the validation split, the number of buckets). Its headers are probed first, so the
+split and every bucket's shape are planned before any decode; each size is a folder of its
+own, complete once its ``meta.json`` exists, so a run at another size decodes only that
+size. A decode records each finished chunk of images: an interrupted one resumes there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .buckets import Bucket, BucketPlan, Packed, fit_to, plan_buckets
+from .data import MAX_ASPECT, decode_image, decoded_shapes, probe_all, stratified_split
+
+# Bump when what an entry's files hold changes: older entries are then never read.
+FORMAT = 1
+# Images decoded between two progress records: what an interrupted decode may redo.
+CHUNK = 1024
+CACHE_ENV = "HYPERFCN_CACHE_DIR"
+PARTS = ("train", "val")
+
+
+def cache_root(cache_dir: str | Path | None = None) -> Path:
+    """--cache-dir, else $HYPERFCN_CACHE_DIR, else $XDG_CACHE_HOME/hyperfcn (~/.cache)."""
+    if cache_dir:
+        return Path(cache_dir).expanduser()
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hyperfcn"
+
+
+@dataclass(frozen=True)
+class Source:
+    """The files an entry is made from and the settings that shape it."""
+
+    files: tuple[Path, ...]
+    labels: tuple[int, ...]
+    n_train: int  # files[:n_train] are DATA's; the rest, if any, --val-dir's
+    val_split: float
+    seed: int
+    max_buckets: int
+
+    def key(self) -> str:
+        own_val = self.n_train == len(self.files)  # the split is drawn, so it shapes the entry
+        h = hashlib.sha256(json.dumps(
+            [FORMAT, MAX_ASPECT, self.n_train, len(self.files), self.max_buckets,
+             self.val_split if own_val else None, self.seed if own_val else None]).encode())
+        for p, label in zip(self.files, self.labels):
+            try:
+                st = os.stat(p)
+                stamp = f"{st.st_size}:{st.st_mtime_ns}"
+            except OSError:
+                stamp = "missing"
+            h.update(f"{os.path.abspath(p)}\0{stamp}\0{label}\n".encode())
+        return h.hexdigest()[:24]
+
+
+@dataclass
+class Split:
+    """Every file's (width, height) from its header and its part: 0 train, 1 val, -1 not
+    readable (with why in ``skipped``)."""
+
+    shapes: np.ndarray  # int64 (n, 2)
+    part: np.ndarray  # int8 (n,)
+    skipped: list[tuple[str, str]]
+
+    def members(self, part: int) -> np.ndarray:
+        return np.flatnonzero(self.part == part)
+
+
+def make_split(src: Source, workers: int | None = None) -> Split:
+    probes = probe_all(src.files, workers)
+    shapes = np.full((len(src.files), 2), -1, np.int64)
+    skipped = []
+    for i, r in enumerate(probes):
+        if isinstance(r, str):
+            skipped.append((str(src.files[i]), r))
+        else:
+            shapes[i] = r
+    ok = np.flatnonzero(shapes[:, 0] >= 0)
+    part = np.full(len(src.files), -1, np.int8)
+    if src.n_train < len(src.files):
+        part[ok] = (ok >= src.n_train).astype(np.int8)
+    elif len(ok):
+        _, va = stratified_split([src.labels[i] for i in ok], src.val_split, src.seed)
+        part[ok] = 0
+        part[ok[va]] = 1
+    return Split(shapes=shapes, part=part, skipped=skipped)
+
+
+def _save_split(d: Path, split: Split) -> None:
+    np.save(d / "shapes.npy", split.shapes)
+    np.save(d / "part.npy", split.part)
+    _write_json(d / "split.json", {"skipped": split.skipped})
+
+
+def _load_split(d: Path) -> Split | None:
+    if not (d / "split.json").exists():
+        return None
+    return Split(shapes=np.load(d / "shapes.npy"), part=np.load(d / "part.npy"),
+                 skipped=[tuple(s) for s in _read_json(d / "split.json")["skipped"]])
+
+
+def _write_json(path: Path, obj: object) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj))
+    os.replace(tmp, path)  # a reader never sees half a file
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+@dataclass(frozen=True)
+class SizePlan:
+    """Where each image goes at one size: its bucket, and its row in its part's bucket."""
+
+    size: int
+    plan: BucketPlan
+    shapes: dict[int, tuple[int, int]]  # file index -> decoded (height, width)
+    slots: dict[int, tuple[int, int, int]]  # file index -> (part, bucket, row)
+    rows: dict[tuple[int, int], list[int]]  # (part, bucket) -> file indices, row order
+
+    def padded_fraction(self, failed: Sequence[int] = ()) -> float:
+        gone = set(failed)
+        real = total = 0
+        for i, (_, b, _) in self.slots.items():
+            if i in gone:
+                continue
+            (h, w), (bh, bw) = self.shapes[i], self.plan.shapes[b]
+            real += min(h, bh) * min(w, bw)
+            total += bh * bw
+        return 1.0 - real / total if total else 0.0
+
+
+def plan_size(split: Split, size: int, max_buckets: int) -> SizePlan:
+    shapes = {int(i): decoded_shapes(int(w), int(h), [size])[size]
+              for i, (w, h) in enumerate(split.shapes) if split.part[i] >= 0}
+    plan = plan_buckets(list(shapes.values()), max_buckets)
+    slots: dict[int, tuple[int, int, int]] = {}
+    rows: dict[tuple[int, int], list[int]] = {}
+    for part in (0, 1):
+        for i in split.members(part):
+            b = plan.assign(*shapes[int(i)])
+            got = rows.setdefault((part, b), [])
+            slots[int(i)] = (part, b, len(got))
+            got.append(int(i))
+    return SizePlan(size=size, plan=plan, shapes=shapes, slots=slots, rows=rows)
+
+
+def needed_bytes(plan: SizePlan) -> int:
+    return sum(3 * len(r) * plan.plan.shapes[b][0] * plan.plan.shapes[b][1]
+               for (_, b), r in plan.rows.items())
+
+
+def _x_path(d: Path, part: int, b: int) -> Path:
+    return d / f"x-{PARTS[part]}-{b}.npy"
+
+
+def _open_x(d: Path, plan: SizePlan, part: int, b: int, resume: bool) -> np.memmap:
+    h, w = plan.plan.shapes[b]
+    shape = (len(plan.rows[(part, b)]), h, w, 3)
+    path = _x_path(d, part, b)
+    if resume and path.exists():
+        mm = np.load(path, mmap_mode="r+")
+        if mm.shape == shape and mm.dtype == np.uint8:
+            return mm
+    return np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+
+
+@dataclass
+class _Progress:
+    done: set[int]  # finished chunks
+    failed: dict[int, str]  # file index -> why it did not decode
+
+
+def _progress(dirs: Sequence[Path]) -> _Progress:
+    """What every size of this decode finished before it was interrupted."""
+    done: set[int] | None = None
+    failed: dict[int, str] = {}
+    for d in dirs:
+        p = d / "progress.json"
+        got = _read_json(p) if p.exists() else {"done": [], "failed": {}}
+        done = set(got["done"]) if done is None else done & set(got["done"])
+        failed.update({int(k): v for k, v in got["failed"].items()})
+    return _Progress(done=done or set(), failed=failed)
+
+
+def _record(dirs: Sequence[Path], prog: _Progress) -> None:
+    for d in dirs:
+        _write_json(d / "progress.json", {"done": sorted(prog.done),
+                                          "failed": {str(k): v for k, v in prog.failed.items()}})
+
+
+def decode_sizes(src: Source, plans: Sequence[SizePlan], dirs: Sequence[Path],
+                 workers: int | None = None) -> dict[int, str]:
+    """Decode every readable file once into the arrays of each plan's size, CHUNK files at a
+    time, recording each finished chunk; returns {file index: why} for the files that did
+    not decode. Resumes an earlier, interrupted decode of the same sizes."""
+    prog = _progress(dirs)
+    arrays = {(p.size, part, b): _open_x(d, p, part, b, resume=bool(prog.done))
+              for p, d in zip(plans, dirs) for (part, b) in p.rows}
+    sizes = [p.size for p in plans]
+    order = sorted(plans[0].slots)
+
+    def one(i: int) -> str | None:
+        try:
+            images = decode_image(src.files[i], sizes)
+        except Exception as e:  # any unreadable file is skipped, never fatal
+            return f"{type(e).__name__}: {e}"
+        for p in plans:
+            part, b, row = p.slots[i]
+            h, w = p.plan.shapes[b]
+            arrays[(p.size, part, b)][row] = fit_to(images[p.size], h, w)
+        return None
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        for c, start in enumerate(range(0, len(order), CHUNK)):
+            if c in prog.done:
+                continue
+            chunk = order[start:start + CHUNK]
+            for i, why in zip(chunk, pool.map(one, chunk)):
+                if why is not None:
+                    prog.failed[i] = why
+            for a in arrays.values():
+                a.flush()
+            prog.done.add(c)
+            _record(dirs, prog)
+    return prog.failed
+
+
+def _drop_rows(path: Path, keep: np.ndarray) -> None:
+    """Rewrite an array file without the rows of images that did not decode, a bounded
+    number of rows at a time."""
+    old = np.load(path, mmap_mode="r")
+    tmp = path.with_suffix(".tmp.npy")
+    new = np.lib.format.open_memmap(tmp, mode="w+", dtype=old.dtype,
+                                    shape=(int(keep.sum()),) + old.shape[1:])
+    rows = np.flatnonzero(keep)
+    for s in range(0, len(rows), CHUNK):
+        new[s:s + CHUNK] = old[rows[s:s + CHUNK]]
+    new.flush()
+    del old, new
+    os.replace(tmp, path)
+
+
+def finish_size(d: Path, plan: SizePlan, src: Source, failed: dict[int, str]) -> None:
+    """Labels and positions beside each array, failed rows dropped, then meta.json: the
+    mark that this size is complete."""
+    # an image's index is its position among its part's files (val_files' order)
+    members = {part: {i: k for k, i in enumerate(sorted(
+        i for i, slot in plan.slots.items() if slot[0] == part))} for part in (0, 1)}
+    for (part, b), rows in plan.rows.items():
+        keep = np.asarray([i not in failed for i in rows], dtype=bool)
+        if not keep.all():
+            _drop_rows(_x_path(d, part, b), keep)
+        kept = [i for i in rows if i not in failed]
+        np.save(d / f"y-{PARTS[part]}-{b}.npy",
+                np.asarray([src.labels[i] for i in kept], np.int32))
+        np.save(d / f"i-{PARTS[part]}-{b}.npy",
+                np.asarray([members[part][i] for i in kept], np.int64))
+    _write_json(d / "meta.json", {
+        "size": plan.size, "shapes": [list(s) for s in plan.plan.shapes],
+        "buckets": sorted([list(k) for k in plan.rows]),
+        "padded_fraction": plan.padded_fraction(list(failed)),
+        "failed": [[str(src.files[i]), why] for i, why in sorted(failed.items())]})
+    (d / "progress.json").unlink(missing_ok=True)
+
+
+def open_size(d: Path) -> tuple[Packed, Packed, dict]:
+    """The training and validation buckets of a complete size, mapped read-only."""
+    meta = _read_json(d / "meta.json")
+    out: tuple[list[Bucket], list[Bucket]] = ([], [])
+    for part, b in meta["buckets"]:
+        x_path = _x_path(d, part, b)
+        out[part].append(Bucket(
+            x=np.load(x_path, mmap_mode="r"), y=np.load(d / f"y-{PARTS[part]}-{b}.npy"),
+            index=np.load(d / f"i-{PARTS[part]}-{b}.npy"), path=str(x_path)))
+    pad = float(meta["padded_fraction"])
+    return Packed(out[0], pad), Packed(out[1], pad), meta
+
+
+@contextlib.contextmanager
+def locked(d: Path) -> Iterator[None]:
+    """One process builds an entry at a time; another waits, then finds it built."""
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def entry_dir(root: Path, src: Source) -> Path:
+    return root / f"decoded-v{FORMAT}" / src.key()
+
+
+def size_dir(entry: Path, size: int) -> Path:
+    return entry / f"size-{size}"
+
+
+def is_complete(entry: Path, size: int) -> bool:
+    return (size_dir(entry, size) / "meta.json").exists()
+
+
+def split_of(entry: Path, src: Source, workers: int | None = None) -> Split:
+    """The entry's split, probed from the headers and saved the first time."""
+    split = _load_split(entry)
+    if split is None:
+        split = make_split(src, workers)
+        _save_split(entry, split)
+    return split
+
+
+def free_bytes(root: Path) -> int:
+    """Free bytes on the disk that holds ``root`` (or would, once made)."""
+    p = root
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return shutil.disk_usage(p).free
+
+
+def partial_bytes(entry: Path, size: int) -> int:
+    """Bytes an interrupted decode of ``size`` already holds on disk."""
+    return sum(f.stat().st_size for f in size_dir(entry, size).glob("x-*.npy"))
+
+
+def in_memory(packed: Packed) -> Packed:
+    """A copy of mapped buckets held in memory, for a cluster whose other nodes cannot see
+    the cache's path: it then travels through Ray's object store."""
+    return Packed([Bucket(x=np.array(b.x), y=b.y, index=b.index) for b in packed.buckets],
+                  packed.padded_fraction)

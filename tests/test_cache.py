@@ -1,0 +1,119 @@
+"""The decoded cache: decoded once per file and settings, found again by later runs,
+resumed after an interruption, every row the image its labels and index name."""
+
+import io
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hyperfcn import cache as cache_mod
+from hyperfcn import data as data_mod
+from hyperfcn.buckets import fit_to
+from hyperfcn.prepare import prepare
+
+
+def _corpus(root: Path, n: int = 6) -> Path:
+    rng = np.random.default_rng(0)
+    for c in ("cat", "dog"):
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            w, h = [(40, 30), (30, 40), (36, 36)][i % 3]
+            Image.fromarray(rng.integers(0, 255, (h, w, 3), np.uint8)).save(
+                root / c / f"{i}.png")
+    return root
+
+
+def _decodes(fn) -> int:
+    before = data_mod.DECODES[0]
+    fn()
+    return data_mod.DECODES[0] - before
+
+
+def _rows(packed):
+    for b in packed.buckets:
+        for k in range(len(b.y)):
+            yield b, k
+
+
+def test_every_row_is_the_image_its_index_and_label_name(tmp_path):
+    data, summary = prepare(_corpus(tmp_path / "d"), [16, 24], val_split=0.34,
+                            cache_dir=tmp_path / "c")
+    for s in (16, 24):
+        for b, k in _rows(data.val[s]):
+            path = summary.val_files[b.index[k]]
+            h, w = b.x.shape[1:3]
+            want = fit_to(data_mod.decode_image(path, [16, 24])[s], h, w)
+            assert np.array_equal(b.x[k], want), path
+            assert summary.classes[b.y[k]] == Path(path).parent.name
+    n = sum(summary.train_counts.values()) + sum(summary.val_counts.values())
+    assert n == 12 and data.train[16].size + data.val[16].size == 12
+
+
+def test_a_second_run_on_the_same_files_decodes_nothing_and_a_changed_file_misses(tmp_path):
+    d, c = _corpus(tmp_path / "d"), tmp_path / "c"
+    first = prepare(d, [16], cache_dir=c)
+    again = []
+    assert _decodes(lambda: again.append(prepare(d, [16], cache_dir=c))) == 0
+    assert again[0][1].cache_hit and again[0][1].cache == first[1].cache
+    for a, b in zip(first[0].train[16].buckets, again[0][0].train[16].buckets):
+        assert np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y)
+    # another size decodes only that size; another split is another entry
+    assert _decodes(lambda: prepare(d, [24], cache_dir=c)) == 12
+    assert _decodes(lambda: prepare(d, [16, 24], cache_dir=c)) == 0
+    assert _decodes(lambda: prepare(d, [16], val_split=0.5, cache_dir=c)) == 12
+    f = d / "cat" / "0.png"
+    os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
+    assert _decodes(lambda: prepare(d, [16], cache_dir=c)) == 12
+
+
+def test_an_interrupted_decode_resumes_where_it_stopped(tmp_path, monkeypatch):
+    d, c = _corpus(tmp_path / "d"), tmp_path / "c"
+    monkeypatch.setattr(cache_mod, "CHUNK", 4)
+    real, seen = data_mod.decode_image, []
+
+    def dies_at_the_ninth(path, sizes, *a):
+        seen.append(path)
+        if len(seen) == 9:
+            raise KeyboardInterrupt
+        return real(path, sizes, *a)
+
+    monkeypatch.setattr(cache_mod, "decode_image", dies_at_the_ninth)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(d, [16, 24], cache_dir=c, workers=1)
+    monkeypatch.setattr(cache_mod, "decode_image", real)
+    # two chunks of 4 were recorded: the resumed decode does the last 4 only
+    resumed = []
+    assert _decodes(lambda: resumed.append(prepare(d, [16, 24], cache_dir=c))) == 4
+    fresh = prepare(d, [16, 24], cache_dir=tmp_path / "fresh")[0]
+    for s in (16, 24):
+        for a, b in zip(resumed[0][0].train[s].buckets, fresh.train[s].buckets):
+            assert np.array_equal(a.x, b.x) and np.array_equal(a.index, b.index)
+
+
+def test_a_file_whose_header_reads_but_whose_pixels_do_not_is_dropped(tmp_path):
+    d = _corpus(tmp_path / "d")
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(buf, "JPEG")
+    (d / "dog" / "cut.jpg").write_bytes(buf.getvalue()[:len(buf.getvalue()) // 2])
+    data, summary = prepare(d, [16], val_dir=None, val_split=0.34, cache_dir=tmp_path / "c")
+    assert [Path(p).name for p, _ in summary.skipped] == ["cut.jpg"]
+    assert data.train[16].size + data.val[16].size == 12
+    for b, k in _rows(data.val[16]):
+        assert Path(summary.val_files[b.index[k]]).name != "cut.jpg"
+    again = prepare(d, [16], val_split=0.34, cache_dir=tmp_path / "c")[1]
+    assert again.cache_hit and again.skipped == summary.skipped
+
+
+def test_a_mapped_bucket_travels_as_its_path(tmp_path):
+    data, _ = prepare(_corpus(tmp_path / "d", n=30), [24], cache_dir=tmp_path / "c")
+    b = data.train[24].buckets[0]
+    assert isinstance(b.x, np.memmap) and b.path
+    wire = pickle.dumps(b)
+    assert len(wire) < b.x.nbytes / 4
+    back = pickle.loads(wire)
+    assert isinstance(back.x, np.memmap) and np.array_equal(back.x, b.x)
+    assert not back.x.flags.writeable  # trials read the cache, never write it
