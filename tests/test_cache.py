@@ -117,3 +117,18 @@ def test_a_mapped_bucket_travels_as_its_path(tmp_path):
     back = pickle.loads(wire)
     assert isinstance(back.x, np.memmap) and np.array_equal(back.x, b.x)
     assert not back.x.flags.writeable  # trials read the cache, never write it
+
+
+def test_joining_a_cluster_without_a_shared_cache_ships_copies_in_memory(tmp_path):
+    from hyperfcn.api import TuneOptions, shareable
+
+    d = _corpus(tmp_path / "d")
+    data, _ = prepare(d, [16], cache_dir=tmp_path / "c")
+    assert shareable(data, TuneOptions(data=d)) is data  # local: trials map the cache
+    assert shareable(data, TuneOptions(data=d, address="auto", cache_dir=tmp_path / "c")
+                     ) is data  # a cache every node mounts
+    shipped = shareable(data, TuneOptions(data=d, address="auto"))
+    for b, mapped in zip(shipped.train[16].buckets, data.train[16].buckets):
+        assert b.path is None and not isinstance(b.x, np.memmap)
+        assert np.array_equal(b.x, mapped.x)
+        assert len(pickle.dumps(b)) > b.x.nbytes  # the pixels travel, not a path

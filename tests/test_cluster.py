@@ -1,5 +1,6 @@
-"""An existing Ray cluster: two nodes on this machine (1 CPU each), --address and --storage,
-and a dataset folder renamed once the driver has read it."""
+"""An existing Ray cluster: two nodes on this machine (1 CPU each), --address, --storage and
+--cache-dir (the trials map the decoded cache there), and a dataset folder renamed once the
+driver has read it."""
 
 import contextlib
 import json
@@ -83,11 +84,12 @@ def test_search_on_a_two_node_cluster_survives_the_dataset_moving(two_nodes, tmp
     proc = subprocess.Popen(
         [sys.executable, "-m", "hyperfcn.cli", "tune", str(data), "--val-split", "0.25",
          "--out", str(run), "--address", address, "--storage", str(storage),
+         "--cache-dir", str(tmp_path / "shared-cache"),
          "--image-size", "32", "--samples", "2", "--max-epochs", "2", "--scheduler", "fifo",
          "--concurrency", "2", "--cpus-per-trial", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     lines = []
-    for line in proc.stdout:  # the data is in memory once the decode line is printed
+    for line in proc.stdout:  # the data is in the cache once the decode line is printed
         lines.append(line)
         if "decoded once" in line:
             data.rename(tmp_path / "photos-moved")
@@ -99,6 +101,7 @@ def test_search_on_a_two_node_cluster_survives_the_dataset_moving(two_nodes, tmp
     assert "without token authentication" not in err
     results = list((storage / "tune").glob("trial_*/result.json"))
     assert len(results) == 2  # Ray's results went to --storage
+    assert list((tmp_path / "shared-cache").rglob("meta.json"))  # decoded into --cache-dir
     nodes = {json.loads(ln)["node_id"] for p in results
              for ln in p.read_text().splitlines() if ln.strip()}
     assert len(nodes) == 2, "the two trials should have run on the two nodes"

@@ -22,6 +22,18 @@ def test_patches_come_from_every_batch_in_keras_kernel_order():
     assert np.allclose(sample_patches(one, 3, n=2)[0] * 255, np.arange(27))
 
 
+def test_every_patch_is_a_window_of_an_image_and_each_array_gives_its_share():
+    a = np.arange(90, dtype=np.uint8).reshape(1, 5, 6, 3)
+    b = (np.arange(4 * 4 * 4 * 3) % 50 + 150).astype(np.uint8).reshape(4, 4, 4, 3)
+    windows = {tuple(x[i, r:r + 3, c:c + 3].reshape(-1)) for x in (a, b)
+               for i in range(len(x)) for r in range(x.shape[1] - 2)
+               for c in range(x.shape[2] - 2)}
+    p = np.rint(sample_patches([a, b], 3, n=1000) * 255).astype(int)
+    assert all(tuple(row) in windows for row in p)
+    from_a = (p.max(1) < 100).sum()  # a's values are below 90, b's from 150
+    assert 140 < from_a < 260  # 1 image in 5: ~200
+
+
 def test_the_whitening_filters_give_unit_variance_uncorrelated_outputs():
     p = sample_patches(_images(), 3, n=5000)
     w = whitening_kernel(p, 3, 16)

@@ -25,18 +25,20 @@ def sample_patches(images: Sequence[np.ndarray], k: int, n: int = PATCHES,
                    seed: int = 0) -> np.ndarray:
     """``n`` random k x k patches of ``images`` (uint8 N,H,W,3 arrays of any shapes, such as
     a bucket's images), as rows of k*k*3 floats in [0, 1], in Keras' kernel order (row,
-    column, channel)."""
+    column, channel). Each array gives patches in proportion to its images, gathered at
+    once: a mapped bucket is read only where the patches lie."""
     rng = np.random.default_rng(seed)
     sizes = np.array([len(x) for x in images])
-    which = rng.choice(len(images), size=n, p=sizes / sizes.sum())
-    out = np.empty((n, k * k * 3), np.float32)
-    for j, b in enumerate(which):
-        x = images[b]
-        i = rng.integers(len(x))
-        r = rng.integers(x.shape[1] - k + 1)
-        c = rng.integers(x.shape[2] - k + 1)
-        out[j] = x[i, r:r + k, c:c + k].reshape(-1) / 255.0
-    return out
+    offsets = np.arange(k)
+    parts = []
+    for x, m in zip(images, rng.multinomial(n, sizes / sizes.sum())):
+        if not m:
+            continue
+        i = rng.integers(len(x), size=m)[:, None, None]
+        r = rng.integers(x.shape[1] - k + 1, size=m)[:, None, None] + offsets[:, None]
+        c = rng.integers(x.shape[2] - k + 1, size=m)[:, None, None] + offsets[None, :]
+        parts.append(np.asarray(x[i, r, c], np.float32).reshape(m, -1) / 255.0)
+    return np.concatenate(parts)
 
 
 def whitening_kernel(patches: np.ndarray, k: int, filters: int) -> np.ndarray | None:
