@@ -132,3 +132,25 @@ def test_joining_a_cluster_without_a_shared_cache_ships_copies_in_memory(tmp_pat
         assert b.path is None and not isinstance(b.x, np.memmap)
         assert np.array_equal(b.x, mapped.x)
         assert len(pickle.dumps(b)) > b.x.nbytes  # the pixels travel, not a path
+
+
+def test_a_lost_file_of_a_complete_size_is_decoded_anew(tmp_path):
+    d, c = _corpus(tmp_path / "d"), tmp_path / "c"
+    _, summary = prepare(d, [16], cache_dir=c)
+    next(Path(summary.cache).glob("size-16/x-train-*.npy")).unlink()
+    again = []
+    assert _decodes(lambda: again.append(prepare(d, [16], cache_dir=c))) == 12
+    assert not again[0][1].cache_hit and again[0][0].train[16].size == summary.train_counts[
+        "cat"] + summary.train_counts["dog"]
+
+
+def test_a_disk_that_cannot_hold_the_arrays_is_an_error_naming_the_file(tmp_path, monkeypatch):
+    import errno
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(cache_mod.os, "posix_fallocate", full)
+    with pytest.raises(cache_mod.DataError, match=r"x-train-\d\.npy: cannot reserve .*"
+                                                  r"No space left.*--cache-dir"):
+        prepare(_corpus(tmp_path / "d"), [16], cache_dir=tmp_path / "c")

@@ -29,6 +29,7 @@ import numpy as np
 
 from .buckets import Bucket, BucketPlan, Packed, fit_to, plan_buckets
 from .data import MAX_ASPECT, decode_image, decoded_shapes, probe_all, stratified_split
+from .errors import DataError
 
 # Bump when what an entry's files hold changes: older entries are then never read.
 FORMAT = 1
@@ -175,15 +176,28 @@ def _x_path(d: Path, part: int, b: int) -> Path:
     return d / f"x-{PARTS[part]}-{b}.npy"
 
 
-def _open_x(d: Path, plan: SizePlan, part: int, b: int, resume: bool) -> np.memmap:
+def _open_x(d: Path, plan: SizePlan, part: int, b: int, resume: bool
+            ) -> tuple[np.memmap, bool]:
+    """A bucket's array file, mapped for writing, and whether it is an interrupted decode's
+    (its rows kept) rather than a new one."""
     h, w = plan.plan.shapes[b]
     shape = (len(plan.rows[(part, b)]), h, w, 3)
     path = _x_path(d, part, b)
     if resume and path.exists():
         mm = np.load(path, mmap_mode="r+")
         if mm.shape == shape and mm.dtype == np.uint8:
-            return mm
-    return np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+            return mm, True
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+    # The file is sparse until written: a disk that fills mid-decode would kill the process
+    # (SIGBUS on a mapped page). Reserving its blocks now fails here, with a message.
+    with open(path, "r+b") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, os.path.getsize(path))
+        except OSError as e:
+            raise DataError(f"{path}: cannot reserve {os.path.getsize(path) / 2**30:.1f} GiB "
+                            f"for the decoded images ({e.strerror}); free space there or "
+                            f"give --cache-dir on another disk") from None
+    return mm, False
 
 
 @dataclass
@@ -216,8 +230,11 @@ def decode_sizes(src: Source, plans: Sequence[SizePlan], dirs: Sequence[Path],
     time, recording each finished chunk; returns {file index: why} for the files that did
     not decode. Resumes an earlier, interrupted decode of the same sizes."""
     prog = _progress(dirs)
-    arrays = {(p.size, part, b): _open_x(d, p, part, b, resume=bool(prog.done))
+    opened = {(p.size, part, b): _open_x(d, p, part, b, resume=bool(prog.done))
               for p, d in zip(plans, dirs) for (part, b) in p.rows}
+    arrays = {k: mm for k, (mm, _) in opened.items()}
+    if not all(kept for _, kept in opened.values()):  # a file is new: its rows are not done
+        prog = _Progress(done=set(), failed={})
     sizes = [p.size for p in plans]
     order = sorted(plans[0].slots)
 

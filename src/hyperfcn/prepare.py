@@ -3,6 +3,7 @@ decoded cache (:mod:`hyperfcn.cache`), or found there, and checked."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -135,10 +136,11 @@ def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path 
     with locked(entry):
         split = split_of(entry, src, workers)
         _check_split(split, train_dir, val_dir)
-        missing = [s for s in sizes if not is_complete(entry, s)]
+        parts = {s: _open_complete(entry, s) for s in sizes}
+        missing = [s for s, got in parts.items() if got is None]
         if missing:
             _decode(src, split, missing, entry, root, workers, str(train_dir))
-    parts = {s: open_size(size_dir(entry, s)) for s in sizes}
+            parts.update({s: open_size(size_dir(entry, s)) for s in missing})
     failed = {tuple(f) for s in sizes for f in parts[s][2]["failed"]}
     skipped = split.skipped + sorted(failed)
     if skipped_log is not None and skipped:
@@ -177,6 +179,18 @@ def _decode(src: Source, split: Split, sizes: Sequence[int], entry: Path, root: 
     failed = decode_sizes(src, plans, dirs, workers)
     for plan, d in zip(plans, dirs):
         finish_size(d, plan, src, failed)
+
+
+def _open_complete(entry: Path, size: int) -> tuple[Packed, Packed, dict] | None:
+    """A size the cache holds complete, mapped; None when it must be decoded (never
+    decoded, interrupted, or a file of it since lost or damaged: it is decoded anew)."""
+    if not is_complete(entry, size):
+        return None
+    try:
+        return open_size(size_dir(entry, size))
+    except (OSError, ValueError):
+        shutil.rmtree(size_dir(entry, size), ignore_errors=True)
+        return None
 
 
 def _counts(packed: Packed, classes: Sequence[str]) -> dict[str, int]:
