@@ -26,7 +26,10 @@ def hyperfcn(*args, env=None, timeout=900, check=True):
 
 
 @pytest.fixture(scope="module")
-def tuned(tmp_path_factory):
+def tuned(tmp_path_factory, small_space):
+    """The main run: the default space, unless HYPERFCN_TEST_SMALL_SPACE is set (the oldest
+    supported Ray's suite, which checks Ray's side and needs the trials to train, not to
+    train well)."""
     if not (Path(__file__).resolve().parents[2] / "shared/datasets/flowers/train").is_dir():
         pytest.fail("../shared/datasets/flowers is missing")
     flowers = Path(__file__).resolve().parents[2] / "shared/datasets/flowers"
@@ -39,6 +42,8 @@ def tuned(tmp_path_factory):
     r = hyperfcn("tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
                  "--image-size", 32, "--samples", 2, "--max-epochs", 2, "--seed", 1,
                  "--test-dir", flowers.parent / "flowers-original-sample",
+                 *(["--space", small_space] if os.environ.get("HYPERFCN_TEST_SMALL_SPACE")
+                   else []),
                  *trackers, env={"WANDB_MODE": "offline"})
     return run, r, flowers
 
