@@ -24,6 +24,19 @@ sys.path.insert(0, str(HERE.parent / "src"))
 from common import FLOWERS, emit, median  # noqa: E402
 
 
+def in_memory_path(size: int, workers: int) -> int:
+    """The run's way before the decoded cache: scan, decode every image into a list,
+    plan the buckets, pack them (a second copy); returns the images kept."""
+    from hyperfcn.buckets import pack, plan_buckets
+    from hyperfcn.data import decode_all, scan_folder
+
+    files = scan_folder(FLOWERS / "train").files + scan_folder(FLOWERS / "val").files
+    d = decode_all(files, [size], workers=workers)
+    imgs = d.images[size]
+    pack(imgs, [0] * len(imgs), plan_buckets([im.shape[:2] for im in imgs]))
+    return len(imgs)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=64)
@@ -35,12 +48,18 @@ def main() -> None:
 
     files = scan_folder(FLOWERS / "train").files + scan_folder(FLOWERS / "val").files
     rates = {1: [], 2: []}
-    cached = {1: [], 2: []}  # the run's path: headers, plan, decode into the cache's files
+    # the run's two ways from folders to the arrays trials read: in memory (scan, decode,
+    # pack into buckets) and the decoded cache (scan, headers, plan, decode into its files)
+    memory = {1: [], 2: []}
+    cached = {1: [], 2: []}
     for _ in range(a.repeats):
         for workers in (1, 2):
             t = time.perf_counter()
             d = decode_all(files, [a.size], workers=workers)
             rates[workers].append(len(d.kept) / (time.perf_counter() - t))
+            t = time.perf_counter()
+            n = in_memory_path(a.size, workers)
+            memory[workers].append(n / (time.perf_counter() - t))
             cache = Path(tempfile.mkdtemp(prefix="hyperfcn-decode-cache-"))
             t = time.perf_counter()
             _, summary = prepare(FLOWERS / "train", [a.size], val_dir=FLOWERS / "val",
@@ -72,12 +91,18 @@ def main() -> None:
           "images_per_s_2_threads": [round(x) for x in rates[2]],
           "cache_images_per_s_1_thread": [round(x) for x in cached[1]],
           "cache_images_per_s_2_threads": [round(x) for x in cached[2]],
-          "cache_vs_memory_1_thread": round(median(cached[1]) / per_core, 3),
+          "memory_path_images_per_s_1_thread": [round(x) for x in memory[1]],
+          "memory_path_images_per_s_2_threads": [round(x) for x in memory[2]],
+          "cache_vs_memory_path": {w: round(median(cached[w]) / median(memory[w]), 3)
+                                   for w in (1, 2)},
           "figure": f"decodes per image over 8 trials: {per_image:.2f}; decode+resize to "
                     f"{a.size} px: {per_core:.0f} images/s per core "
-                    f"({median(rates[2]):.0f} on 2 threads); into the decoded cache "
-                    f"{median(cached[1]):.0f} per core ({median(cached[2]):.0f} on 2 "
-                    f"threads), {median(cached[1]) / per_core:.2f}x"}, a.out)
+                    f"({median(rates[2]):.0f} on 2 threads); folders to arrays, into the "
+                    f"decoded cache vs in memory: {median(cached[1]):.0f} vs "
+                    f"{median(memory[1]):.0f} images/s on 1 thread "
+                    f"({median(cached[1]) / median(memory[1]):.2f}x), "
+                    f"{median(cached[2]):.0f} vs {median(memory[2]):.0f} on 2 "
+                    f"({median(cached[2]) / median(memory[2]):.2f}x)"}, a.out)
 
 
 if __name__ == "__main__":

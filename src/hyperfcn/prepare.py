@@ -134,7 +134,7 @@ def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path 
     entry = entry_dir(root, src)
     t0 = time.time()
     with locked(entry):
-        split = split_of(entry, src, workers)
+        split = split_of(entry, src)
         _check_split(split, train_dir, val_dir)
         parts = {s: _open_complete(entry, s) for s in sizes}
         missing = [s for s, got in parts.items() if got is None]
