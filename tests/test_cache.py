@@ -102,8 +102,10 @@ def test_a_file_whose_header_reads_but_whose_pixels_do_not_is_dropped(tmp_path):
     data, summary = prepare(d, [16], val_dir=None, val_split=0.34, cache_dir=tmp_path / "c")
     assert [Path(p).name for p, _ in summary.skipped] == ["cut.jpg"]
     assert data.train[16].size + data.val[16].size == 12
+    assert "cut.jpg" not in [Path(p).name for p in summary.val_files]
+    assert len(summary.val_files) == data.val[16].size
     for b, k in _rows(data.val[16]):
-        assert Path(summary.val_files[b.index[k]]).name != "cut.jpg"
+        assert Path(summary.val_files[b.index[k]]).parent.name == summary.classes[b.y[k]]
     again = prepare(d, [16], val_split=0.34, cache_dir=tmp_path / "c")[1]
     assert again.cache_hit and again.skipped == summary.skipped
 

@@ -139,3 +139,39 @@ def test_prepare_real_photos(flowers, tmp_path):
         assert len(summary.shapes[s]) <= 4
         for b in data.train[s].buckets:
             assert min(b.x.shape[1:3]) == s and b.x.dtype == np.uint8
+
+
+def test_the_header_probe_reads_what_pillow_reads(tmp_path):
+    """Sizes as decode_image sees them, EXIF quarter turns swapping the sides, for JPEGs
+    (read from their markers), progressive ones, ones with a large APP segment before the
+    frame, truncated ones, and other formats (read by Pillow)."""
+    from hyperfcn.data import decode_image, probe_image
+
+    rgb = _rgb(50, 30)
+    cases = {}
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        p = tmp_path / f"o{orientation}.jpg"
+        rgb.save(p, exif=exif.tobytes())
+        cases[p] = (30, 50) if orientation in (5, 6, 7, 8) else (50, 30)
+    rgb.save(tmp_path / "prog.jpg", progressive=True)
+    cases[tmp_path / "prog.jpg"] = (50, 30)
+    rgb.save(tmp_path / "icc.jpg", icc_profile=b"\0" * 60000)
+    cases[tmp_path / "icc.jpg"] = (50, 30)
+    rgb.save(tmp_path / "p.png")
+    cases[tmp_path / "p.png"] = (50, 30)
+    full = (tmp_path / "prog.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(full[:len(full) // 2])
+    cases[tmp_path / "cut.jpg"] = (50, 30)
+    for path, want in cases.items():
+        assert probe_image(path) == want, path
+        if path.name != "cut.jpg":  # the decode turns it the same way
+            h, w = decode_image(path, [30])[30].shape[:2]
+            assert (w > h) == (want[0] > want[1]), path
+    assert "cannot identify" in probe_image(_text(tmp_path / "x.jpg"))
+
+
+def _text(p):
+    p.write_text("not an image")
+    return p

@@ -282,9 +282,10 @@ def _drop_rows(path: Path, keep: np.ndarray) -> None:
 def finish_size(d: Path, plan: SizePlan, src: Source, failed: dict[int, str]) -> None:
     """Labels and positions beside each array, failed rows dropped, then meta.json: the
     mark that this size is complete."""
-    # an image's index is its position among its part's files (val_files' order)
+    # an image's index is its position among its part's decoded files (val_files' order)
     members = {part: {i: k for k, i in enumerate(sorted(
-        i for i, slot in plan.slots.items() if slot[0] == part))} for part in (0, 1)}
+        i for i, slot in plan.slots.items() if slot[0] == part and i not in failed))}
+        for part in (0, 1)}
     for (part, b), rows in plan.rows.items():
         keep = np.asarray([i not in failed for i in rows], dtype=bool)
         if not keep.all():

@@ -198,9 +198,62 @@ def decode_image(path: str | Path, sizes: Sequence[int],
 _QUARTER_TURNS = frozenset({5, 6, 7, 8})
 
 
+# Start-of-frame markers (baseline, progressive, lossless...): they carry the size.
+_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE,
+                  0xCF})
+
+
+def _exif_orientation(app1: bytes) -> int:
+    """The orientation tag of an APP1 segment's EXIF IFD0, 1 (upright) when absent."""
+    if not app1.startswith(b"Exif\0\0") or len(app1) < 14:
+        return 1
+    tiff = app1[6:]
+    order = {b"II": "little", b"MM": "big"}.get(tiff[:2])
+    if order is None:
+        return 1
+    ifd = int.from_bytes(tiff[4:8], order)
+    count = int.from_bytes(tiff[ifd:ifd + 2], order)
+    for k in range(count):
+        e = ifd + 2 + 12 * k
+        if int.from_bytes(tiff[e:e + 2], order) == 0x0112:
+            return int.from_bytes(tiff[e + 8:e + 10], order)
+    return 1
+
+
+def _jpeg_size(path: str | Path) -> tuple[int, int, int] | None:
+    """(width, height, EXIF orientation) of a JPEG from its markers, ~5x faster than
+    Pillow's open; None for anything else, or anything unusual, which Pillow then reads."""
+    with open(path, "rb") as f:
+        if f.read(2) != b"\xff\xd8":
+            return None
+        orientation = 1
+        while True:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0xFF:
+                return None
+            marker, length = head[1], int.from_bytes(head[2:4], "big")
+            if marker in _SOF:
+                sof = f.read(5)
+                h, w = int.from_bytes(sof[1:3], "big"), int.from_bytes(sof[3:5], "big")
+                return (w, h, orientation) if len(sof) == 5 and w and h else None
+            if marker == 0xDA or length < 2:  # the scan came first: unusual, ask Pillow
+                return None
+            if marker == 0xE1 and orientation == 1:
+                orientation = _exif_orientation(f.read(length - 2))
+            else:
+                f.seek(length - 2, 1)
+
+
 def probe_image(path: str | Path) -> tuple[int, int] | str:
     """(width, height) of an image as :func:`decode_image` will see it (EXIF rotation
     applied), read from its header alone; the reason when it cannot be read."""
+    try:
+        fast = _jpeg_size(path)
+    except (OSError, ValueError):
+        fast = None
+    if fast is not None and fast[0] * fast[1] <= Image.MAX_IMAGE_PIXELS:
+        w, h, orientation = fast
+        return (h, w) if orientation in _QUARTER_TURNS else (w, h)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

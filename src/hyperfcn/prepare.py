@@ -147,7 +147,8 @@ def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path 
         skipped_log.parent.mkdir(parents=True, exist_ok=True)
         skipped_log.write_text("".join(f"{p}\t{r}\n" for p, r in skipped))
     classes = train_scan.classes
-    val_members = split.members(1)
+    gone = {p for p, _ in failed}
+    val_members = [i for i in split.members(1) if str(src.files[i]) not in gone]
     summary = DataSummary(
         classes=classes, train_counts=_counts(parts[sizes[0]][0], classes),
         val_counts=_counts(parts[sizes[0]][1], classes), skipped=skipped,
