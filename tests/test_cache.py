@@ -73,6 +73,7 @@ def test_a_second_run_on_the_same_files_decodes_nothing_and_a_changed_file_misse
 def test_an_interrupted_decode_resumes_where_it_stopped(tmp_path, monkeypatch):
     d, c = _corpus(tmp_path / "d"), tmp_path / "c"
     monkeypatch.setattr(cache_mod, "CHUNK", 4)
+    monkeypatch.setattr(cache_mod, "RECORD_EVERY_S", 0.0)  # a record after every chunk
     real, seen = data_mod.decode_image, []
 
     def dies_at_the_ninth(path, sizes, *a):
@@ -156,3 +157,19 @@ def test_a_disk_that_cannot_hold_the_arrays_is_an_error_naming_the_file(tmp_path
     with pytest.raises(cache_mod.DataError, match=r"x-train-\d\.npy: cannot reserve .*"
                                                   r"No space left.*--cache-dir"):
         prepare(_corpus(tmp_path / "d"), [16], cache_dir=tmp_path / "c")
+
+
+def test_the_plan_s_array_rules_agree_with_the_one_image_rules():
+    from hyperfcn.buckets import plan_buckets
+    from hyperfcn.data import decoded_shapes, decoded_shapes_many
+
+    rng = np.random.default_rng(0)
+    wh = np.concatenate([rng.integers(1, 3000, (3000, 2)),
+                         [[100, 201], [201, 100], [300, 100], [7, 3], [1, 1], [5, 10]]])
+    for size in (8, 64, 128):
+        many = decoded_shapes_many(wh, size)
+        assert [tuple(x) for x in many] == [decoded_shapes(int(w), int(h), [size])[size]
+                                           for w, h in wh]
+        plan = plan_buckets([tuple(x) for x in many], 4)
+        odd = np.concatenate([many, rng.integers(1, 400, (500, 2))])  # some fit no bucket
+        assert list(plan.assign_many(odd)) == [plan.assign(int(h), int(w)) for h, w in odd]

@@ -29,6 +29,16 @@ class BucketPlan:
                    key=lambda i: h * w - min(h, self.shapes[i][0]) * min(w, self.shapes[i][1]))
 
 
+    def assign_many(self, hw: np.ndarray) -> np.ndarray:
+        """:meth:`assign` of every (height, width) row of ``hw``."""
+        shapes = np.asarray(self.shapes, np.int64)  # (k, 2)
+        h, w = hw[:, :1].astype(np.int64), hw[:, 1:].astype(np.int64)
+        fits = (shapes[None, :, 0] >= h) & (shapes[None, :, 1] >= w)
+        area = np.where(fits, shapes[:, 0] * shapes[:, 1], np.iinfo(np.int64).max)
+        kept = np.minimum(h, shapes[None, :, 0]) * np.minimum(w, shapes[None, :, 1])
+        return np.where(fits.any(1), area.argmin(1), (h * w - kept).argmin(1))
+
+
 def _round_up(x: int, m: int) -> int:
     return -(-x // m) * m
 

@@ -20,7 +20,8 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +29,21 @@ from pathlib import Path
 import numpy as np
 
 from .buckets import Bucket, BucketPlan, Packed, fit_to, plan_buckets
-from .data import MAX_ASPECT, decode_image, decoded_shapes, probe_all, stratified_split
+from .data import (
+    MAX_ASPECT,
+    decode_image,
+    decoded_shapes_many,
+    probe_all,
+    stratified_split,
+)
 from .errors import DataError
 
 # Bump when what an entry's files hold changes: older entries are then never read.
 FORMAT = 1
-# Images decoded between two progress records: what an interrupted decode may redo.
+# Images decoded at a time, and the least time between two progress records (each flushes
+# the arrays to disk and waits for it): what an interrupted decode may redo.
 CHUNK = 1024
+RECORD_EVERY_S = 20.0
 CACHE_ENV = "HYPERFCN_CACHE_DIR"
 PARTS = ("train", "val")
 
@@ -132,39 +141,42 @@ def _read_json(path: Path) -> dict:
 
 @dataclass(frozen=True)
 class SizePlan:
-    """Where each image goes at one size: its bucket, and its row in its part's bucket."""
+    """Where each readable image goes at one size, as arrays over the readable files in
+    file order: its decoded shape, its part, its bucket and its row in (part, bucket)."""
 
     size: int
     plan: BucketPlan
-    shapes: dict[int, tuple[int, int]]  # file index -> decoded (height, width)
-    slots: dict[int, tuple[int, int, int]]  # file index -> (part, bucket, row)
-    rows: dict[tuple[int, int], list[int]]  # (part, bucket) -> file indices, row order
+    files: np.ndarray  # file indices, ascending
+    hw: np.ndarray  # (n, 2) decoded (height, width)
+    part: np.ndarray  # 0 train, 1 val
+    bucket: np.ndarray
+    row: np.ndarray
+    rows: dict[tuple[int, int], np.ndarray]  # (part, bucket) -> file indices, row order
 
     def padded_fraction(self, failed: Sequence[int] = ()) -> float:
-        gone = set(failed)
-        real = total = 0
-        for i, (_, b, _) in self.slots.items():
-            if i in gone:
-                continue
-            (h, w), (bh, bw) = self.shapes[i], self.plan.shapes[b]
-            real += min(h, bh) * min(w, bw)
-            total += bh * bw
-        return 1.0 - real / total if total else 0.0
+        keep = ~np.isin(self.files, np.asarray(list(failed), np.int64))
+        bh, bw = np.asarray(self.plan.shapes)[self.bucket].T
+        real = np.minimum(self.hw[:, 0], bh) * np.minimum(self.hw[:, 1], bw)
+        total = float((bh * bw)[keep].sum())
+        return 1.0 - float(real[keep].sum()) / total if total else 0.0
 
 
 def plan_size(split: Split, size: int, max_buckets: int) -> SizePlan:
-    shapes = {int(i): decoded_shapes(int(w), int(h), [size])[size]
-              for i, (w, h) in enumerate(split.shapes) if split.part[i] >= 0}
-    plan = plan_buckets(list(shapes.values()), max_buckets)
-    slots: dict[int, tuple[int, int, int]] = {}
-    rows: dict[tuple[int, int], list[int]] = {}
-    for part in (0, 1):
-        for i in split.members(part):
-            b = plan.assign(*shapes[int(i)])
-            got = rows.setdefault((part, b), [])
-            slots[int(i)] = (part, b, len(got))
-            got.append(int(i))
-    return SizePlan(size=size, plan=plan, shapes=shapes, slots=slots, rows=rows)
+    files = np.flatnonzero(split.part >= 0)
+    hw = decoded_shapes_many(split.shapes[files], size)
+    plan = plan_buckets([tuple(x) for x in hw], max_buckets)
+    bucket = plan.assign_many(hw)
+    part = split.part[files].astype(np.int64)
+    row = np.zeros(len(files), np.int64)
+    rows: dict[tuple[int, int], np.ndarray] = {}
+    for p in (0, 1):
+        for b in range(len(plan.shapes)):
+            mine = np.flatnonzero((part == p) & (bucket == b))
+            if len(mine):
+                row[mine] = np.arange(len(mine))
+                rows[(p, b)] = files[mine]
+    return SizePlan(size=size, plan=plan, files=files, hw=hw, part=part, bucket=bucket,
+                    row=row, rows=rows)
 
 
 def needed_bytes(plan: SizePlan) -> int:
@@ -236,32 +248,42 @@ def decode_sizes(src: Source, plans: Sequence[SizePlan], dirs: Sequence[Path],
     if not all(kept for _, kept in opened.values()):  # a file is new: its rows are not done
         prog = _Progress(done=set(), failed={})
     sizes = [p.size for p in plans]
-    order = sorted(plans[0].slots)
+    order = list(range(len(plans[0].files)))  # every plan lists the same readable files
 
-    def one(i: int) -> str | None:
+    def one(k: int) -> str | None:
         try:
-            images = decode_image(src.files[i], sizes)
+            images = decode_image(src.files[plans[0].files[k]], sizes)
         except Exception as e:  # any unreadable file is skipped, never fatal
             return f"{type(e).__name__}: {e}"
         for p in plans:
-            part, b, row = p.slots[i]
+            part, b = int(p.part[k]), int(p.bucket[k])
             h, w = p.plan.shapes[b]
-            arrays[(p.size, part, b)][row] = fit_to(images[p.size], h, w)
+            arrays[(p.size, part, b)][p.row[k]] = fit_to(images[p.size], h, w)
         return None
 
+    last = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         for c, start in enumerate(range(0, len(order), CHUNK)):
             if c in prog.done:
                 continue
             chunk = order[start:start + CHUNK]
-            for i, why in zip(chunk, pool.map(one, chunk)):
+            for k, why in zip(chunk, pool.map(one, chunk)):
                 if why is not None:
-                    prog.failed[i] = why
-            for a in arrays.values():
-                a.flush()
+                    prog.failed[int(plans[0].files[k])] = why
             prog.done.add(c)
-            _record(dirs, prog)
+            if time.monotonic() - last >= RECORD_EVERY_S or start + CHUNK >= len(order):
+                _flush_and_record(arrays.values(), dirs, prog)
+                last = time.monotonic()
     return prog.failed
+
+
+def _flush_and_record(arrays: Iterable[np.memmap], dirs: Sequence[Path],
+                      prog: _Progress) -> None:
+    """Finished chunks are recorded only once their rows are on disk: a resume after a
+    crash of the machine itself never trusts rows that were still in memory."""
+    for a in arrays:
+        a.flush()
+    _record(dirs, prog)
 
 
 def _drop_rows(path: Path, keep: np.ndarray) -> None:
@@ -283,14 +305,13 @@ def finish_size(d: Path, plan: SizePlan, src: Source, failed: dict[int, str]) ->
     """Labels and positions beside each array, failed rows dropped, then meta.json: the
     mark that this size is complete."""
     # an image's index is its position among its part's decoded files (val_files' order)
-    members = {part: {i: k for k, i in enumerate(sorted(
-        i for i, slot in plan.slots.items() if slot[0] == part and i not in failed))}
-        for part in (0, 1)}
+    members = {part: {int(i): k for k, i in enumerate(
+        i for i in plan.files[plan.part == part] if int(i) not in failed)} for part in (0, 1)}
     for (part, b), rows in plan.rows.items():
-        keep = np.asarray([i not in failed for i in rows], dtype=bool)
+        keep = np.asarray([int(i) not in failed for i in rows], dtype=bool)
         if not keep.all():
             _drop_rows(_x_path(d, part, b), keep)
-        kept = [i for i in rows if i not in failed]
+        kept = [int(i) for i in rows[keep]]
         np.save(d / f"y-{PARTS[part]}-{b}.npy",
                 np.asarray([src.labels[i] for i in kept], np.int32))
         np.save(d / f"i-{PARTS[part]}-{b}.npy",

@@ -292,6 +292,23 @@ def decoded_shapes(width: int, height: int, sizes: Sequence[int],
     return out
 
 
+def decoded_shapes_many(wh: np.ndarray, size: int,
+                        max_aspect: float = MAX_ASPECT) -> np.ndarray:
+    """:func:`decoded_shapes` at one size for an (n, 2) array of (width, height): (n, 2)
+    of (height, width)."""
+    w, h = wh[:, 0].astype(np.int64), wh[:, 1].astype(np.int64)
+    short = np.minimum(w, h)
+    cut = np.maximum(w, h) > max_aspect * short
+    capped = np.rint(short * max_aspect).astype(np.int64)  # round half to even, as round()
+    w = np.where(cut & (w > h), capped, w)
+    h = np.where(cut & (w <= h), capped, h)
+    short, long = np.minimum(w, h), np.maximum(w, h)
+    aspect = np.minimum(long / short, max_aspect)
+    long_px = np.maximum(size, np.rint(size * aspect).astype(np.int64))
+    return np.where((w >= h)[:, None], np.stack([np.full_like(w, size), long_px], 1),
+                    np.stack([long_px, np.full_like(w, size)], 1))
+
+
 @dataclass
 class Decoded:
     """Arrays per size for the images that decoded, and why the others did not."""

@@ -173,7 +173,7 @@ def _decode(src: Source, split: Split, sizes: Sequence[int], entry: Path, root: 
     then decode once into every size's arrays."""
     plans = [plan_size(split, s, src.max_buckets) for s in sizes]
     need = {p.size: needed_bytes(p) - partial_bytes(entry, p.size) for p in plans}
-    check_disk(need, free_bytes(root), len(plans[0].slots), where, root)
+    check_disk(need, free_bytes(root), len(plans[0].files), where, root)
     dirs = [size_dir(entry, s) for s in sizes]
     for d in dirs:
         d.mkdir(parents=True, exist_ok=True)
