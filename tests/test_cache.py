@@ -147,14 +147,14 @@ def test_a_lost_file_of_a_complete_size_is_decoded_anew(tmp_path):
         "cat"] + summary.train_counts["dog"]
 
 
-def test_a_disk_that_cannot_hold_the_arrays_is_an_error_naming_the_file(tmp_path, monkeypatch):
+def test_a_disk_that_fills_mid_decode_is_an_error_naming_the_file(tmp_path, monkeypatch):
     import errno
 
-    def full(fd, offset, length):
+    def full(fd, data, offset):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(cache_mod.os, "posix_fallocate", full)
-    with pytest.raises(cache_mod.DataError, match=r"x-train-\d\.npy: cannot reserve .*"
+    monkeypatch.setattr(cache_mod.os, "pwrite", full)
+    with pytest.raises(cache_mod.DataError, match=r"x-train-\d\.npy: cannot write .*"
                                                   r"No space left.*--cache-dir"):
         prepare(_corpus(tmp_path / "d"), [16], cache_dir=tmp_path / "c")
 
