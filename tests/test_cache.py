@@ -173,3 +173,14 @@ def test_the_plan_s_array_rules_agree_with_the_one_image_rules():
         plan = plan_buckets([tuple(x) for x in many], 4)
         odd = np.concatenate([many, rng.integers(1, 400, (500, 2))])  # some fit no bucket
         assert list(plan.assign_many(odd)) == [plan.assign(int(h), int(w)) for h, w in odd]
+
+
+def test_a_val_dir_without_readable_images_is_refused_not_replaced_by_a_split(tmp_path):
+    from hyperfcn.errors import DataError
+
+    d = _corpus(tmp_path / "d")
+    for c in ("cat", "dog"):
+        (tmp_path / "v" / c).mkdir(parents=True)
+        (tmp_path / "v" / c / "x.jpg").write_text("not an image")
+    with pytest.raises(DataError, match="no validation images"):
+        prepare(d, [16], val_dir=tmp_path / "v", cache_dir=tmp_path / "c")

@@ -9,7 +9,8 @@ from PIL import Image
 
 from hyperfcn import data as data_mod
 from hyperfcn import prepare as prepare_mod
-from hyperfcn.cache import Source, make_split, needed_bytes, plan_size
+from hyperfcn.cache import Source
+from hyperfcn.cache_plan import make_split, needed_bytes, plan_size
 from hyperfcn.errors import DataError
 from hyperfcn.footprint import available_bytes, check_memory
 

@@ -15,7 +15,6 @@ from .arrays import TrialData
 from .buckets import MAX_BUCKETS, Packed
 from .cache import (
     Source,
-    Split,
     cache_root,
     decode_sizes,
     entry_dir,
@@ -23,13 +22,12 @@ from .cache import (
     free_bytes,
     is_complete,
     locked,
-    needed_bytes,
     open_size,
     partial_bytes,
-    plan_size,
     size_dir,
     split_of,
 )
+from .cache_plan import Split, needed_bytes, plan_size
 from .data import Scan, scan_folder
 from .errors import DataError
 from .footprint import check_disk
@@ -129,7 +127,7 @@ def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path 
     src = Source(files=tuple(f for s in scans for f in s.files),
                  labels=tuple(lab for s in scans for lab in s.labels),
                  n_train=len(train_scan.files), val_split=val_split, seed=seed,
-                 max_buckets=max_buckets)
+                 max_buckets=max_buckets, val_dir=val_scan is not None)
     root = cache_root(cache_dir)
     entry = entry_dir(root, src)
     t0 = time.time()
