@@ -144,7 +144,8 @@ def test_prepare_real_photos(flowers, tmp_path):
 def test_the_header_probe_reads_what_pillow_reads(tmp_path):
     """Sizes as decode_image sees them, EXIF quarter turns swapping the sides, for JPEGs
     (read from their markers), progressive ones, ones with a large APP segment before the
-    frame, truncated ones, and other formats (read by Pillow)."""
+    frame or data after the end, and other formats (read by Pillow); a JPEG cut short is
+    refused with the reason."""
     from hyperfcn.data import decode_image, probe_image
 
     rgb = _rgb(50, 30)
@@ -162,13 +163,15 @@ def test_the_header_probe_reads_what_pillow_reads(tmp_path):
     rgb.save(tmp_path / "p.png")
     cases[tmp_path / "p.png"] = (50, 30)
     full = (tmp_path / "prog.jpg").read_bytes()
-    (tmp_path / "cut.jpg").write_bytes(full[:len(full) // 2])
-    cases[tmp_path / "cut.jpg"] = (50, 30)
+    (tmp_path / "tail.jpg").write_bytes(full + b"trailing data after the end marker")
+    cases[tmp_path / "tail.jpg"] = (50, 30)
     for path, want in cases.items():
         assert probe_image(path) == want, path
-        if path.name != "cut.jpg":  # the decode turns it the same way
-            h, w = decode_image(path, [30])[30].shape[:2]
-            assert (w > h) == (want[0] > want[1]), path
+        h, w = decode_image(path, [30])[30].shape[:2]  # the decode turns it the same way
+        assert (w > h) == (want[0] > want[1]), path
+    # a JPEG cut short is found by the probe (it does not end with its end marker)
+    (tmp_path / "cut.jpg").write_bytes(full[:len(full) // 2])
+    assert "truncated" in probe_image(tmp_path / "cut.jpg")
     assert "cannot identify" in probe_image(_text(tmp_path / "x.jpg"))
 
 

@@ -244,6 +244,26 @@ def _jpeg_size(path: str | Path) -> tuple[int, int, int] | None:
                 f.seek(length - 2, 1)
 
 
+def _ends_whole(path: str | Path) -> bool:
+    """Whether a JPEG ends with its end-of-image marker, as a file cut short does not."""
+    with open(path, "rb") as f:
+        f.seek(-2, os.SEEK_END)
+        return f.read(2) == b"\xff\xd9"
+
+
+def _decode_problem(path: str | Path) -> str | None:
+    """Why a JPEG whose end is not its end marker fails to decode (cut short), None when
+    it decodes (data after the marker): found here, it is left out before the split, not
+    after it, where it could take a class's only validation image with it."""
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", (64, 64))
+            im.load()
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
 def probe_image(path: str | Path) -> tuple[int, int] | str:
     """(width, height) of an image as :func:`decode_image` will see it (EXIF rotation
     applied), read from its header alone; the reason when it cannot be read."""
@@ -253,7 +273,8 @@ def probe_image(path: str | Path) -> tuple[int, int] | str:
         fast = None
     if fast is not None and fast[0] * fast[1] <= Image.MAX_IMAGE_PIXELS:
         w, h, orientation = fast
-        return (h, w) if orientation in _QUARTER_TURNS else (w, h)
+        why = None if _ends_whole(path) else _decode_problem(path)
+        return why or ((h, w) if orientation in _QUARTER_TURNS else (w, h))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
