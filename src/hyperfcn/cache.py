@@ -177,8 +177,9 @@ def _record(dirs: Sequence[Path], prog: _Progress) -> None:
 def decode_sizes(src: Source, plans: Sequence[SizePlan], dirs: Sequence[Path],
                  workers: int | None = None) -> dict[int, str]:
     """Decode every readable file once into the arrays of each plan's size, CHUNK files at a
-    time, recording each finished chunk; returns {file index: why} for the files that did
-    not decode. Resumes an earlier, interrupted decode of the same sizes."""
+    time, recording the finished chunks at most every RECORD_EVERY_S; returns {file index:
+    why} for the files that did not decode. Resumes an earlier, interrupted decode of the
+    same sizes."""
     prog = _progress(dirs)
     arrays = {(p.size, part, b): _writer(d, p, part, b, resume=bool(prog.done))
               for p, d in zip(plans, dirs) for (part, b) in p.rows}
