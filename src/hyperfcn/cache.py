@@ -41,6 +41,7 @@ FORMAT = 1
 # the arrays to disk and waits for it): what an interrupted decode may redo.
 CHUNK = 1024
 RECORD_EVERY_S = 20.0
+TASK = 16  # images one thread decodes per task
 CACHE_ENV = "HYPERFCN_CACHE_DIR"
 PARTS = ("train", "val")
 
@@ -209,6 +210,9 @@ def _decode_chunks(src: Source, plans: Sequence[SizePlan], dirs: Sequence[Path],
             arrays[(p.size, part, b)].put(int(p.row[k]), fit_to(images[p.size], h, w))
         return None
 
+    def some(ks: list[int]) -> list[tuple[int, str | None]]:
+        return [(k, one(k)) for k in ks]
+
     last = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         # two chunks in flight: the threads never wait at a chunk's end, and the futures
@@ -217,11 +221,13 @@ def _decode_chunks(src: Source, plans: Sequence[SizePlan], dirs: Sequence[Path],
         for c, start in enumerate(range(0, len(order), CHUNK)):
             if c not in prog.done:
                 chunk = order[start:start + CHUNK]
-                pending.append((c, chunk, [pool.submit(one, k) for k in chunk]))
+                # a task per TASK images: a future per image cost the threads the GIL
+                pending.append((c, chunk, [pool.submit(some, chunk[i:i + TASK])
+                                           for i in range(0, len(chunk), TASK)]))
             while pending and (len(pending) > 1 or start + CHUNK >= len(order)):
                 done_c, chunk, futures = pending.popleft()
-                for k, fut in zip(chunk, futures):
-                    if (why := fut.result()) is not None:
+                for k, why in (r for fut in futures for r in fut.result()):
+                    if why is not None:
                         prog.failed[int(plans[0].files[k])] = why
                 prog.done.add(done_c)
                 if time.monotonic() - last >= RECORD_EVERY_S or not pending:
