@@ -190,3 +190,44 @@ def test_a_val_dir_without_readable_images_is_refused_not_replaced_by_a_split(tm
         (tmp_path / "v" / c / "x.jpg").write_text("not an image")
     with pytest.raises(DataError, match="no validation images"):
         prepare(d, [16], val_dir=tmp_path / "v", cache_dir=tmp_path / "c")
+
+
+def test_a_decode_says_what_it_decodes_and_how_far_it_is(tmp_path, monkeypatch):
+    d, c = _corpus(tmp_path / "d"), tmp_path / "c"
+    monkeypatch.setattr(cache_mod, "CHUNK", 4)
+    monkeypatch.setattr(cache_mod, "RECORD_EVERY_S", 0.0)
+    heard: list[str] = []
+    prepare(d, [16, 24], cache_dir=c, workers=1, say=heard.append)
+    assert heard[0].startswith("decoding 12 images at 16, 24 px")
+    assert [h.strip() for h in heard[1:]] == ["decoded 4 of 12 images",
+                                              "decoded 8 of 12 images"]
+    heard.clear()
+    prepare(d, [16, 24], cache_dir=c, say=heard.append)
+    assert heard == []  # found in the cache: nothing to say
+
+
+def test_a_run_waiting_for_another_s_decode_says_so(tmp_path):
+    import fcntl
+    import threading
+
+    entry, heard, entered = tmp_path / "entry", [], threading.Event()
+    entry.mkdir()
+
+    def second_run():
+        with cache_mod.locked(entry, heard.append):
+            entered.set()
+
+    with open(entry / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # the first run, decoding
+        t = threading.Thread(target=second_run)
+        t.start()
+        for _ in range(500):
+            if heard:
+                break
+            threading.Event().wait(0.01)
+        assert not entered.is_set()
+        assert heard == [f"waiting for another run that is decoding the same images into "
+                         f"{entry}"]
+        fcntl.flock(held, fcntl.LOCK_UN)
+    t.join(10)
+    assert entered.is_set()

@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,18 +176,19 @@ def _record(dirs: Sequence[Path], prog: _Progress) -> None:
 
 
 def decode_sizes(src: Source, plans: Sequence[SizePlan], dirs: Sequence[Path],
-                 workers: int | None = None) -> dict[int, str]:
+                 workers: int | None = None, say: Callable[[str], None] | None = None
+                 ) -> dict[int, str]:
     """Decode every readable file once into the arrays of each plan's size, CHUNK files at a
-    time, recording the finished chunks at most every RECORD_EVERY_S; returns {file index:
-    why} for the files that did not decode. Resumes an earlier, interrupted decode of the
-    same sizes."""
+    time, recording the finished chunks (and saying how far it is) at most every
+    RECORD_EVERY_S; returns {file index: why} for the files that did not decode. Resumes an
+    earlier, interrupted decode of the same sizes."""
     prog = _progress(dirs)
     arrays = {(p.size, part, b): _writer(d, p, part, b, resume=bool(prog.done))
               for p, d in zip(plans, dirs) for (part, b) in p.rows}
     if not all(a.kept for a in arrays.values()):  # a file is new: its rows are not done
         prog = _Progress(done=set(), failed={})
     try:
-        return _decode_chunks(src, plans, dirs, arrays, prog, workers)
+        return _decode_chunks(src, plans, dirs, arrays, prog, workers, say)
     finally:
         for a in arrays.values():
             a.close()
@@ -195,7 +196,7 @@ def decode_sizes(src: Source, plans: Sequence[SizePlan], dirs: Sequence[Path],
 
 def _decode_chunks(src: Source, plans: Sequence[SizePlan], dirs: Sequence[Path],
                    arrays: dict[tuple[int, int, int], _RowWriter], prog: _Progress,
-                   workers: int | None) -> dict[int, str]:
+                   workers: int | None, say: Callable[[str], None] | None) -> dict[int, str]:
     sizes = [p.size for p in plans]
     order = list(range(len(plans[0].files)))  # every plan lists the same readable files
 
@@ -233,6 +234,9 @@ def _decode_chunks(src: Source, plans: Sequence[SizePlan], dirs: Sequence[Path],
                 if time.monotonic() - last >= RECORD_EVERY_S or not pending:
                     _flush_and_record(arrays.values(), dirs, prog)
                     last = time.monotonic()
+                    if say and pending:
+                        done = min(len(prog.done) * CHUNK, len(order))
+                        say(f"  decoded {done:,} of {len(order):,} images")
     return prog.failed
 
 
@@ -297,11 +301,17 @@ def open_size(d: Path) -> tuple[Packed, Packed, dict]:
 
 
 @contextlib.contextmanager
-def locked(d: Path) -> Iterator[None]:
-    """One process builds an entry at a time; another waits, then finds it built."""
+def locked(d: Path, say: Callable[[str], None] | None = None) -> Iterator[None]:
+    """One process builds an entry at a time; another waits, saying so, then finds it
+    built."""
     d.mkdir(parents=True, exist_ok=True)
     with open(d / ".lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if say:
+                say(f"waiting for another run that is decoding the same images into {d}")
+            fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
         finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,10 +118,11 @@ def _check_split(split: Split, train_dir: str | Path, val_dir: str | Path | None
 def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path | None = None,
             val_split: float = 0.2, seed: int = 0, max_buckets: int = MAX_BUCKETS,
             workers: int | None = None, skipped_log: Path | None = None,
-            test_dir: str | Path | None = None, cache_dir: str | Path | None = None
-            ) -> tuple[TrialData, DataSummary]:
+            test_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+            say: Callable[[str], None] | None = None) -> tuple[TrialData, DataSummary]:
     """Decode DATA (and --val-dir) into the decoded cache at ``sizes``, or find it there,
-    and map it: the arrays every trial and the final model share."""
+    and map it: the arrays every trial and the final model share. ``say`` hears what a
+    long decode is doing."""
     train_scan, val_scan = _scan(train_dir, val_dir, test_dir)
     scans = [train_scan] + ([val_scan] if val_scan else [])
     src = Source(files=tuple(f for s in scans for f in s.files),
@@ -131,13 +132,13 @@ def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path 
     root = cache_root(cache_dir)
     entry = entry_dir(root, src)
     t0 = time.time()
-    with locked(entry):
+    with locked(entry, say):
         split = split_of(entry, src)
         _check_split(split, train_dir, val_dir)
         parts = {s: _open_complete(entry, s) for s in sizes}
         missing = [s for s, got in parts.items() if got is None]
         if missing:
-            _decode(src, split, missing, entry, root, workers, str(train_dir))
+            _decode(src, split, missing, entry, root, workers, str(train_dir), say)
             parts.update({s: open_size(size_dir(entry, s)) for s in missing})
     failed = {tuple(f) for s in sizes for f in parts[s][2]["failed"]}
     skipped = split.skipped + sorted(failed)
@@ -166,7 +167,7 @@ def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path 
 
 
 def _decode(src: Source, split: Split, sizes: Sequence[int], entry: Path, root: Path,
-            workers: int | None, where: str) -> None:
+            workers: int | None, where: str, say: Callable[[str], None] | None) -> None:
     """Plan each size's buckets from the headers, refuse a decode the disk cannot hold,
     then decode once into every size's arrays."""
     plans = [plan_size(split, s, src.max_buckets) for s in sizes]
@@ -175,7 +176,10 @@ def _decode(src: Source, split: Split, sizes: Sequence[int], entry: Path, root: 
     dirs = [size_dir(entry, s) for s in sizes]
     for d in dirs:
         d.mkdir(parents=True, exist_ok=True)
-    failed = decode_sizes(src, plans, dirs, workers)
+    if say:
+        say(f"decoding {len(plans[0].files):,} images at {', '.join(map(str, sizes))} px "
+            f"into the decoded cache, once: later runs on these files find them there")
+    failed = decode_sizes(src, plans, dirs, workers, say)
     for plan, d in zip(plans, dirs):
         finish_size(d, plan, src, failed)
 

@@ -59,7 +59,7 @@ def prepare_data(opts: TuneOptions, sizes: list[int], run_dir: Path, say: Printe
     data, summary = prepare(opts.data, sizes, val_dir=opts.val_dir, val_split=opts.val_split,
                             seed=opts.seed, max_buckets=opts.max_buckets,
                             skipped_log=run_dir / art.SKIPPED, test_dir=opts.test_dir,
-                            cache_dir=opts.cache_dir)
+                            cache_dir=opts.cache_dir, say=say)
     n_tr, n_va = sum(summary.train_counts.values()), sum(summary.val_counts.values())
     how = (f"decoded before, found in {summary.decode_seconds:.1f} s" if summary.cache_hit
            else f"decoded once in {summary.decode_seconds:.1f} s "
