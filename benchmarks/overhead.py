@@ -131,7 +131,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-final", dest="final", action="store_false",
-                    help="trials keep no best-epoch checkpoints (as before 2026-12-01)")
+                    help="trials keep no best-epoch checkpoints: what they cost, by difference")
     ap.add_argument("--out")
     a = ap.parse_args()
     configs = six_configs(a.size)

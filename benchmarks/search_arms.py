@@ -17,7 +17,7 @@ both cores, each hyperfcn command choosing its own trials per core as a user's w
   default-acc (not run unless asked) the default judging trials by val_accuracy
   default-seq (not run unless asked) the default with one trial at a time on all the run's
               cores (`--cpus-per-trial` = cores a run); on 2 cores the default itself
-              does so since 2026-12-05 (row 17), so this arm is the older comparison
+              now does so, so this arm is the older comparison
   default:K=V:K=V (not run unless asked) the default with these values changed in the
               space's recipe
   default+:K=V:K=V (not run unless asked) the default with a portfolio of two recipes as
