@@ -46,6 +46,10 @@ CACHE_ENV = "HYPERFCN_CACHE_DIR"
 PARTS = ("train", "val")
 
 
+def quiet(msg: str) -> None:
+    """Where a decode's progress goes when nobody listens."""
+
+
 def cache_root(cache_dir: str | Path | None = None) -> Path:
     """--cache-dir, else $HYPERFCN_CACHE_DIR, else $XDG_CACHE_HOME/hyperfcn (~/.cache)."""
     if cache_dir:
@@ -176,7 +180,7 @@ def _record(dirs: Sequence[Path], prog: _Progress) -> None:
 
 
 def decode_sizes(src: Source, plans: Sequence[SizePlan], dirs: Sequence[Path],
-                 workers: int | None = None, say: Callable[[str], None] | None = None
+                 workers: int | None = None, say: Callable[[str], None] = quiet
                  ) -> dict[int, str]:
     """Decode every readable file once into the arrays of each plan's size, CHUNK files at a
     time, recording the finished chunks (and saying how far it is) at most every
@@ -196,7 +200,7 @@ def decode_sizes(src: Source, plans: Sequence[SizePlan], dirs: Sequence[Path],
 
 def _decode_chunks(src: Source, plans: Sequence[SizePlan], dirs: Sequence[Path],
                    arrays: dict[tuple[int, int, int], _RowWriter], prog: _Progress,
-                   workers: int | None, say: Callable[[str], None] | None) -> dict[int, str]:
+                   workers: int | None, say: Callable[[str], None]) -> dict[int, str]:
     sizes = [p.size for p in plans]
     order = list(range(len(plans[0].files)))  # every plan lists the same readable files
 
@@ -234,7 +238,7 @@ def _decode_chunks(src: Source, plans: Sequence[SizePlan], dirs: Sequence[Path],
                 if time.monotonic() - last >= RECORD_EVERY_S or not pending:
                     _flush_and_record(arrays.values(), dirs, prog)
                     last = time.monotonic()
-                    if say and pending:
+                    if pending:
                         done = min(len(prog.done) * CHUNK, len(order))
                         say(f"  decoded {done:,} of {len(order):,} images")
     return prog.failed
@@ -301,7 +305,7 @@ def open_size(d: Path) -> tuple[Packed, Packed, dict]:
 
 
 @contextlib.contextmanager
-def locked(d: Path, say: Callable[[str], None] | None = None) -> Iterator[None]:
+def locked(d: Path, say: Callable[[str], None] = quiet) -> Iterator[None]:
     """One process builds an entry at a time; another waits, saying so, then finds it
     built."""
     d.mkdir(parents=True, exist_ok=True)
@@ -309,8 +313,7 @@ def locked(d: Path, say: Callable[[str], None] | None = None) -> Iterator[None]:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            if say:
-                say(f"waiting for another run that is decoding the same images into {d}")
+            say(f"waiting for another run that is decoding the same images into {d}")
             fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield

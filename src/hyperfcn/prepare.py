@@ -24,6 +24,7 @@ from .cache import (
     locked,
     open_size,
     partial_bytes,
+    quiet,
     size_dir,
     split_of,
 )
@@ -119,7 +120,7 @@ def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path 
             val_split: float = 0.2, seed: int = 0, max_buckets: int = MAX_BUCKETS,
             workers: int | None = None, skipped_log: Path | None = None,
             test_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-            say: Callable[[str], None] | None = None) -> tuple[TrialData, DataSummary]:
+            say: Callable[[str], None] = quiet) -> tuple[TrialData, DataSummary]:
     """Decode DATA (and --val-dir) into the decoded cache at ``sizes``, or find it there,
     and map it: the arrays every trial and the final model share. ``say`` hears what a
     long decode is doing."""
@@ -167,7 +168,7 @@ def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path 
 
 
 def _decode(src: Source, split: Split, sizes: Sequence[int], entry: Path, root: Path,
-            workers: int | None, where: str, say: Callable[[str], None] | None) -> None:
+            workers: int | None, where: str, say: Callable[[str], None]) -> None:
     """Plan each size's buckets from the headers, refuse a decode the disk cannot hold,
     then decode once into every size's arrays."""
     plans = [plan_size(split, s, src.max_buckets) for s in sizes]
@@ -176,9 +177,8 @@ def _decode(src: Source, split: Split, sizes: Sequence[int], entry: Path, root: 
     dirs = [size_dir(entry, s) for s in sizes]
     for d in dirs:
         d.mkdir(parents=True, exist_ok=True)
-    if say:
-        say(f"decoding {len(plans[0].files):,} images at {', '.join(map(str, sizes))} px "
-            f"into the decoded cache, once: later runs on these files find them there")
+    say(f"decoding {len(plans[0].files):,} images at {', '.join(map(str, sizes))} px "
+        f"into the decoded cache, once: later runs on these files find them there")
     failed = decode_sizes(src, plans, dirs, workers, say)
     for plan, d in zip(plans, dirs):
         finish_size(d, plan, src, failed)
