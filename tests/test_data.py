@@ -13,7 +13,7 @@ from hyperfcn.data import (
     stratified_split,
 )
 from hyperfcn.errors import DataError
-from hyperfcn.prepare import prepare
+from hyperfcn.prepare import prepare, unmeasured_message
 
 
 def _save(path, img, fmt=None, **kw):
@@ -178,3 +178,17 @@ def test_the_header_probe_reads_what_pillow_reads(tmp_path):
 def _text(p):
     p.write_text("not an image")
     return p
+
+
+def test_a_class_left_without_validation_images_is_named_with_what_to_do(tmp_path):
+    _save(tmp_path / "a" / "only.jpg", _rgb())  # one image: none for validation
+    for i in range(5):
+        _save(tmp_path / "b" / f"{i}.jpg", _rgb(colour=(10, 20 * i, 30)))
+    _, summary = prepare(tmp_path, [16], val_split=0.2, cache_dir=tmp_path / "cache")
+    assert summary.val_counts == {"a": 0, "b": 1}
+    msg = unmeasured_message(summary, None)
+    assert msg is not None and "'a'" in msg and "'b'" not in msg
+    assert "2 or more readable images" in msg and "--val-dir" in msg
+    assert str(tmp_path / "v") in unmeasured_message(summary, tmp_path / "v")
+    summary.val_counts["a"] = 1
+    assert unmeasured_message(summary, None) is None

@@ -216,3 +216,13 @@ def test_a_recipe_fitted_to_the_search_end_shows_its_planned_epochs():
                           "time_total_s": 40.0 * e, "planned_epochs": 3})
     view.ended("r", 3)
     assert "trial r epoch 3/3:" in said[-2] and view.board.rows["r"].status == "done"
+
+
+def test_a_class_without_validation_images_is_flagged_in_the_data_section(tmp_path):
+    run = _run_dir(tmp_path)
+    data = json.loads((run / art.DATA_SUMMARY).read_text())
+    data["val_counts"]["roses"] = 0
+    art.write_json(run / art.DATA_SUMMARY, data)
+    page = write_report(run).read_text()
+    assert "No validation image for roses" in page
+    assert page.index("No validation image") > page.index("<h2>Data</h2>")

@@ -74,6 +74,21 @@ def skipped_message(summary: DataSummary, log_path: Path | None) -> str | None:
             f"(first reason: {summary.skipped[0][1]}){where}")
 
 
+def unmeasured_message(summary: DataSummary, val_dir: str | Path | None) -> str | None:
+    """Say which classes have no validation image: the validation score, which picks the
+    model, cannot see them. A class gets none from a split when it has fewer than 2
+    readable images, or when the files drawn for validation turned out unreadable."""
+    none = [c for c in summary.classes if not summary.val_counts.get(c)]
+    if not none:
+        return None
+    names = ", ".join(repr(c) for c in none[:5]) + (" ..." if len(none) > 5 else "")
+    fix = (f"add readable images to their folders in {val_dir}" if val_dir is not None else
+           "add images to their folders (a class needs 2 or more readable images to keep "
+           "one for validation), or give --val-dir")
+    return (f"warning: {len(none)} class(es) with no validation image: {names}; the "
+            f"validation score that picks the model does not measure them: {fix}")
+
+
 def check_test_dir(test_dir: str | Path, classes: Sequence[str], used: Sequence[Scan]) -> int:
     """Refuse a --test-dir that could not give an honest score: other classes than
     training's, no images, or images the run also trains or validates on. Returns how many

@@ -511,6 +511,11 @@ def _data_html(run: Run) -> list[str]:
     parts = ["<h2>Data</h2>", _table(["class", "training images", "validation images"],
                                      [[c, tc.get(c, 0), vc.get(c, 0)] for c in classes]
                                      + [["all", sum(tc.values()), sum(vc.values())]])]
+    unmeasured = [c for c in classes if not vc.get(c)]
+    if unmeasured:
+        parts.append(f"<p class='bad'>No validation image for {_e(', '.join(unmeasured))}: "
+                     f"the validation score that picked the model does not measure "
+                     f"{'it' if len(unmeasured) == 1 else 'them'}.</p>")
     shapes = run.data.get("bucket_shapes", {})
     pad = run.data.get("padded_fraction", {})
     parts.append("<p>Image sizes searched: " + ", ".join(

@@ -52,7 +52,7 @@ def versions() -> dict[str, str]:
 
 
 def prepare_data(opts: TuneOptions, sizes: list[int], run_dir: Path, say: Printer):
-    from .prepare import prepare, skipped_message
+    from .prepare import prepare, skipped_message, unmeasured_message
 
     say(f"reading {opts.data}" + (f" (validation: {opts.val_dir})" if opts.val_dir else
                                   f" (validation: {opts.val_split:.0%} stratified split)"))
@@ -70,9 +70,10 @@ def prepare_data(opts: TuneOptions, sizes: list[int], run_dir: Path, say: Printe
         say(f"  {s} px: {len(summary.shapes[s])} batch shapes "
             f"{', '.join(f'{h}x{w}' for h, w in summary.shapes[s])}; "
             f"padding {summary.padded_fraction[s]:.1%} of pixels")
-    msg = skipped_message(summary, run_dir / art.SKIPPED)
-    if msg:
-        say(msg)
+    for msg in (skipped_message(summary, run_dir / art.SKIPPED),
+                unmeasured_message(summary, opts.val_dir)):
+        if msg:
+            say(msg)
     art.write_json(run_dir / art.DATA_SUMMARY, summary.to_dict())
     return data, summary
 
