@@ -80,6 +80,23 @@ def throughput(model, batches, steps):
     return n / (time.perf_counter() - t)
 
 
+def training_images(size: int, synthetic: bool):
+    """(the packed training set, classes): flowers, or random images in its bucket shapes."""
+    from hyperfcn.buckets import pack, plan_buckets
+
+    if not synthetic:
+        from common import load_flowers
+
+        data, _ = load_flowers([size])
+        return data.train[size], len(data.classes)
+    rng = np.random.default_rng(0)
+    s = size
+    shapes = [(s, int(s * 1.33))] * 60 + [(s, int(s * 1.5))] * 25 + [(int(s * 1.33), s)] * 15
+    imgs = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in shapes * 10]
+    return pack(imgs, [i % 5 for i in range(len(imgs))],
+                plan_buckets([im.shape[:2] for im in imgs])), 5
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=64)
@@ -93,7 +110,6 @@ def main() -> None:
     ap.add_argument("--out")
     a = ap.parse_args()
 
-    from hyperfcn.buckets import pack, plan_buckets
     from hyperfcn.config import ModelConfig
     from hyperfcn.model import build_training_model
     from hyperfcn.runtime import configure_runtime
@@ -101,19 +117,7 @@ def main() -> None:
     configure_runtime(os.cpu_count() or 1, 0)
     import keras
 
-    if a.synthetic:
-        rng = np.random.default_rng(0)
-        s = a.size
-        shapes = [(s, int(s * 1.33))] * 60 + [(s, int(s * 1.5))] * 25 + [(int(s * 1.33), s)] * 15
-        imgs = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in shapes * 10]
-        packed = pack(imgs, [i % 5 for i in range(len(imgs))],
-                      plan_buckets([im.shape[:2] for im in imgs]))
-        k = 5
-    else:
-        from common import load_flowers
-
-        data, _ = load_flowers([a.size])
-        packed, k = data.train[a.size], len(data.classes)
+    packed, k = training_images(a.size, a.synthetic)
     batches = batches_of(packed, a.batch, k, max(a.steps, 16))
     kinds = ["none", "policy"] + (["keras_layers"] if a.keras_layers else [])
     results: dict[str, list[float]] = {kd: [] for kd in kinds}

@@ -37,40 +37,35 @@ def in_memory_path(size: int, workers: int) -> int:
     return len(imgs)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--size", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out")
-    a = ap.parse_args()
+def throughputs(size: int, repeats: int) -> tuple[list[Path], dict[str, dict[int, list]]]:
+    """Images/s on 1 and 2 threads: the decode alone, and the run's two ways from folders to
+    the arrays trials read: in memory (scan, decode, pack into buckets) and the decoded
+    cache (scan, headers, plan, decode into its files)."""
     from hyperfcn.data import decode_all, scan_folder
     from hyperfcn.prepare import prepare
 
     files = scan_folder(FLOWERS / "train").files + scan_folder(FLOWERS / "val").files
-    rates = {1: [], 2: []}
-    # the run's two ways from folders to the arrays trials read: in memory (scan, decode,
-    # pack into buckets) and the decoded cache (scan, headers, plan, decode into its files)
-    memory = {1: [], 2: []}
-    cached = {1: [], 2: []}
-    for _ in range(a.repeats):
+    out: dict[str, dict[int, list]] = {k: {1: [], 2: []} for k in ("decode", "memory", "cache")}
+    for _ in range(repeats):
         for workers in (1, 2):
             t = time.perf_counter()
-            d = decode_all(files, [a.size], workers=workers)
-            rates[workers].append(len(d.kept) / (time.perf_counter() - t))
+            d = decode_all(files, [size], workers=workers)
+            out["decode"][workers].append(len(d.kept) / (time.perf_counter() - t))
             t = time.perf_counter()
-            n = in_memory_path(a.size, workers)
-            memory[workers].append(n / (time.perf_counter() - t))
+            n = in_memory_path(size, workers)
+            out["memory"][workers].append(n / (time.perf_counter() - t))
             cache = Path(tempfile.mkdtemp(prefix="hyperfcn-decode-cache-"))
             t = time.perf_counter()
-            _, summary = prepare(FLOWERS / "train", [a.size], val_dir=FLOWERS / "val",
+            _, summary = prepare(FLOWERS / "train", [size], val_dir=FLOWERS / "val",
                                  workers=workers, cache_dir=cache)
-            cached[workers].append(summary.decoded / (time.perf_counter() - t))
+            out["cache"][workers].append(summary.decoded / (time.perf_counter() - t))
             shutil.rmtree(cache)
-    per_core = median(rates[1])
+    return files, out
 
-    work = Path(tempfile.mkdtemp(prefix="hyperfcn-decode-"))
-    run = work / "run"
-    shutil.rmtree(run, ignore_errors=True)
+
+def decodes_in_a_search() -> tuple[int, list[int], int]:
+    """(the driver's decodes, each trial's, trials) of an 8-trial search at 32 px."""
+    run = Path(tempfile.mkdtemp(prefix="hyperfcn-decode-")) / "run"
     r = subprocess.run([sys.executable, "-m", "hyperfcn.cli", "tune", str(FLOWERS / "train"),
                         "--val-dir", str(FLOWERS / "val"), "--out", str(run), "--image-size",
                         "32", "--samples", "8", "--max-epochs", "1", "--no-final", "--quiet"],
@@ -82,28 +77,37 @@ def main() -> None:
     for p in (run / "tune").glob("trial_*/result.json"):
         trial_decodes += [json.loads(line)["worker_decodes"] for line in
                           p.read_text().splitlines() if line.strip()]
-    images = len(files)
-    per_image = (driver + sum(trial_decodes)) / images
-    emit({"benchmark": "decode", "images": images, "driver_decodes": driver,
-          "trials": len(list((run / "tune").glob("trial_*"))),
-          "decodes_in_trials": sum(trial_decodes), "decodes_per_image": per_image,
-          "size": a.size, "images_per_s_1_thread": [round(x) for x in rates[1]],
+    return driver, trial_decodes, len(list((run / "tune").glob("trial_*")))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    files, t = throughputs(a.size, a.repeats)
+    rates, memory, cached = t["decode"], t["memory"], t["cache"]
+    driver, trial_decodes, trials = decodes_in_a_search()
+    per_image = (driver + sum(trial_decodes)) / len(files)
+    ratio = {w: round(median(cached[w]) / median(memory[w]), 3) for w in (1, 2)}
+    emit({"benchmark": "decode", "images": len(files), "driver_decodes": driver,
+          "trials": trials, "decodes_in_trials": sum(trial_decodes),
+          "decodes_per_image": per_image, "size": a.size,
+          "images_per_s_1_thread": [round(x) for x in rates[1]],
           "images_per_s_2_threads": [round(x) for x in rates[2]],
           "cache_images_per_s_1_thread": [round(x) for x in cached[1]],
           "cache_images_per_s_2_threads": [round(x) for x in cached[2]],
           "memory_path_images_per_s_1_thread": [round(x) for x in memory[1]],
           "memory_path_images_per_s_2_threads": [round(x) for x in memory[2]],
-          "cache_vs_memory_path": {w: round(median(cached[w]) / median(memory[w]), 3)
-                                   for w in (1, 2)},
+          "cache_vs_memory_path": ratio,
           "figure": f"decodes per image over 8 trials: {per_image:.2f}; decode+resize to "
-                    f"{a.size} px: {per_core:.0f} images/s per core "
+                    f"{a.size} px: {median(rates[1]):.0f} images/s per core "
                     f"({median(rates[2]):.0f} on 2 threads); folders to arrays, into the "
                     f"decoded cache vs in memory: {median(cached[1]):.0f} vs "
-                    f"{median(memory[1]):.0f} images/s on 1 thread "
-                    f"({median(cached[1]) / median(memory[1]):.2f}x), "
+                    f"{median(memory[1]):.0f} images/s on 1 thread ({ratio[1]:.2f}x), "
                     f"{median(cached[2]):.0f} vs {median(memory[2]):.0f} on 2 "
-                    f"({median(cached[2]) / median(memory[2]):.2f}x)"}, a.out)
-
+                    f"({ratio[2]:.2f}x)"}, a.out)
 
 if __name__ == "__main__":
     main()

@@ -70,7 +70,7 @@ def config_of(hp) -> dict:
     return c
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("data")
     ap.add_argument("--val-dir")
@@ -78,7 +78,11 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
-    a = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    a = _args()
     t0 = time.time()
     import keras
     import keras_tuner as kt
