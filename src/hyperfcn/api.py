@@ -1,4 +1,5 @@
-"""The Python API: tune, train, predict, evaluate, report. The CLI is a thin layer over these.
+"""The Python API: tune, train, predict, evaluate, report, the decoded cache. The CLI is a
+thin layer over these.
 
 Each command is an orchestration of modules that own its parts: the options
 (:mod:`hyperfcn.options`), the space (:mod:`hyperfcn.space_setup`), the machine
@@ -113,6 +114,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     """Search, then save the best model found (see final.plan_final) with everything that
     explains it."""
     from . import search, session
+    from .cache import release
     from .rounds import plan_round
     from .scheduler import plan_scheduler
     from .trackers import tracker_callbacks
@@ -167,6 +169,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
         metrics = _final_model(best, config, req, opts, res, summary, search_info, t0, p)
     finally:
         session.shutdown()
+        release(Path(summary.cache))
     wrap_up(opts, run_dir, config, metrics, p)
     return RunResult(run_dir, config, metrics, records)
 
@@ -324,6 +327,7 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
           say: Say | None = None) -> RunResult:
     """Train one configuration without searching; same artifacts as `tune`."""
     from . import session
+    from .cache import release
     from .final import plan_final, write_files
 
     opts = opts or TuneOptions(data=Path(data))
@@ -368,6 +372,7 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
                               opts.test_dir)
     finally:
         session.shutdown()
+        release(Path(summary.cache))
     wrap_up(opts, run_dir, cfg.to_dict(), metrics, p)
     return RunResult(run_dir, cfg.to_dict(), metrics)
 
@@ -404,3 +409,23 @@ def evaluate(data: str | Path, model: str | Path):
 
     return evaluate_folder(load_run(model), data)
 
+
+
+def cache_entries(cache_dir: str | Path | None = None):
+    """The decoded cache's entries (:class:`hyperfcn.cache_admin.Entry`), most recently
+    used first, and the cache's folder."""
+    from .cache import cache_root
+    from .cache_admin import entries
+
+    root = cache_root(cache_dir)
+    return (entries(root) if root.is_dir() else []), root
+
+
+def clear_cache(cache_dir: str | Path | None = None, older_than_s: float = 0.0):
+    """Remove the decoded cache's entries last used over ``older_than_s`` ago, except those
+    a running run uses; returns (removed, left because in use)."""
+    from .cache import cache_root
+    from .cache_admin import clear
+
+    root = cache_root(cache_dir)
+    return clear(root, older_than_s) if root.is_dir() else ([], [])

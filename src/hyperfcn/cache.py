@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -44,6 +45,8 @@ RECORD_EVERY_S = 20.0
 TASK = 16  # images one thread decodes per task
 CACHE_ENV = "HYPERFCN_CACHE_DIR"
 PARTS = ("train", "val")
+LOCK, IN_USE = ".lock", ".in-use"  # an entry's decode lock; its users' shared lock
+SOURCE = "source.json"  # what an entry was made from
 
 
 def quiet(msg: str) -> None:
@@ -308,17 +311,79 @@ def open_size(d: Path) -> tuple[Packed, Packed, dict]:
 def locked(d: Path, say: Callable[[str], None] = quiet) -> Iterator[None]:
     """One process builds an entry at a time; another waits, saying so, then finds it
     built."""
-    d.mkdir(parents=True, exist_ok=True)
-    with open(d / ".lock", "w") as f:
+    with _lock_file(d, say):
+        yield
+
+
+def _lock_file(d: Path, say: Callable[[str], None]) -> IO:
+    """The entry's lock file, open and locked (closing it unlocks)."""
+    while True:
+        d.mkdir(parents=True, exist_ok=True)
+        try:
+            f = open(d / LOCK, "w")  # noqa: SIM115 (the caller closes it)
+        except FileNotFoundError:  # cleared between the two lines above
+            continue
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             say(f"waiting for another run that is decoding the same images into {d}")
             fcntl.flock(f, fcntl.LOCK_EX)
+        if _same_file(f, d / LOCK):
+            return f
+        f.close()  # `hyperfcn cache --clear` removed the entry while this run waited
+
+
+def _same_file(f: IO, path: Path) -> bool:
+    try:
+        return os.fstat(f.fileno()).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
+
+
+# The entries this process's runs use, each held with a shared lock until the run ends
+# (release) or the process exits: `hyperfcn cache --clear` leaves them alone (trials map
+# their files, the final step opens them again).
+_HELD: dict[Path, IO] = {}
+
+
+def hold(d: Path) -> None:
+    """Mark entry ``d`` used now, and in use until this process exits."""
+    if d in _HELD:
+        return
+    f = open(d / IN_USE, "a")  # noqa: SIM115 (open until the process exits)
+    fcntl.flock(f, fcntl.LOCK_SH)
+    os.utime(d / IN_USE)  # the entry's last use, for `hyperfcn cache`
+    _HELD[d] = f
+
+
+def release(d: Path) -> None:
+    """Stop holding entry ``d`` (its run has ended)."""
+    f = _HELD.pop(d, None)
+    if f is not None:
+        f.close()
+
+
+@contextlib.contextmanager
+def unused(d: Path) -> Iterator[bool]:
+    """Whether no run is using or building entry ``d``. While True, none can start to: a
+    run takes the entry's lock before it holds the entry (hold), and checks, once it has
+    the lock, that its lock file is still the entry's."""
+    with open(d / LOCK, "a") as lock:
         try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        if not (d / IN_USE).exists():
+            yield True
+            return
+        with open(d / IN_USE, "rb") as users:
+            try:
+                fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
 
 
 def entry_dir(root: Path, src: Source) -> Path:
@@ -340,6 +405,16 @@ def split_of(entry: Path, src: Source) -> Split:
         split = make_split(src)
         _save_split(entry, split)
     return split
+
+
+def describe(entry: Path, src: Source, data: str | Path, val_dir: str | Path | None) -> None:
+    """Write once what the entry was made from, for `hyperfcn cache` to list."""
+    if not (entry / SOURCE).exists():
+        _write_json(entry / SOURCE, {
+            "data": str(Path(data).resolve()),
+            "val_dir": str(Path(val_dir).resolve()) if val_dir is not None else None,
+            "images": len(src.files), "val_split": None if src.val_dir else src.val_split,
+            "seed": None if src.val_dir else src.seed})
 
 
 def free_bytes(root: Path) -> int:

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 from . import __version__
 from .errors import SearchFailed, UserError
 
-_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600}
+_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 # `train --budget` without --max-epochs: the budget decides, this only bounds the run
 TRAIN_BUDGET_MAX_EPOCHS = 1000
 
@@ -31,7 +31,7 @@ def parse_duration(text: str) -> float:
             return 0.0
         raise argparse.ArgumentTypeError(
             f"{text!r} has no unit; write {t}s, {t}m or {t}h")
-    parts = re.findall(r"(\d+(?:\.\d+)?)\s*(h|min|m|s)", t)
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*(d|h|min|m|s)", t)
     if not parts or "".join(f"{a}{b}" for a, b in parts) != t.replace(" ", ""):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a duration; write e.g. 90s, 20m, 1.5h or 1h30m")
@@ -303,6 +303,19 @@ def _add_use_commands(sub: Any) -> None:
                     help="where to write it (default RUN_DIR/export/model.onnx, "
                          "saved_model/ or model.tflite)")
 
+    ca = _sub(sub, "cache", "list the decoded cache's entries, or clear them",
+              "List the decoded cache: an entry per dataset, validation split and seed a run "
+              "has read,\nwith its folder, image sizes, size on disk and last use. --clear "
+              "removes entries (never one a\nrunning run uses); a later run decodes its "
+              "images again.",
+              "hyperfcn cache --clear --older-than 7d")
+    ca.add_argument("--cache-dir", type=Path, metavar="DIR",
+                    help="the cache's folder (default $HYPERFCN_CACHE_DIR or "
+                         "~/.cache/hyperfcn)")
+    ca.add_argument("--clear", action="store_true", help="remove the entries no run uses")
+    ca.add_argument("--older-than", type=parse_duration, default=0.0, metavar="DURATION",
+                    help="with --clear: only entries last used longer ago, e.g. 7d, 12h")
+
     sp = _sub(sub, "space", "print the default search space (the --space format)",
               "Print the default search space in the format --space reads.",
               "hyperfcn space > my_space.yaml")
@@ -414,6 +427,8 @@ def run(argv: list[str]) -> int:
         return 0
     if args.command == "predict":
         return _run_predict(args)
+    if args.command == "cache":
+        return _run_cache(args)
     if args.command == "evaluate":
         return _run_evaluate(args)
     if args.command == "export":
@@ -463,6 +478,19 @@ def _run_predict(args: argparse.Namespace) -> int:
         print(f"skipped {len(skipped)} unreadable file(s): "
               f"{', '.join(p for p, _ in skipped[:3])}"
               f"{' ...' if len(skipped) > 3 else ''} ({skipped[0][1]})", file=sys.stderr)
+    return 0
+
+
+def _run_cache(args: argparse.Namespace) -> int:
+    from . import api
+    from .cache_admin import describe_entries, describe_removed
+
+    if args.clear:
+        removed, busy = api.clear_cache(args.cache_dir, args.older_than)
+        print(describe_removed(removed, busy))
+        return 0
+    found, root = api.cache_entries(args.cache_dir)
+    print(describe_entries(found, root))
     return 0
 
 

@@ -17,9 +17,11 @@ from .cache import (
     Source,
     cache_root,
     decode_sizes,
+    describe,
     entry_dir,
     finish_size,
     free_bytes,
+    hold,
     is_complete,
     locked,
     open_size,
@@ -150,6 +152,8 @@ def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path 
     t0 = time.time()
     with locked(entry, say):
         split = split_of(entry, src)
+        describe(entry, src, train_dir, val_dir)
+        hold(entry)
         _check_split(split, train_dir, val_dir)
         parts = {s: _open_complete(entry, s) for s in sizes}
         missing = [s for s, got in parts.items() if got is None]
