@@ -27,6 +27,7 @@ from .cache import (
     open_size,
     partial_bytes,
     quiet,
+    release,
     size_dir,
     split_of,
 )
@@ -140,7 +141,8 @@ def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path 
             say: Callable[[str], None] = quiet) -> tuple[TrialData, DataSummary]:
     """Decode DATA (and --val-dir) into the decoded cache at ``sizes``, or find it there,
     and map it: the arrays every trial and the final model share. ``say`` hears what a
-    long decode is doing."""
+    long decode is doing. The entry is held (cache.hold) until the run calls
+    cache.release or the process ends."""
     train_scan, val_scan = _scan(train_dir, val_dir, test_dir)
     scans = [train_scan] + ([val_scan] if val_scan else [])
     src = Source(files=tuple(f for s in scans for f in s.files),
@@ -153,13 +155,13 @@ def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path 
     with locked(entry, say):
         split = split_of(entry, src)
         describe(entry, src, train_dir, val_dir)
-        hold(entry)
         _check_split(split, train_dir, val_dir)
         parts = {s: _open_complete(entry, s) for s in sizes}
         missing = [s for s, got in parts.items() if got is None]
         if missing:
             _decode(src, split, missing, entry, root, workers, str(train_dir), say)
             parts.update({s: open_size(size_dir(entry, s)) for s in missing})
+        hold(entry)  # before the lock goes: `hyperfcn cache --clear` must not take it now
     failed = {tuple(f) for s in sizes for f in parts[s][2]["failed"]}
     skipped = split.skipped + sorted(failed)
     if skipped_log is not None and skipped:
@@ -180,6 +182,7 @@ def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path 
         summary.padded_fraction[s] = float(parts[s][2]["padded_fraction"])
     empty = [c for c in classes if summary.train_counts[c] == 0]
     if empty:
+        release(entry)
         raise DataError(f"{train_dir}: class folder(s) with no readable images: "
                         f"{', '.join(empty)}; add images or remove the folder")
     return TrialData(classes=classes, train={s: parts[s][0] for s in sizes},
