@@ -111,6 +111,8 @@ def test_the_cache_command_lists_and_clears(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("removed 2 entries")
     assert main(["cache", "--cache-dir", str(tmp_path / "none")]) == 0
     assert "0 entries" in capsys.readouterr().out
+    assert main(["cache", "--older-than", "7d"]) == 2
+    assert "give both" in capsys.readouterr().err
 
 
 def test_durations_take_days():

@@ -485,6 +485,9 @@ def _run_cache(args: argparse.Namespace) -> int:
     from . import api
     from .cache_admin import describe_entries, describe_removed
 
+    if args.older_than and not args.clear:
+        raise UserError("--older-than chooses what --clear removes; give both, e.g. "
+                        "hyperfcn cache --clear --older-than 7d")
     if args.clear:
         removed, busy = api.clear_cache(args.cache_dir, args.older_than)
         print(describe_removed(removed, busy))
