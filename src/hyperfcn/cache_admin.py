@@ -25,7 +25,7 @@ class Entry:
     data: str  # the DATA folder it was made from ("?" for an entry older than its record)
     val_dir: str | None
     images: int | None
-    split: str  # how validation was drawn: "--val-dir", "20% seed 0", or "?"
+    split: str  # how validation was drawn: "--val-dir", "validation 20% seed 0", or "?"
     sizes: tuple[int, ...]  # the image sizes decoded completely
     bytes: int  # on disk (blocks, not lengths: a decode stopped midway is sparse)
     last_used: float  # seconds since the epoch
@@ -69,7 +69,8 @@ def _read_entry(d: Path) -> Entry:
 def entries(root: Path) -> list[Entry]:
     """The cache's entries under ``root`` (cache.cache_root), the most recently used first;
     entries of an older format, which no run reads any more, are listed too."""
-    dirs = [d for v in sorted(root.glob("decoded-v*")) for d in v.iterdir() if d.is_dir()]
+    dirs = [d for v in sorted(root.glob("decoded-v*")) if v.is_dir()
+            for d in v.iterdir() if d.is_dir()]
     return sorted(map(_read_entry, dirs), key=lambda e: -e.last_used)
 
 
