@@ -46,6 +46,7 @@ def _run_dir(tmp: Path, n_trials: int = 12) -> Path:
     art.write_json(run / art.SETTINGS, {
         "metric": "val_loss", "max_epochs": 6, "searcher": "hyperopt", "seed": 0,
         "budget_s": 600, "command": f"hyperfcn tune {EVIL}", "backend": "tensorflow",
+        "precision": "mixed bfloat16 (this CPU computes it natively)",
         "scheduler_plan": {"name": "asha", "max_t": 6, "grace_period": 1,
                            "reduction_factor": 2},
         "resources": {"cpus": 2, "gpus": 0, "cpus_per_trial": 1, "gpus_per_trial": 0,
@@ -97,6 +98,7 @@ def test_report_is_self_contained_and_escapes_user_strings(tmp_path):
     assert page.count("data:image/jpeg;base64,") == 6  # the mistakes, as thumbnails
     assert "12 trials" not in page and "13 trials" in page
     assert "loss became nan" in page  # the failed trial's reason
+    assert "<td>precision</td><td>mixed bfloat16 (this CPU computes it natively)</td>" in page
 
 
 def test_importance_ranks_the_parameter_that_drives_the_metric(tmp_path):

@@ -207,6 +207,7 @@ def _request(req: Any, opts: TuneOptions, res: Resources, rnd: Any, data_ref: An
     write_settings(req.run_dir, opts, {
         "scheduler_plan": dataclasses.asdict(plan), "resources": dataclasses.asdict(res),
         "space": dict(space.raw), "image_sizes": sizes(space),
+        "precision": describe(opts.backend, res.gpus_per_trial > 0),
         "image_size_rule": sizing and {**dataclasses.asdict(sizing), "text": sizing.describe()}})
     if rnd.number == 1 and not rnd.restore:
         HParamsLog(req.run_dir / art.TENSORBOARD).experiment(space_infos(space))
@@ -352,7 +353,9 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
         ref = session.put(shareable(data_, opts))
         del data_
         write_settings(run_dir, opts, {"config": cfg.to_dict(),
-                                        "resources": dataclasses.asdict(res)})
+                                        "resources": dataclasses.asdict(res),
+                                        "precision": describe(opts.backend,
+                                                              res.gpus_per_trial > 0)})
         weights = opts.weights if cfg.backbone != "none" else None
         if weights == "imagenet":
             session.fetch_weights([cfg.backbone], res.cpus_per_trial)

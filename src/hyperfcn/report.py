@@ -548,7 +548,8 @@ def _settings_table(run: Run) -> str:
         ["resources", "{} CPUs, {} GPUs; {} CPU and {} GPU per trial, up to {} at once"
          .format(*(res.get(k, "?") for k in ("cpus", "gpus", "cpus_per_trial",
                                               "gpus_per_trial", "concurrency")))],
-        ["backend", s.get("backend", "")]])
+        ["backend", s.get("backend", "")],
+        ["precision", s.get("precision", "float32")]])
 
 
 def _search_html(run: Run, scored: list, ranked: list[tuple[str, float]],
