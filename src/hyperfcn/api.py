@@ -268,8 +268,9 @@ def _run_search(req: Any, rnd: Any, opts: TuneOptions, summary: Any, t0: float,
     art.write_csv(run_dir / art.TRIALS, trial_rows(records, req.space), ["trial_id"])
     art.write_json(run_dir / art.TRIALS_JSON, [dataclasses.asdict(r) for r in records])
     counts = collections.Counter(r.status for r in records)
-    p(f"search: {len(records)} trials ({', '.join(f'{v} {k}' for k, v in counts.items())})"
-      f" in {time.time() - t0:.0f} s; table in {run_dir / art.TRIALS}")
+    how = ", ".join(f"{v} {k}" for k, v in counts.items())
+    p(f"search: {len(records)} trial{'' if len(records) == 1 else 's'} ({how}) in "
+      f"{time.time() - t0:.0f} s; table in {run_dir / art.TRIALS}")
     info = {"search_wall_seconds": round(search_wall, 2),
             "trial_epochs": sum(r.epochs for r in records), "trials": len(records),
             "rounds": list(dict.fromkeys([*finished_rounds(run_dir), rnd.name]))}

@@ -471,8 +471,8 @@ def _summary_html(run: Run, scored: list, ranked: list[tuple[str, float]]) -> li
     if trials:
         wall = (run.metrics.get("search_wall_seconds")
                 or _read(run.dir / art.SEARCH, {}).get("search_wall_seconds"))
-        lead.append(f"{len(trials)} trials in {wall / 60:.1f} min" if wall else
-                    f"{len(trials)} trials")
+        n = f"{len(trials)} trial{'' if len(trials) == 1 else 's'}"
+        lead.append(f"{n} in {wall / 60:.1f} min" if wall else n)
         status = Counter(t.get("status", "?") for t in trials)
         lead.append(", ".join(f"{n} {_e(k)}" for k, n in status.most_common()))
     if scored:
