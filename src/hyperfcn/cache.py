@@ -10,6 +10,8 @@ shape it (the validation split, the number of buckets). Its headers are probed f
 split and every bucket's shape are planned before any decode; each size is a folder of its
 own, complete once its ``meta.json`` exists, so a run at another size decodes only that
 size. A decode records each finished chunk of images: an interrupted one resumes there.
+A run holds its entry (a shared lock) until it ends, so `hyperfcn cache --clear`
+(:mod:`hyperfcn.cache_admin`) never removes one in use.
 """
 
 from __future__ import annotations
@@ -347,7 +349,7 @@ _HELD: dict[Path, IO] = {}
 
 
 def hold(d: Path) -> None:
-    """Mark entry ``d`` used now, and in use until this process exits."""
+    """Mark entry ``d`` used now, and in use until :func:`release` or this process's end."""
     if d in _HELD:
         return
     f = open(d / IN_USE, "a")  # noqa: SIM115 (open until the process exits)
