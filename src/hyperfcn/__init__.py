@@ -11,6 +11,8 @@ __version__ = "0.1.0"
 from .api import (  # noqa: E402
     RunResult,
     TuneOptions,
+    cache_entries,
+    clear_cache,
     evaluate,
     export,
     predict,
@@ -19,5 +21,5 @@ from .api import (  # noqa: E402
     tune,
 )
 
-__all__ = ["RunResult", "TuneOptions", "evaluate", "export", "predict", "report", "train",
-           "tune", "__version__"]
+__all__ = ["RunResult", "TuneOptions", "cache_entries", "clear_cache", "evaluate", "export",
+           "predict", "report", "train", "tune", "__version__"]
