@@ -113,8 +113,7 @@ def _space(opts: TuneOptions, p: Printer) -> tuple[SearchSpace, Any]:
 def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     """Search, then save the best model found (see final.plan_final) with everything that
     explains it."""
-    from . import search, session
-    from .cache import release
+    from . import cache, search, session
     from .rounds import plan_round
     from .scheduler import plan_scheduler
     from .trackers import tracker_callbacks
@@ -150,8 +149,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
         res = plan_resources(opts, cluster)
         _fetch_weights(space, opts, res, p)
         req = _request(req, opts, res, rnd, session.put(shareable(data, opts)), summary, t0,
-                       trackers, p, say,
-                       sizing)
+                       trackers, p, say, sizing)
         del data
         records, interrupted, search_info = _run_search(req, rnd, opts, summary, t0, p)
         if interrupted:
@@ -169,7 +167,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
         metrics = _final_model(best, config, req, opts, res, summary, search_info, t0, p)
     finally:
         session.shutdown()
-        release(Path(summary.cache))
+        cache.release(Path(summary.cache))
     wrap_up(opts, run_dir, config, metrics, p)
     return RunResult(run_dir, config, metrics, records)
 

@@ -325,9 +325,7 @@ def _lock_file(d: Path, say: Callable[[str], None]) -> IO:
             f = open(d / LOCK, "w")  # noqa: SIM115 (the caller closes it)
         except FileNotFoundError:  # cleared between the two lines above
             continue
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_lock(f):
             say(f"waiting for another run that is decoding the same images into {d}")
             fcntl.flock(f, fcntl.LOCK_EX)
         if _same_file(f, d / LOCK):
@@ -370,22 +368,20 @@ def unused(d: Path) -> Iterator[bool]:
     """Whether no run is using or building entry ``d``. While True, none can start to: a
     run takes the entry's lock before it holds the entry (hold), and checks, once it has
     the lock, that its lock file is still the entry's."""
-    with open(d / LOCK, "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        if not (d / IN_USE).exists():
-            yield True
-            return
-        with open(d / IN_USE, "rb") as users:
-            try:
-                fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            yield True
+    with contextlib.ExitStack() as stack:
+        free = _try_lock(stack.enter_context(open(d / LOCK, "a")))
+        if free and (d / IN_USE).exists():
+            free = _try_lock(stack.enter_context(open(d / IN_USE, "rb")))
+        yield free
+
+
+def _try_lock(f: IO) -> bool:
+    """Lock ``f`` exclusively if no one else holds it; whether it did."""
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def entry_dir(root: Path, src: Source) -> Path:

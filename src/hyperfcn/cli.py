@@ -229,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train(sub)
     _add_use_commands(sub)
+    _add_cache(sub)
     return ap
 
 
@@ -255,6 +256,22 @@ def _add_train(sub: Any) -> None:
                    help="backbone configs: ImageNet weights, none, or a .weights.h5 file")
     _add_resource_opts(tr)
     _add_output_opts(tr)
+
+
+def _add_cache(sub: Any) -> None:
+    """`hyperfcn cache`: the decoded cache's entries, listed or cleared."""
+    ca = _sub(sub, "cache", "list the decoded cache's entries, or clear them",
+              "List the decoded cache: an entry per dataset, validation split and seed a run "
+              "has read,\nwith its folder, image sizes, size on disk and last use. --clear "
+              "removes entries (never one a\nrunning run uses); a later run decodes its "
+              "images again.",
+              "hyperfcn cache --clear --older-than 7d")
+    ca.add_argument("--cache-dir", type=Path, metavar="DIR",
+                    help="the cache's folder (default $HYPERFCN_CACHE_DIR or "
+                         "~/.cache/hyperfcn)")
+    ca.add_argument("--clear", action="store_true", help="remove the entries no run uses")
+    ca.add_argument("--older-than", type=parse_duration, default=0.0, metavar="DURATION",
+                    help="with --clear: only entries last used longer ago, e.g. 7d, 12h")
 
 
 def _add_use_commands(sub: Any) -> None:
@@ -302,19 +319,6 @@ def _add_use_commands(sub: Any) -> None:
     ex.add_argument("--out", type=Path, metavar="PATH",
                     help="where to write it (default RUN_DIR/export/model.onnx, "
                          "saved_model/ or model.tflite)")
-
-    ca = _sub(sub, "cache", "list the decoded cache's entries, or clear them",
-              "List the decoded cache: an entry per dataset, validation split and seed a run "
-              "has read,\nwith its folder, image sizes, size on disk and last use. --clear "
-              "removes entries (never one a\nrunning run uses); a later run decodes its "
-              "images again.",
-              "hyperfcn cache --clear --older-than 7d")
-    ca.add_argument("--cache-dir", type=Path, metavar="DIR",
-                    help="the cache's folder (default $HYPERFCN_CACHE_DIR or "
-                         "~/.cache/hyperfcn)")
-    ca.add_argument("--clear", action="store_true", help="remove the entries no run uses")
-    ca.add_argument("--older-than", type=parse_duration, default=0.0, metavar="DURATION",
-                    help="with --clear: only entries last used longer ago, e.g. 7d, 12h")
 
     sp = _sub(sub, "space", "print the default search space (the --space format)",
               "Print the default search space in the format --space reads.",
