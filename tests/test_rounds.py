@@ -51,3 +51,24 @@ def test_plan_round_new_resume_extend_and_refusals(tmp_path):
     assert r.restore and r.name == "tune-2"  # round 2 was interrupted: continue it
     assert len(r.earlier) == 4
 
+
+
+def test_a_round_on_another_space_starts_its_searcher_from_the_trials_that_fit_it():
+    """A trial of an earlier round whose config the new `--space` cannot hold (here a
+    fixed key set otherwise) is left out of the searcher's start, and said; the final
+    model may still be it, so its image size is prepared."""
+    from hyperfcn.rounds import evaluated, image_sizes
+    from hyperfcn.space import load_space
+
+    space = load_space(known_keys=KEYS)
+    fits = space.validate_point(space.defaults)
+    other = {**fits, "max_filters": 32, "image_size": 48}
+    records = [{"trial_id": "a", "config": fits, "best_val_loss": 0.5, "status": "completed"},
+               {"trial_id": "b", "config": other, "best_val_loss": 0.4, "status": "stopped"},
+               {"trial_id": "c", "config": fits, "best_val_loss": None, "status": "failed"}]
+    kept, said = evaluated(records, "val_loss", space)
+    assert kept == [(fits, 0.5)]
+    assert said.startswith("1 of 2 earlier trials lie outside this round's space")
+    assert "trial b.image_size=48 is outside" in said and "starts from the other 1" in said
+    assert evaluated(records[:1], "val_loss", space) == ([(fits, 0.5)], None)
+    assert image_sizes([64], records) == sorted({64, 48, fits["image_size"]})

@@ -114,7 +114,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     """Search, then save the best model found (see final.plan_final) with everything that
     explains it."""
     from . import cache, search, session
-    from .rounds import plan_round
+    from .rounds import image_sizes, plan_round
     from .scheduler import plan_scheduler
     from .trackers import tracker_callbacks
     from .trial import TrialSettings
@@ -142,7 +142,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
             opts = dataclasses.replace(opts, samples=20)
         trackers = tracker_callbacks(opts.mlflow, opts.wandb, run_dir.name, run_dir)
         # Data first: a bad folder fails in a second, before Ray starts.
-        data, summary = prepare_data(opts, sizes(space), run_dir, p)
+        data, summary = prepare_data(opts, image_sizes(sizes(space), rnd.earlier), run_dir, p)
         search_budget(opts, t0, summary)  # a budget the final step alone would use up
     cluster = session.start(opts.address, opts.backend, quiet=opts.quiet)
     try:
@@ -202,6 +202,9 @@ def _request(req: Any, opts: TuneOptions, res: Resources, rnd: Any, data_ref: An
                                    gpus=res.gpus_per_trial)
     n_random = opts.random_starts or random_starts(res.concurrency, opts.samples)
     _announce(opts, res, plan, space, n_random, rnd, p)
+    earlier, left_out = evaluated(rnd.earlier, opts.metric, space)
+    if left_out:
+        p(left_out)
     write_settings(req.run_dir, opts, {
         "scheduler_plan": dataclasses.asdict(plan), "resources": dataclasses.asdict(res),
         "space": dict(space.raw), "image_sizes": sizes(space),
@@ -217,7 +220,7 @@ def _request(req: Any, opts: TuneOptions, res: Resources, rnd: Any, data_ref: An
         req, data_ref=data_ref, settings=settings, searcher=opts.searcher,
         samples=rnd.samples if rnd.number > 1 else opts.samples,
         budget_s=search_budget(opts, t0, summary), name=rnd.name,
-        evaluated=evaluated(rnd.earlier, opts.metric), concurrency=res.concurrency,
+        evaluated=earlier, concurrency=res.concurrency,
         cpus_per_trial=res.cpus_per_trial, gpus_per_trial=res.gpus_per_trial,
         resume=rnd.restore, max_failures=opts.max_failures, extra_callbacks=trackers,
         random_starts=n_random,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import artifacts as art
-from .errors import UserError
+from .errors import SpaceError, UserError
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,32 @@ def plan_round(run_dir: Path, resume: bool, samples: int | None, budget_s: float
                  samples=None if samples is None else samples - len(records))
 
 
-def evaluated(records: list[dict[str, Any]], metric: str) -> list[tuple[dict, float]]:
-    """(config, best metric) of each earlier trial with a result: what a new round's
-    searcher starts from."""
+def evaluated(records: list[dict[str, Any]], metric: str,
+              space: Any) -> tuple[list[tuple[dict, float]], str | None]:
+    """(config, best metric) of each earlier trial with a result that lies in this round's
+    space: what a new round's searcher starts from. A round may search another `--space`
+    (or `--image-size`) than the rounds before it, and TPE cannot place a value its space
+    lacks; the second item says how many trials were left out, and why the first was."""
     key = f"best_{metric}"
-    return [(dict(r["config"]), float(r[key])) for r in records
-            if r.get(key) is not None and r.get("status") != "failed"]
+    kept, outside = [], []
+    for r in records:
+        if r.get(key) is None or r.get("status") == "failed":
+            continue
+        try:
+            space.validate_point(r["config"], what=f"trial {r.get('trial_id', '?')}")
+        except SpaceError as e:
+            outside.append(str(e))
+        else:
+            kept.append((dict(r["config"]), float(r[key])))
+    if not outside:
+        return kept, None
+    return kept, (f"{len(outside)} of {len(kept) + len(outside)} earlier trials lie outside "
+                  f"this round's space ({outside[0]}): its searcher starts from the other "
+                  f"{len(kept)}; every trial still competes for the final model")
+
+
+def image_sizes(space_sizes: list[int], earlier: list[dict[str, Any]]) -> list[int]:
+    """The sizes to prepare: the space's, and any an earlier round's trial trained at (the
+    final model may be that trial's)."""
+    return sorted(set(space_sizes) | {int(r["config"]["image_size"]) for r in earlier
+                                      if "image_size" in r.get("config", {})})
