@@ -27,9 +27,9 @@ def hyperfcn(*args, env=None, timeout=900, check=True):
 
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory, small_space):
-    """The main run: the default space, unless HYPERFCN_TEST_SMALL_SPACE is set (the oldest
-    supported Ray's suite, which checks Ray's side and needs the trials to train, not to
-    train well)."""
+    """The main run, on the small space: these tests check what a run leaves and what
+    reads it back, which needs its trials to train, not to train well (the default space's
+    own draws train in `test_trial.py`, its recipe in the too-short budget test below)."""
     if not (Path(__file__).resolve().parents[2] / "shared/datasets/flowers/train").is_dir():
         pytest.fail("../shared/datasets/flowers is missing")
     flowers = Path(__file__).resolve().parents[2] / "shared/datasets/flowers"
@@ -42,8 +42,7 @@ def tuned(tmp_path_factory, small_space):
     r = hyperfcn("tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
                  "--image-size", 32, "--samples", 2, "--max-epochs", 2, "--seed", 1,
                  "--test-dir", flowers.parent / "flowers-original-sample",
-                 *(["--space", small_space] if os.environ.get("HYPERFCN_TEST_SMALL_SPACE")
-                   else []),
+                 "--space", small_space,
                  *trackers, env={"WANDB_MODE": "offline"})
     return run, r, flowers
 
@@ -289,14 +288,16 @@ def test_existing_run_needs_resume(tuned):
     assert "holds a finished search; use a new --out, or --resume with a larger" in r.stderr
 
 
-def test_a_finished_search_is_extended_by_resume_with_more_samples(tuned, tmp_path):
+def test_a_finished_search_is_extended_by_resume_with_more_samples(tuned, small_space,
+                                                                  tmp_path):
     import shutil
 
     src, _, flowers = tuned
     run = tmp_path / "extended"
     shutil.copytree(src, run)
     args = ["tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
-            "--image-size", 32, "--max-epochs", 2, "--seed", 1, "--resume"]
+            "--space", small_space, "--image-size", 32, "--max-epochs", 2, "--seed", 1,
+            "--resume"]
     model = (run / "model.keras").read_bytes()
     r = hyperfcn(*args, "--samples", 2, check=False)  # what it has already: nothing to do
     assert r.returncode == 2 and "finished with 2 trials" in r.stderr and "--samples" in r.stderr
@@ -311,41 +312,6 @@ def test_a_finished_search_is_extended_by_resume_with_more_samples(tuned, tmp_pa
     best = min(trials, key=lambda t: t["best_val_loss"])
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["final"]["best_trial"]["trial_id"] == best["trial_id"]
-
-
-def test_ctrl_c_keeps_trials_unfinished_and_prints_a_resume_hint_that_runs(flowers,
-                                                                           small_space,
-                                                                           tmp_path):
-    import shlex
-
-    run = tmp_path / "interrupted"
-    args = ["tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
-            "--space", small_space, "--image-size", 32, "--samples", 2, "--max-epochs", 2,
-            "--scheduler", "fifo", "--concurrency", 1, "--checkpoint-every", 0]
-    proc = subprocess.Popen([sys.executable, "-m", "hyperfcn", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 600
-    while time.time() < deadline and proc.poll() is None:
-        if any(_epochs(d) for d in (run / "tune").glob("trial_*")):
-            break
-        time.sleep(0.5)
-    os.kill(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 130, err[-3000:]
-    assert "Traceback" not in err
-    assert "Tuner.restore" not in out + err  # only our hint
-    hint = [ln.strip() for ln in err.splitlines() if ln.strip().endswith("--resume")][-1]
-    assert hint.startswith(f"{shlex.quote(sys.executable)} -m hyperfcn tune")
-    assert str(run) in hint
-    statuses = [r["status"] for r in csv.DictReader(io.StringIO(
-        (run / "trials.csv").read_text()))]
-    assert "unfinished" in statuses and "stopped" not in statuses
-    assert not (run / "model.keras").exists()
-    r = subprocess.run(shlex.split(hint), capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]  # the hint runs as printed
-    assert (run / "model.keras").is_file()
-    rows = list(csv.DictReader(io.StringIO((run / "trials.csv").read_text())))
-    assert len(rows) == 2 and all(r["status"] == "completed" for r in rows), rows
 
 
 def test_predict_takes_model_keras_prints_no_tensorflow_noise_files_are_shared(tuned):
@@ -370,36 +336,51 @@ def _epochs(trial_dir: Path) -> list[int]:
     return [json.loads(line)["epoch"] for line in p.read_text().splitlines() if line.strip()]
 
 
-def test_resume_after_kill_9(flowers, small_space, tmp_path):
-    run = tmp_path / "resumed"
+def test_a_search_interrupted_twice_resumes_losing_nothing(flowers, small_space, tmp_path):
+    """Ctrl-C leaves its trials unfinished and prints a resume hint; that hint, killed -9
+    once a later trial has checkpointed, then run again as printed, finishes the search:
+    no finished epoch is rerun or lost, and the searcher goes on from where it was."""
+    import shlex
+
+    run = tmp_path / "interrupted"
     args = ["tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
             "--space", small_space, "--image-size", 32, "--samples", 3, "--max-epochs", 3,
-            "--scheduler", "fifo", "--concurrency", 1, "--checkpoint-every", 0, "--quiet"]
-    proc = subprocess.Popen([sys.executable, "-m", "hyperfcn.cli", *map(str, args)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 600
-    # kill the driver once the first trial has finished and the second has checkpointed
-    while time.time() < deadline:
-        dirs = sorted((run / "tune").glob("trial_*")) if (run / "tune").exists() else []
-        if len(dirs) >= 2 and list(dirs[-1].glob("checkpoint_*")) and proc.poll() is None:
-            break
-        if proc.poll() is not None:
-            pytest.fail(f"tune ended (exit {proc.returncode}) before it could be killed")
-        time.sleep(0.5)
+            "--scheduler", "fifo", "--concurrency", 1, "--checkpoint-every", 0]
+    proc = subprocess.Popen([sys.executable, "-m", "hyperfcn", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(proc, lambda dirs: any(_epochs(d) for d in dirs))
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err
+    assert "Tuner.restore" not in out + err  # only our hint
+    hint = [ln.strip() for ln in err.splitlines() if ln.strip().endswith("--resume")][-1]
+    assert hint.startswith(f"{shlex.quote(sys.executable)} -m hyperfcn tune")
+    assert str(run) in hint
+    statuses = [r["status"] for r in _rows(run)]
+    assert "unfinished" in statuses and "stopped" not in statuses
+    assert not (run / "model.keras").exists()
+
+    # kill the resumed driver once a trial has finished and the next has checkpointed
+    proc = subprocess.Popen(shlex.split(hint), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _wait_for(proc, lambda dirs: len(dirs) >= 2 and any(dirs[-1].glob("checkpoint_*")))
     time.sleep(1.0)  # let Ray save its experiment state
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     before = {d.name: _epochs(d) for d in (run / "tune").glob("trial_*")}
     assert any(e == [1, 2, 3] for e in before.values()), before
     assert not (run / "model.keras").exists()
-    hyperfcn(*args[:-1], "--resume")
+
+    r = subprocess.run(shlex.split(hint), capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]  # the hint runs as printed
     after = {d.name: _epochs(d) for d in (run / "tune").glob("trial_*")}
     assert len(after) == 3
     for name, epochs in after.items():
         assert epochs == [1, 2, 3], (name, epochs)  # nothing rerun, nothing lost
         assert epochs[:len(before.get(name, []))] == before.get(name, [])
     assert (run / "model.keras").is_file()
-    rows = list(csv.DictReader(io.StringIO((run / "trials.csv").read_text())))
+    rows = _rows(run)
     assert sorted(r["status"] for r in rows) == ["completed"] * 3
     # the searcher was restored, not restarted: it did not propose its first points again
     assert len({r["learning_rate"] for r in rows}) == 3
@@ -408,6 +389,24 @@ def test_resume_after_kill_9(flowers, small_space, tmp_path):
 
     first = load_space(small_space, known_keys=ModelConfig.keys()).defaults["learning_rate"]
     assert sum(float(r["learning_rate"]) == first for r in rows) == 1  # the defaults point
+
+
+def _wait_for(proc: subprocess.Popen, ready, seconds: float = 600) -> None:
+    """Until `ready(the run's trial folders, sorted)` holds while `proc` still runs."""
+    run = Path(proc.args[proc.args.index("--out") + 1])
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        dirs = sorted((run / "tune").glob("trial_*")) if (run / "tune").exists() else []
+        if ready(dirs) and proc.poll() is None:
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"tune ended (exit {proc.returncode}) before it could be stopped")
+        time.sleep(0.5)
+    pytest.fail(f"not ready after {seconds} s")
+
+
+def _rows(run: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO((run / "trials.csv").read_text())))
 
 
 @pytest.fixture

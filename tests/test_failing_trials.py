@@ -37,7 +37,7 @@ def _first_result(run: Path, timeout: float = 300) -> dict:
 def test_trial_killed_by_the_os_fails_and_the_search_goes_on(tmp_path, small_space):
     run = tmp_path / "run"
     proc = subprocess.Popen(_cmd(run, "--space", str(small_space), "--samples", "3",
-                                 "--max-epochs", "3"),
+                                 "--max-epochs", "2"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = _first_result(run)
     os.kill(first["pid"], signal.SIGKILL)  # the trial's worker, mid-trial

@@ -18,10 +18,7 @@ EVIL = '<script>alert("x")</script>&'
 EVIL_FILE = "<img src=x onerror=alert(1)> été &q"  # no slash: it names a file
 
 
-def _run_dir(tmp: Path, n_trials: int = 12) -> Path:
-    run = tmp / "run"
-    run.mkdir()
-    classes = ["daisy", EVIL, "roses"]
+def _trials(n_trials: int) -> list[dict]:
     rng = random.Random(0)
     trials = []
     t0 = 1_800_000_000.0
@@ -42,7 +39,14 @@ def _run_dir(tmp: Path, n_trials: int = 12) -> Path:
                                                   "flip": "none"},
                    "status": "failed", "epochs": 0, "history": [],
                    "error": f"TrialError: loss became nan {EVIL}"})
-    art.write_json(run / art.TRIALS_JSON, trials)
+    return trials
+
+
+def _run_dir(tmp: Path, n_trials: int = 12) -> Path:
+    run = tmp / "run"
+    run.mkdir()
+    classes = ["daisy", EVIL, "roses"]
+    art.write_json(run / art.TRIALS_JSON, _trials(n_trials))
     art.write_json(run / art.SETTINGS, {
         "metric": "val_loss", "max_epochs": 6, "searcher": "hyperopt", "seed": 0,
         "budget_s": 600, "command": f"hyperfcn tune {EVIL}", "backend": "tensorflow",

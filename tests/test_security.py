@@ -63,7 +63,7 @@ def test_no_http_endpoint_on_a_public_address_during_a_run(tmp_path, small_space
     proc = subprocess.Popen(
         [sys.executable, "-m", "hyperfcn.cli", "tune", str(flowers / "train"), "--val-dir",
          str(flowers / "val"), "--out", str(tmp_path / "run"), "--space", str(small_space),
-         "--image-size", "32", "--samples", "2", "--max-epochs", "2", "--no-final", "--quiet"],
+         "--image-size", "32", "--samples", "1", "--max-epochs", "2", "--no-final", "--quiet"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "RAY_AUTH_MODE": "disabled"})  # must be ignored
     try:

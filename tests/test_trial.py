@@ -543,3 +543,23 @@ def test_an_epoch_running_past_the_search_end_stops_early_and_still_reports(tiny
               TrialSettings(max_epochs=10, clock=search), rep)
     assert [h["epoch"] for h in rep.history] == [1, 2]
     assert clock[0] <= search.until - hyperfcn.trial.SEARCH_END_SLACK_S
+
+
+def test_configs_drawn_from_the_default_space_train(tiny_data):
+    """What TPE may propose builds and trains (the integration tier trains the recipe and
+    a smaller space's draws): 5 blocks on 16 px, both heads, every augmentation."""
+    import random
+
+    from hyperfcn.config import ModelConfig
+    from hyperfcn.space import load_space
+
+    space = load_space(known_keys=ModelConfig.keys())
+    rng = random.Random(3)
+    draws = [space.sample(rng) for _ in range(40)]
+    picked = [max(draws, key=lambda c: (c["blocks"], c["filters"])),
+              next(c for c in draws if c["head"] == "dense"),
+              next(c for c in draws if c["head"] == "conv" and c["blocks"] == 2)]
+    for cfg in picked:
+        out = run_trial({**cfg, "image_size": 16}, tiny_data, TrialSettings(max_epochs=1),
+                        LocalReporter())
+        assert np.isfinite(out.best["val_loss"]), cfg
