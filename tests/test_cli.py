@@ -100,11 +100,14 @@ def test_missing_tracker_extra_says_what_to_install(flag, module, words, capsys,
     assert words in err and len(err.strip().splitlines()) == 1
 
 
-def test_python_api_checks_random_starts_too():
+def test_python_api_checks_the_metric_and_random_starts_too():
     from pathlib import Path
 
     from hyperfcn.api import TuneOptions
     from hyperfcn.errors import UserError
 
+    with pytest.raises(UserError, match="use val_loss, val_calibrated_loss or val_accuracy"):
+        TuneOptions(data=Path("."), metric="loss")
+    assert TuneOptions(data=Path("."), metric="val_calibrated_loss").metric
     with pytest.raises(UserError, match="--random-starts 0: must be >= 1"):
         TuneOptions(data=Path("."), random_starts=0)

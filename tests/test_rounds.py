@@ -72,3 +72,13 @@ def test_a_round_on_another_space_starts_its_searcher_from_the_trials_that_fit_i
     assert "trial b.image_size=48 is outside" in said and "starts from the other 1" in said
     assert evaluated(records[:1], "val_loss", space) == ([(fits, 0.5)], None)
     assert image_sizes([64], records) == sorted({64, 48, fits["image_size"]})
+
+
+def test_the_best_of_a_trial_on_the_calibrated_loss_comes_from_its_history():
+    from hyperfcn.api import _best_value
+
+    hist = [{"epoch": 1, "val_loss": 0.2, "val_calibrated_loss": 0.05, "val_accuracy": 0.9},
+            {"epoch": 2, "val_loss": 0.1, "val_calibrated_loss": 0.08, "val_accuracy": 0.8}]
+    r = records.record("t", {}, records.TrialStatus.COMPLETED, hist)
+    assert _best_value(r, "val_loss") == 0.1 and _best_value(r, "val_accuracy") == 0.9
+    assert _best_value(r, "val_calibrated_loss") == 0.05

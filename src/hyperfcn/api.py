@@ -303,7 +303,10 @@ def _best_usable(records: list[Any], opts: TuneOptions, info: dict[str, Any],
 
 
 def _best_value(r: Any, metric: str) -> float:
-    return r.best_val_loss if metric == "val_loss" else r.best_val_accuracy
+    if metric in ("val_loss", "val_accuracy"):
+        return r.best_val_loss if metric == "val_loss" else r.best_val_accuracy
+    best = Objective(metric).best(r.history)
+    return None if best is None else best[metric]
 
 
 def _final_model(best: Any, config: dict[str, Any], req: Any, opts: TuneOptions,

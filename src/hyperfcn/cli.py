@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from . import __version__
 from .errors import SearchFailed, UserError
+from .records import METRICS
 
 _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 # `train --budget` without --max-epochs: the budget decides, this only bounds the run
@@ -159,9 +160,10 @@ def _add_search_opts(t: argparse.ArgumentParser) -> None:
     g.add_argument("--scheduler", choices=["asha", "hyperband", "fifo"],
                    help="asha: early stopping at rungs (default); hyperband; fifo: none "
                         "(bohb: hyperband, its own)")
-    g.add_argument("--metric", choices=["val_loss", "val_accuracy"], default="val_loss",
+    g.add_argument("--metric", choices=list(METRICS), default="val_loss",
                    help="what the search optimises and the final model is judged on "
-                        "(default val_loss)")
+                        "(default val_loss; val_calibrated_loss: the loss after one fitted "
+                        "temperature, blind to confidence)")
     g.add_argument("--random-starts", type=_positive_int, metavar="N",
                    help="random configurations before TPE models the results (default: "
                         "twice --concurrency, 4 to 20, at most a third of --samples)")

@@ -10,6 +10,7 @@ from typing import Any
 
 from .config import BACKBONES
 from .errors import UserError
+from .records import METRICS
 
 FINAL_CHOICES = ("auto", "train+val", "none")
 
@@ -84,8 +85,8 @@ class TuneOptions:
         rule(self.searcher != "bohb" or self.scheduler == "hyperband", "--scheduler",
              self.scheduler, "--searcher bohb runs with its own HyperBand (Ray's "
              "HyperBandForBOHB): leave --scheduler out, or give hyperband")
-        rule(self.metric in ("val_loss", "val_accuracy"), "--metric", self.metric,
-             "use val_loss or val_accuracy")
+        rule(self.metric in METRICS, "--metric", self.metric,
+             f"use {', '.join(METRICS[:-1])} or {METRICS[-1]}")
         rule(self.concurrency is None or self.concurrency >= 1, "--concurrency",
              self.concurrency, "must be >= 1")
         rule(self.cpus_per_trial is None or self.cpus_per_trial > 0, "--cpus-per-trial",

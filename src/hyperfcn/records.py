@@ -25,6 +25,10 @@ class TrialStatus(StrEnum):
     UNFINISHED = "unfinished"  # still to run or running when the search was interrupted
 
 
+# What a search can optimise (`--metric`), each measured on the validation images.
+METRICS = ("val_loss", "val_calibrated_loss", "val_accuracy")
+
+
 @dataclass(frozen=True)
 class Objective:
     metric: str = "val_loss"
