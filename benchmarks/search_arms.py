@@ -15,6 +15,7 @@ both cores, each hyperfcn command choosing its own trials per core as a user's w
   kerastuner  KerasTuner Hyperband on the same kind of space (`kerastuner_arm.py`)
   bohb        (not run unless asked) `tune --searcher bohb`: BOHB with its HyperBand
   default-acc (not run unless asked) the default judging trials by val_accuracy
+  default-cal (not run unless asked) the default judging trials by val_calibrated_loss
   default-seq (not run unless asked) the default with one trial at a time on all the run's
               cores (`--cpus-per-trial` = cores a run); on 2 cores the default itself
               now does so, so this arm is the older comparison
@@ -189,6 +190,7 @@ def _run(arm: str, name: str, seed: int, budget_s: float, core: str, work: Path,
         extra = {"random": ["--searcher", "random", "--scheduler", "fifo", "--space",
                             str(bare)],
                  "default-acc": ["--metric", "val_accuracy"],
+                 "default-cal": ["--metric", "val_calibrated_loss"],
                  "default-seq": ["--cpus-per-trial", str(len(core.split(",")))],
                  "bohb": ["--searcher", "bohb"],
                  }.get(arm, [])
