@@ -192,10 +192,17 @@ def calibrated_loss(probs: np.ndarray, labels: np.ndarray) -> float:
     Newton's method on the inverse temperature, in which the loss is convex."""
     if len(labels) == 0:
         return float("nan")
-    z = np.log(np.clip(probs, 1e-12, 1.0))
     step = max(1, len(labels) // CALIBRATION_ROWS)
-    beta = _inverse_temperature(z[::step].astype(np.float64), labels[::step])
-    return _cross_entropy(beta * z, labels)
+    beta = _inverse_temperature(_logits(probs[::step]).astype(np.float64), labels[::step])
+    # in slices: a large validation set's (images x classes) temporaries stay small
+    total = sum(_cross_entropy(beta * _logits(probs[i:i + CALIBRATION_ROWS]),
+                               labels[i:i + CALIBRATION_ROWS]) * len(labels[i:i + CALIBRATION_ROWS])
+                for i in range(0, len(labels), CALIBRATION_ROWS))
+    return float(total / len(labels))
+
+
+def _logits(probs: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(probs, 1e-12, 1.0))
 
 
 def _inverse_temperature(z: np.ndarray, labels: np.ndarray) -> float:
