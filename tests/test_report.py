@@ -232,3 +232,15 @@ def test_a_class_without_validation_images_is_flagged_in_the_data_section(tmp_pa
     page = write_report(run).read_text()
     assert "No validation image for roses" in page
     assert page.index("No validation image") > page.index("<h2>Data</h2>")
+
+
+def test_the_data_section_says_what_an_epoch_is_on_large_data(tmp_path, monkeypatch):
+    import hyperfcn.epoch
+
+    run = _run_dir(tmp_path)
+    assert "an epoch is" not in write_report(run).read_text()
+    monkeypatch.setattr(hyperfcn.epoch, "EPOCH_IMAGES", 20)  # 30 training images here
+    monkeypatch.setattr(hyperfcn.epoch, "VAL_IMAGES", 10)  # 12 validation images
+    page = write_report(run).read_text()
+    assert "An epoch is 20 of the 30 training images" in page
+    assert "scored on the same 10 of the 12 validation images" in page

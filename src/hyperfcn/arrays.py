@@ -8,6 +8,7 @@ model and `evaluate` report. Shared by the trial, the final model and `predict`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,10 +75,11 @@ def _tf_arrays(packed: Packed) -> list[tuple[Any, Any]] | None:
 
 
 def train_input(packed: Packed, batch_size: int, num_classes: int, seed: int,
-                 first_epoch: int, last_epoch: int):
+                 first_epoch: int, last_epoch: int, epoch_steps: int | None = None):
     """Shuffled fixed-size batches for epochs [first_epoch, last_epoch) drawn from the cached
     uint8 arrays; nothing is decoded. Epoch e's order depends only on (seed, e), so a resumed
-    trial sees the batches it would have seen.
+    trial sees the batches it would have seen; an epoch of ``epoch_steps`` shorter than a
+    pass is the first of that pass's shuffled batches (:mod:`hyperfcn.epoch`).
 
     TensorFlow gets a tf.data pipeline of TensorFlow ops: one dataset per bucket (its own
     batch shape) gathering from a TensorFlow copy of the bucket's arrays, and the epochs'
@@ -90,7 +92,8 @@ def train_input(packed: Packed, batch_size: int, num_classes: int, seed: int,
     import keras
 
     def plan(epoch: int) -> list[tuple[int, np.ndarray, int]]:
-        return batch_plan(packed, batch_size, np.random.default_rng([seed, epoch]))
+        return batch_plan(packed, batch_size,
+                          np.random.default_rng([seed, epoch]))[:epoch_steps]
 
     def gather(b: int, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         bucket = packed.buckets[b]
@@ -157,17 +160,21 @@ def _tf_gathering(tensors: list, order: list[tuple[int, np.ndarray, int]],
     return ds.prefetch(2).with_options(_no_autotune())
 
 
-def predict_packed(model, packed: Packed, batch_size: int) -> np.ndarray:
-    """Probabilities for every image of `packed`, in bucket order, fixed batch shapes."""
+def predict_packed(model, packed: Packed, batch_size: int,
+                   rows: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """Probabilities for every image of `packed` (or its ``rows``, per bucket), in bucket
+    order, fixed batch shapes."""
     out = []
-    for b, idx, n_real in batch_plan(packed, batch_size, None):
+    for b, idx, n_real in batch_plan(packed, batch_size, None, rows):
         x = packed.buckets[b].x[idx].astype(np.float32)
         p = np.asarray(model.predict_on_batch(x))
         out.append(p[:n_real])
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def labels_of(packed: Packed) -> np.ndarray:
+def labels_of(packed: Packed, rows: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    if rows is not None:
+        return np.concatenate([b.y[r] for b, r in zip(packed.buckets, rows, strict=True)])
     return np.concatenate([b.y for b in packed.buckets])
 
 

@@ -162,21 +162,23 @@ def pack(images: Sequence[np.ndarray], labels: Sequence[int] | None,
     return Packed(buckets=buckets, padded_fraction=1.0 - real / total if total else 0.0)
 
 
-def batch_plan(packed: Packed, batch_size: int, rng: np.random.Generator | None
-               ) -> list[tuple[int, np.ndarray, int]]:
+def batch_plan(packed: Packed, batch_size: int, rng: np.random.Generator | None,
+               rows: Sequence[np.ndarray] | None = None) -> list[tuple[int, np.ndarray, int]]:
     """(bucket, indices, n_real) per batch, every batch exactly batch_size long.
 
     Fixed batch sizes keep the number of compiled shapes at the number of buckets. With an
     rng (training), items are shuffled within buckets, batches across buckets, and a short
     last batch is topped up with random other items of its bucket. Without one
     (evaluation), order is kept and the last batch is topped up with repeats: the first
-    n_real rows are real, the caller drops the rest.
+    n_real rows are real, the caller drops the rest; ``rows`` (per bucket) evaluates only
+    those.
     """
     plan: list[tuple[int, np.ndarray, int]] = []
     for b, bucket in enumerate(packed.buckets):
         n = len(bucket.y)
-        order = rng.permutation(n) if rng is not None else np.arange(n)
-        for start in range(0, n, batch_size):
+        order = (rng.permutation(n) if rng is not None
+                 else np.asarray(rows[b]) if rows is not None else np.arange(n))
+        for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             n_real = len(idx)
             if n_real < batch_size:

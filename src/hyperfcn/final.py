@@ -33,6 +33,7 @@ from typing import Any
 
 from .budget import MAX_LONGER, continue_epochs, longer_epochs
 from .config import ModelConfig
+from .epoch import VAL_IMAGES, scoring_rows
 from .precision import as_float32
 from .records import Objective, fitted_epochs
 
@@ -219,11 +220,12 @@ def load_core(checkpoint_dir: str | Path) -> Any:
                                    compile=False).get_layer("hyperfcn")
 
 
-def _score(model: Any, val: Any, batch_size: int) -> tuple[dict[str, float], Any]:
+def _score(model: Any, val: Any, batch_size: int, rows: Any = None
+           ) -> tuple[dict[str, float], Any]:
     from . import arrays
 
-    probs = arrays.predict_packed(model, val, batch_size)
-    return arrays.score(probs, arrays.labels_of(val)), probs
+    probs = arrays.predict_packed(model, val, batch_size, rows)
+    return arrays.score(probs, arrays.labels_of(val, rows)), probs
 
 
 def make_final(config: dict[str, Any], data: Any, settings: Any, plan: FinalPlan,
@@ -303,8 +305,8 @@ def _keep_better(kept: _Kept, out: Any, plan: FinalPlan, val: Any, bs: int,
     if not out.best and kept.core is not None:
         kept.reason += ("; the budget ended before the retrain's first epoch, so the best "
                         "trial's weights were kept")
-    elif kept.core is None or Objective(metric).better(
-            out.best[metric], _score(kept.core, val, bs)[0][metric]):
+    elif kept.core is None or Objective(metric).better(  # on the images epochs are scored on
+            out.best[metric], _score(kept.core, val, bs, scoring_rows(val))[0][metric]):
         if kept.core is not None:
             kept.reason += f"; the retrain scored better ({metric} {out.best[metric]:.4f})"
         kept.core, kept.source, kept.history = out.model, FinalSource.RETRAIN, out.history
@@ -428,6 +430,8 @@ def _final_text(out: Any, best: Any, metric: str) -> str:
         text += (f"; best trial {best.trial_id} at epoch {best.best_epoch}: val_accuracy "
                  f"{best.best.get('val_accuracy', float('nan')):.4f}, val_loss "
                  f"{best.best.get('val_loss', float('nan')):.4f}")
+        if len(out.val_labels) > VAL_IMAGES:
+            text += f", on {VAL_IMAGES:,} of the {len(out.val_labels):,} validation images"
     return text + ")"
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import artifacts as art
+from .epoch import describe as describe_epoch
 from .errors import UserError
 from .records import Objective
 
@@ -522,8 +523,10 @@ def _data_html(run: Run) -> list[str]:
         f"{_e(k)} px (batch shapes {_e(', '.join(f'{h}x{w}' for h, w in v))}; padding "
         f"{pad.get(k, 0):.1%})" for k, v in shapes.items()) + ".</p>")
     rule = (run.settings.get("image_size_rule") or {}).get("text")
-    if rule:
-        parts.append(f"<p>{_e(rule[0].upper() + rule[1:])}.</p>")
+    epoch = describe_epoch(sum(tc.values()), sum(vc.values()))
+    for text in (rule, epoch):
+        if text:
+            parts.append(f"<p>{_e(text[0].upper() + text[1:])}.</p>")
     if run.skipped:
         parts.append(f"<p class='bad'>{len(run.skipped)} file(s) skipped as unreadable:</p>")
         parts.append(_table(["file", "reason"], [[p, r] for p, r in run.skipped[:50]]))

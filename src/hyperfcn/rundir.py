@@ -52,6 +52,7 @@ def versions() -> dict[str, str]:
 
 
 def prepare_data(opts: TuneOptions, sizes: list[int], run_dir: Path, say: Printer):
+    from .epoch import describe as describe_epoch
     from .prepare import prepare, skipped_message, unmeasured_message
 
     say(f"reading {opts.data}" + (f" (validation: {opts.val_dir})" if opts.val_dir else
@@ -70,7 +71,7 @@ def prepare_data(opts: TuneOptions, sizes: list[int], run_dir: Path, say: Printe
         say(f"  {s} px: {len(summary.shapes[s])} batch shapes "
             f"{', '.join(f'{h}x{w}' for h, w in summary.shapes[s])}; "
             f"padding {summary.padded_fraction[s]:.1%} of pixels")
-    for msg in (skipped_message(summary, run_dir / art.SKIPPED),
+    for msg in (describe_epoch(n_tr, n_va), skipped_message(summary, run_dir / art.SKIPPED),
                 unmeasured_message(summary, opts.val_dir)):
         if msg:
             say(msg)

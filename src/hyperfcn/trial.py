@@ -23,10 +23,10 @@ from typing import Any, Protocol
 
 from . import arrays, runtime
 from .arrays import TrialData
-from .buckets import steps
 from .budget import FIT_MARGIN, SearchClock, epochs_and_tail
 from .config import ModelConfig
 from .data import DECODES
+from .epoch import epoch_steps, scoring_rows
 from .errors import TrialError
 from .records import Objective
 
@@ -204,8 +204,9 @@ class _Trial:
         self.train = self.data.train[self.cfg.image_size]
         self.val = self.data.val[self.cfg.image_size]
         self.k = len(self.data.classes)
-        self.val_labels = arrays.labels_of(self.val)
-        self.n_steps = steps(self.train, self.cfg.batch_size)
+        self.val_rows = scoring_rows(self.val)
+        self.val_labels = arrays.labels_of(self.val, self.val_rows)
+        self.n_steps = epoch_steps(self.train, self.cfg.batch_size)
         self.two_stage = self.cfg.two_stage
         self.switch = min(self.cfg.head_epochs, self.s.max_epochs) if self.two_stage else 0
         # a two-stage backbone plans its own schedules; the reporter's deadline still holds
@@ -369,7 +370,7 @@ class _Trial:
         self.epoch_began = self.step_began = time.time()
         self.setup_seconds = self.setup_seconds or self.epoch_began - self.started
         inputs = arrays.train_input(self.train, self.cfg.batch_size, self.k, self.s.seed,
-                                    first, last)
+                                    first, last, epoch_steps=self.n_steps)
         self.model.fit(inputs, epochs=last, initial_epoch=first, steps_per_epoch=n_steps,
                        callbacks=_callbacks(self), shuffle=False, verbose=0)
 
@@ -425,9 +426,8 @@ class _Trial:
                    # where the schedule is at the epoch's end (trials.json, TensorBoard)
                    "lr": float(ops.convert_to_numpy(self.model.optimizer.learning_rate))}
         tv = time.time()
-        metrics.update(arrays.score(arrays.predict_packed(self.core, self.val,
-                                                          self.cfg.batch_size),
-                                    self.val_labels))
+        metrics.update(arrays.score(arrays.predict_packed(
+            self.core, self.val, self.cfg.batch_size, self.val_rows), self.val_labels))
         now = time.time()
         # Where a trial's time goes (benchmarks/gpu_packing.py): before the first fit
         # (process start, imports, model build), and validation within each epoch.

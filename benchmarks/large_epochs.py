@@ -1,0 +1,92 @@
+"""Data bigger than an epoch: `tune` on 150,000 synthetic photos with a budget shorter than
+one pass over them, this checkout against an earlier one, one core each, side by side.
+
+    python benchmarks/large_epochs.py --baseline-src OLD/src [--images 150000]
+        [--budget 8m] [--size 32] [--work /tmp/hyperfcn-big] [--out FILE]
+
+Writes the photos once (benchmarks/big_data.py's: 10 classes of striped 171x128 JPEGs,
+kept in --work), then runs `hyperfcn tune PHOTOS --image-size SIZE --budget B
+--cpus-per-trial 1 --concurrency 1` with this checkout's src on core 0 and --baseline-src's
+on core 1, each decoding into its own cold cache. Figure, per side: whether a model was
+saved (else the error), its val accuracy, the epochs trained, and the share of an epoch's
+time its validation took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "src"))
+from big_data import make_photos  # noqa: E402
+from common import emit  # noqa: E402
+
+
+def start(src: Path, core: int, photos: Path, run: Path, a: argparse.Namespace):
+    shutil.rmtree(run, ignore_errors=True)
+    shutil.rmtree(f"{run}-cache", ignore_errors=True)
+    cmd = ["taskset", "-c", str(core), sys.executable, "-m", "hyperfcn.cli", "tune",
+           str(photos), "--image-size", str(a.size), "--budget", a.budget, "--out", str(run),
+           "--cpus-per-trial", "1", "--concurrency", "1", "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(src), "HYPERFCN_CACHE_DIR": f"{run}-cache"}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def result(proc, run: Path, t0: float) -> dict:
+    out, err = proc.communicate()
+    row: dict = {"exit_s": round(time.time() - t0, 1), "returncode": proc.returncode}
+    shutil.rmtree(f"{run}-cache", ignore_errors=True)
+    if proc.returncode:
+        return {**row, "saved": False, "error": err.strip().splitlines()[-1:]}
+    m = json.loads((run / "metrics.json").read_text())
+    trials = json.loads((run / "trials.json").read_text())
+    hist = [h for t in trials for h in t.get("history", [])]
+    shares = [h["val_seconds"] / h["epoch_seconds"] for h in hist if h.get("epoch_seconds")]
+    return {**row, "saved": (run / "model.keras").is_file(),
+            "val_accuracy": m["val_accuracy"], "trials": len(trials),
+            "epochs": [len(t.get("history", [])) for t in trials],
+            "epoch_seconds": [round(h["epoch_seconds"], 1) for h in hist],
+            "val_share": round(statistics.median(shares), 3) if shares else None,
+            "startup": [line for line in out.splitlines() if "an epoch is" in line]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--baseline-src", type=Path, required=True)
+    ap.add_argument("--images", type=int, default=150_000)
+    ap.add_argument("--budget", default="8m")
+    ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/hyperfcn-big"))
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    photos = a.work / "photos"
+    make_photos(photos, a.images)
+    t0 = time.time()
+    sides = {"new": (HERE.parent / "src", 0), "baseline": (a.baseline_src.resolve(), 1)}
+    procs = {k: start(src, core, photos, a.work / f"run-{k}", a)
+             for k, (src, core) in sides.items()}
+    rows = {k: result(p, a.work / f"run-{k}", t0) for k, p in procs.items()}
+
+    def said(r: dict) -> str:
+        if not r["saved"]:
+            return f"no model ({' '.join(r['error'])[:160]})"
+        return (f"saved, val accuracy {r['val_accuracy']:.3f}, epochs {r['epochs']}, "
+                f"validation {r['val_share']:.1%} of an epoch")
+    figure = (f"{a.images:,} photos at {a.size} px, --budget {a.budget}, one core each: "
+              f"new: {said(rows['new'])}; baseline: {said(rows['baseline'])}")
+    emit({"benchmark": "large_epochs", "images": a.images, "budget": a.budget,
+          "size": a.size, "rows": rows, "figure": figure}, a.out)
+
+
+if __name__ == "__main__":
+    main()
