@@ -2,10 +2,11 @@
 one pass over them, this checkout against an earlier one, one core each, side by side.
 
     python benchmarks/large_epochs.py --baseline-src OLD/src [--images 150000]
-        [--budget 8m] [--size 32] [--work /tmp/hyperfcn-big] [--out FILE]
+        [--budget 9m] [--size 32] [--work /tmp/hyperfcn-big-epochs] [--out FILE]
 
-Writes the photos once (benchmarks/big_data.py's: 10 classes of striped 171x128 JPEGs,
-kept in --work), then runs `hyperfcn tune PHOTOS --image-size SIZE --budget B
+Writes the photos once (benchmarks/big_data.py's 10 classes of stripes, at 43x32 px: the
+figure is about the number of images, and small files are quick to write; kept in --work),
+then runs `hyperfcn tune PHOTOS --image-size SIZE --budget B
 --cpus-per-trial 1 --concurrency 1` with this checkout's src on core 0 and --baseline-src's
 on core 1, each decoding into its own cold cache. Figure, per side: whether a model was
 saved (else the error), its val accuracy, the epochs trained, and the share of an epoch's
@@ -27,8 +28,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
-from big_data import make_photos  # noqa: E402
+import big_data  # noqa: E402
 from common import emit  # noqa: E402
+
+big_data.W, big_data.H = 43, 32  # a 4:3 photo whose short side is 32 px
 
 
 def start(src: Path, core: int, photos: Path, run: Path, a: argparse.Namespace):
@@ -64,13 +67,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--baseline-src", type=Path, required=True)
     ap.add_argument("--images", type=int, default=150_000)
-    ap.add_argument("--budget", default="8m")
+    ap.add_argument("--budget", default="9m")
     ap.add_argument("--size", type=int, default=32)
-    ap.add_argument("--work", type=Path, default=Path("/tmp/hyperfcn-big"))
+    ap.add_argument("--work", type=Path, default=Path("/tmp/hyperfcn-big-epochs"))
     ap.add_argument("--out")
     a = ap.parse_args()
     photos = a.work / "photos"
-    make_photos(photos, a.images)
+    big_data.make_photos(photos, a.images)
     t0 = time.time()
     sides = {"new": (HERE.parent / "src", 0), "baseline": (a.baseline_src.resolve(), 1)}
     procs = {k: start(src, core, photos, a.work / f"run-{k}", a)
