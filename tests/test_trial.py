@@ -314,12 +314,12 @@ def _recorded_plans(monkeypatch) -> list[dict]:
     return plans
 
 
-@pytest.mark.parametrize("far,max_epochs,epochs", [(True, 4, 4), (False, 10, 2)])
+@pytest.mark.parametrize("far,max_epochs,epochs", [(True, 4, 4), (False, 10, 1)])
 def test_a_budgeted_run_spans_its_schedule_over_the_epochs_that_fit(tiny_data, monkeypatch,
                                                                     far, max_epochs, epochs):
     """Two epochs at the starting learning rate time an epoch; then the cosine schedule
     goes on from the peak to 0 over every epoch that fits, and early stopping waits for
-    their end."""
+    their end. A deadline already past ends the run at its first epoch."""
     import time
 
     from hyperfcn.buckets import steps
@@ -331,7 +331,7 @@ def test_a_budgeted_run_spans_its_schedule_over_the_epochs_that_fit(tiny_data, m
               TrialSettings(max_epochs=max_epochs, patience=1, fit_until=until), rep)
     assert len(rep.history) == epochs
     n_steps = steps(tiny_data.train[16], 4)
-    assert rep.history[0]["lr"] == pytest.approx(0.01) == rep.history[1]["lr"]  # held
+    assert all(h["lr"] == pytest.approx(0.01) for h in rep.history[:2])  # held
     assert plans == ([{"at": 2 * n_steps, "phase": 0.0, "total": n_steps * epochs}] if far
                      else [])
 
@@ -370,7 +370,9 @@ def test_a_budgeted_run_is_re_planned_half_way(tiny_data, monkeypatch, plans, ep
     from hyperfcn.buckets import steps
 
     planned = iter(plans)
-    monkeypatch.setattr(hyperfcn.trial, "epochs_and_tail", lambda *a: (next(planned), 0))
+    # after the first epoch, more than one more fits; then the scripted plans
+    monkeypatch.setattr(hyperfcn.trial, "epochs_and_tail",
+                        lambda done, *a: (99, 0) if done == 1 else (next(planned), 0))
     made = _recorded_plans(monkeypatch)
     rep = LocalReporter()
     run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
@@ -399,6 +401,8 @@ def test_a_budgeted_run_is_re_planned_each_time_half_its_rest_has_run(tiny_data,
     planned = iter((20, 16, 18, 18))
 
     def fit(done, train_s, val_s, left, n_steps, cap):
+        if done == 1:  # after the first epoch: more than one more fits
+            return 99, 0
         calls.append((done, train_s + val_s))
         return next(planned), 0
 
@@ -523,6 +527,32 @@ def test_train_with_a_budget_ends_on_a_partial_epoch_at_its_deadline(tiny_data, 
     assert [h["epoch"] for h in rep.history] == [1, 2, 3, 4]
     assert rep.history[-1]["lr"] == pytest.approx(0.0, abs=1e-7)
     assert clock[0] <= 1000.0 + 145.0
+
+
+@pytest.mark.parametrize("left,epochs", [(50.0, 2), (10.0, 1)])
+def test_train_whose_budget_holds_less_than_two_epochs_plans_after_the_first(
+        tiny_data, monkeypatch, left, epochs):
+    """`train --budget`, scripted: a first epoch of 80 s (it compiles), then 40 s ones. With
+    50 s left after it, a second timing epoch at the starting learning rate would overrun
+    the deadline: the rest is planned at once, a partial epoch whose cosine ends at 0 at its
+    last step. With 10 s left, nothing more is worth its validation: the run ends there."""
+    from hyperfcn.buckets import steps
+
+    clock = _scripted_epochs(monkeypatch, [80.0, 40.0])
+    plans = _recorded_plans(monkeypatch)
+    rep = LocalReporter()
+    run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
+              TrialSettings(max_epochs=10, patience=1, fit_until=clock[0] + 80.0 + left),
+              rep)
+    assert len(rep.history) == epochs and clock[0] <= 1000.0 + 80.0 + left
+    if epochs == 2:
+        n = steps(tiny_data.train[16], 4)
+        tail = int(left / (80.0 * 1.05) * n)
+        assert 0 < tail < n
+        assert plans == [{"at": n, "phase": 0.0, "total": n + tail}]
+        assert rep.history[-1]["lr"] == pytest.approx(0.0, abs=1e-7)
+    else:
+        assert plans == []
 
 
 def test_a_recipe_with_less_than_an_epoch_left_trains_a_partial_one_to_the_end(tiny_data,

@@ -256,17 +256,39 @@ class _Trial:
         rate, and the last of them (the first without compilation) times the plan; then,
         each time half of what the plan has left has run, the epochs since the last plan
         time it again and re-plan the rest (an epoch timed while the machine is busy can be
-        far off either way, and a machine gets busier or quieter during a run). Returns
-        the epoch the run goes on from."""
+        far off either way, and a machine gets busier or quieter during a run). When the
+        first epoch leaves time for at most one more, that one is planned at once (as
+        :meth:`_fit_within_search` does): a second timing epoch would overrun the deadline
+        at the starting learning rate. Returns the epoch the run goes on from."""
         at = min(PROBE_EPOCHS, self.end_epoch)
+        if start + 1 < at:
+            self._fit(start, start + 1)
+            start += 1
+            if self.stopped or self._plan_now_if_one_left():
+                return start
         self._fit(start, at)
         if self.history and not self.stopped:
             since = len(self.history) - 1
-            val_s = statistics.median(h.get("val_seconds", 0.0)
-                                      for h in self.history[since:])
-            self.train_until = float(self.s.fit_until or 0.0) - FIT_MARGIN * val_s
+            self._set_deadline(since)
             self._plan_to_end(since=since, first=True)
         return self._replan_halves(at)
+
+    def _plan_now_if_one_left(self) -> bool:
+        """After a deadline-fitted run's first epoch: when the time left holds one more
+        epoch at most, plan it now (the deadline set, the cosine ending at its last step,
+        partial if only part of it fits); True then."""
+        done = len(self.history)
+        if not done or self._plan(since=done - 1)[0] > done + 1:
+            return False
+        self._set_deadline(done - 1)
+        self._plan_to_end(since=done - 1, first=True)
+        return True
+
+    def _set_deadline(self, since: int) -> None:
+        """Steps stop at ``fit_until`` less the margin a validation takes (timed by the
+        epochs from the ``since``-th on)."""
+        val_s = statistics.median(h.get("val_seconds", 0.0) for h in self.history[since:])
+        self.train_until = float(self.s.fit_until or 0.0) - FIT_MARGIN * val_s
 
     def _fit_within_search(self, start: int) -> int:
         """The recipe in a budgeted search: its first epoch runs alone, and when the budget
@@ -296,8 +318,7 @@ class _Trial:
         self.s = dataclasses.replace(self.s, fit_until=clock.until - SEARCH_END_SLACK_S,
                                      max_epochs=clock.epoch_cap)
         self.fitting = self.fitted_to_search = True
-        val_s = statistics.median(h.get("val_seconds", 0.0) for h in self.history)
-        self.train_until = self.s.fit_until - FIT_MARGIN * val_s
+        self._set_deadline(since=0)
         done = len(self.history)
         end, tail = self._plan(since=0)
         if tail and end == done + 1:
