@@ -118,3 +118,19 @@ def test_the_final_line_says_when_the_best_trial_was_scored_on_the_sample(monkey
     monkeypatch.setattr(final, "VAL_IMAGES", 10)
     assert final._final_text(out, best, "val_loss").endswith(
         "val_loss 0.5000, on 10 of the 12 validation images)")
+
+
+def test_the_saved_model_is_compared_with_the_best_trial_on_the_same_sample(monkeypatch):
+    """The saved model is scored on every validation image once; what is compared with
+    the best trial (whose epochs were scored on the sample) is those images' share."""
+    from hyperfcn.final import _on_sample
+
+    val = make_packed(20, shapes=((16, 16), (16, 24), (24, 16)))
+    probs = predict_packed(MeanModel(), val, 4)
+    checked = score(probs, labels_of(val))
+    assert _on_sample(checked, probs, val) is checked  # no sample below the cap
+    monkeypatch.setattr(ep, "VAL_IMAGES", 10)
+    rows = ep.scoring_rows(val)
+    want = score(predict_packed(MeanModel(), val, 4, rows), labels_of(val, rows))
+    got = _on_sample(checked, probs, val)
+    assert got == pytest.approx(want) and got != pytest.approx(checked)

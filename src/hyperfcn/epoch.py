@@ -53,6 +53,12 @@ def scoring_rows(packed: Packed) -> list[np.ndarray] | None:
             for lo, hi in zip(starts[:-1], starts[1:], strict=True)]
 
 
+def sample_positions(packed: Packed, rows: list[np.ndarray]) -> np.ndarray:
+    """Where :func:`scoring_rows`' images are among all of ``packed``'s, in bucket order."""
+    starts = np.cumsum([0] + [len(b.y) for b in packed.buckets])
+    return np.concatenate([s + r for s, r in zip(starts, rows, strict=False)])
+
+
 def describe(n_train: int, n_val: int) -> str | None:
     """The startup line that says what an epoch is, where it is not one plain pass."""
     parts = []

@@ -33,7 +33,7 @@ from typing import Any
 
 from .budget import MAX_LONGER, continue_epochs, longer_epochs
 from .config import ModelConfig
-from .epoch import VAL_IMAGES, scoring_rows
+from .epoch import VAL_IMAGES, sample_positions, scoring_rows
 from .precision import as_float32
 from .records import Objective, fitted_epochs
 
@@ -186,6 +186,9 @@ class FinalModel:
     reason: str
     checked: dict[str, float]  # the saved file, loaded back, on the validation set
     sha256: str
+    # the same on the images the trials' epochs were scored on (all of them but on large
+    # data): what is compared with the best trial
+    compared: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)  # the retrain's, if any
     best_epoch: int = 0
     val_probs: Any = None
@@ -228,6 +231,18 @@ def _score(model: Any, val: Any, batch_size: int, rows: Any = None
     return arrays.score(probs, arrays.labels_of(val, rows)), probs
 
 
+def _on_sample(checked: dict[str, float], probs: Any, val: Any) -> dict[str, float]:
+    """The scores of ``probs`` (every validation image, in bucket order) on the epochs'
+    validation sample."""
+    from . import arrays
+
+    rows = scoring_rows(val)
+    if rows is None:
+        return checked
+    at = sample_positions(val, rows)
+    return arrays.score(probs[at], arrays.labels_of(val)[at])
+
+
 def make_final(config: dict[str, Any], data: Any, settings: Any, plan: FinalPlan,
                checkpoint_dir: str | None = None,
                on_epoch: Callable[[dict], None] | None = None) -> FinalModel:
@@ -255,6 +270,7 @@ def make_final(config: dict[str, Any], data: Any, settings: Any, plan: FinalPlan
         checked, probs = _score(loaded, val, bs)
     return FinalModel(
         model=blob, source=kept.source, reason=kept.reason, checked=checked,
+        compared=_on_sample(checked, probs, val),
         sha256=hashlib.sha256(blob).hexdigest(), history=kept.history,
         best_epoch=kept.best_epoch, val_probs=probs, val_labels=labels_of(val),
         # position of each prediction in the validation file list (bucket order)
@@ -476,7 +492,8 @@ def write_files(run_dir: Path, config: dict[str, Any], out: FinalModel, summary:
     rep = classification_report(out.val_probs, out.val_labels, classes)
     held_out = out.source != "train+val"
     warnings = [w for w in (
-        shortfall(out.checked, best.best if best else None, metric) if held_out else None,
+        shortfall(out.compared or out.checked, best.best if best else None, metric)
+        if held_out else None,
         near_chance(out.checked.get("val_accuracy"), out.val_labels, classes,
                     fix_hint(run_dir, best is not None)) if held_out else None) if w]
     warning = "; ".join(warnings) or None
