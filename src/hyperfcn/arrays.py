@@ -77,9 +77,8 @@ def _tf_arrays(packed: Packed) -> list[tuple[Any, Any]] | None:
 def train_input(packed: Packed, batch_size: int, num_classes: int, seed: int,
                  first_epoch: int, last_epoch: int, epoch_steps: int | None = None):
     """Shuffled fixed-size batches for epochs [first_epoch, last_epoch) drawn from the cached
-    uint8 arrays; nothing is decoded. Epoch e's order depends only on (seed, e), so a resumed
-    trial sees the batches it would have seen; an epoch of ``epoch_steps`` shorter than a
-    pass is the first of that pass's shuffled batches (:mod:`hyperfcn.epoch`).
+    uint8 arrays, the first ``epoch_steps`` of each pass (:mod:`hyperfcn.epoch`); nothing is
+    decoded. Epoch e's order depends only on (seed, e): a resumed trial sees the same.
 
     TensorFlow gets a tf.data pipeline of TensorFlow ops: one dataset per bucket (its own
     batch shape) gathering from a TensorFlow copy of the bucket's arrays, and the epochs'
