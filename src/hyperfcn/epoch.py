@@ -40,23 +40,25 @@ def epoch_steps(packed: Packed, batch_size: int) -> int:
                                                                       batch_size))
 
 
-def scoring_rows(packed: Packed) -> list[np.ndarray] | None:
-    """Per bucket, the sorted rows an epoch is scored on: None (all of them) up to
-    VAL_IMAGES images, else a seeded sample of VAL_IMAGES spread over the buckets as the
-    images are. Sorted, so a mapped cache is read forwards."""
+def sample_positions(packed: Packed) -> np.ndarray | None:
+    """Where the images an epoch is scored on lie among all of ``packed``'s, in bucket
+    order: None (all of them) up to VAL_IMAGES images, else a seeded sorted sample of
+    VAL_IMAGES."""
     if packed.size <= VAL_IMAGES:
         return None
     rng = np.random.default_rng(SAMPLE_SEED)
-    picked = np.sort(rng.choice(packed.size, VAL_IMAGES, replace=False))
+    return np.sort(rng.choice(packed.size, VAL_IMAGES, replace=False))
+
+
+def scoring_rows(packed: Packed) -> list[np.ndarray] | None:
+    """:func:`sample_positions` per bucket, as rows of each (spread over the buckets as the
+    images are). Sorted, so a mapped cache is read forwards."""
+    picked = sample_positions(packed)
+    if picked is None:
+        return None
     starts = np.cumsum([0] + [len(b.y) for b in packed.buckets])
     return [picked[(picked >= lo) & (picked < hi)] - lo
             for lo, hi in zip(starts[:-1], starts[1:], strict=True)]
-
-
-def sample_positions(packed: Packed, rows: list[np.ndarray]) -> np.ndarray:
-    """Where :func:`scoring_rows`' images are among all of ``packed``'s, in bucket order."""
-    starts = np.cumsum([0] + [len(b.y) for b in packed.buckets])
-    return np.concatenate([s + r for s, r in zip(starts, rows, strict=False)])
 
 
 def describe(n_train: int, n_val: int) -> str | None:

@@ -236,10 +236,9 @@ def _on_sample(checked: dict[str, float], probs: Any, val: Any) -> dict[str, flo
     validation sample."""
     from . import arrays
 
-    rows = scoring_rows(val)
-    if rows is None:
+    at = sample_positions(val)
+    if at is None:
         return checked
-    at = sample_positions(val, rows)
     return arrays.score(probs[at], arrays.labels_of(val)[at])
 
 
