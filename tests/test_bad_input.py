@@ -17,7 +17,8 @@ import pytest
 from PIL import Image
 
 from hyperfcn.cli import main
-from hyperfcn.data import decode_all
+from hyperfcn.data import decode_all, list_image_paths
+from hyperfcn.errors import DataError
 from hyperfcn.prepare import prepare
 
 CAT = "chats é"  # non-ASCII and a space in a class name
@@ -108,6 +109,30 @@ def test_every_bad_file_is_used_or_skipped_with_a_reason(tmp_path, deadline):
     for s in (16, 24):
         for b in data.train[s].buckets:
             assert b.x.dtype == np.uint8 and b.x.shape[-1] == 3
+
+
+def test_a_file_name_that_is_not_utf8_is_read_and_written_escaped(tmp_path, capsys):
+    data = _make(tmp_path / "data", {"a": 4, "b": 4})
+    odd = os.fsencode(data / "a") + b"/caf\xe9 \xff.png"  # Latin-1 bytes, as old cameras
+    _img().save(odd.decode(errors="surrogateescape"), format="PNG")
+    (data / "b" / "broken.jpg").write_bytes(b"not an image")
+    bad = os.fsdecode(os.fsencode(data / "b") + b"/\xfebad.jpg")
+    Path(bad).write_bytes(b"")  # skipped: its name reaches skipped_files.tsv
+    _, summary = prepare(data, [16], val_split=0.25, skipped_log=tmp_path / "skipped.tsv",
+                         cache_dir=tmp_path / "cache")
+    assert sum(summary.train_counts.values()) + sum(summary.val_counts.values()) == 9  # + café
+    log = (tmp_path / "skipped.tsv").read_bytes().decode("utf-8")  # valid UTF-8
+    assert "\\udcfebad.jpg" in log
+
+
+def test_a_fifo_named_like_an_image_is_not_opened(tmp_path, deadline):
+    deadline(60)  # opening a FIFO waits for a writer: the scan would hang
+    data = _make(tmp_path / "data", {"a": 4, "b": 4})
+    os.mkfifo(data / "a" / "x.jpg")
+    _, summary = prepare(data, [16], val_split=0.25, cache_dir=tmp_path / "cache")
+    assert sum(summary.train_counts.values()) + sum(summary.val_counts.values()) == 8
+    with pytest.raises(DataError, match="x.jpg: not a regular file"):
+        list_image_paths([data / "a" / "x.jpg"])
 
 
 def test_unreadable_file_is_skipped_with_the_reason(tmp_path):
@@ -212,6 +237,15 @@ def test_bad_folders_are_refused_with_one_line(case, words, tmp_path, capsys):
     ("parameters:\n  batch_size: {choice: [sixteen]}\n", ["batch_size", "integer"]),
     ("parameters:\n  dropout: {uniform: [0.0, 1.5]}\n", ["dropout=1.5", "[0, 1)"]),
     ("parameters:\n  rotation: 'yes'\n", ["rotation", "true or false"]),
+    # an integer key drawn from a continuous range would fail every trial after Ray starts
+    ("parameters:\n  batch_size: {uniform: [16, 128]}\n",
+     ["batch_size", "draws fractions", "integer", "randint"]),
+    ("parameters:\n  filters: {loguniform: [8, 64]}\n", ["filters", "draws fractions"]),
+    ("parameters:\n  blocks: {quniform: [1, 4, 0.5]}\n", ["blocks", "draws fractions"]),
+    # sizes without a bound would build until the memory runs out
+    ("parameters:\n  max_filters: 1000000000\n", ["max_filters", "1..2048"]),
+    ("parameters:\n  head: {choice: {dense: {dense_units: {randint: [64, 1000000000]}}}}\n",
+     ["dense_units", "1..8192"]),
     ("parameters: [1, 2\n", ["not valid YAML"]),
     ("- just\n- a list\n", ["expected a mapping"]),
 ])

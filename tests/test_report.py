@@ -244,3 +244,17 @@ def test_the_data_section_says_what_an_epoch_is_on_large_data(tmp_path, monkeypa
     page = write_report(run).read_text()
     assert "An epoch is 20 of the 30 training images" in page
     assert "scored on the same 10 of the 12 validation images" in page
+
+
+def test_a_class_name_with_dollar_signs_is_drawn_as_written(tmp_path):
+    """matplotlib reads $...$ as a formula: a class named like one must not break a plot."""
+    run = _run_dir(tmp_path)
+    metrics = json.loads((run / art.METRICS).read_text())
+    classes = ["daisy", "$5 note", r"$\frac{x_$"]
+    metrics["validation"]["classes"] = classes
+    metrics["validation"]["per_class"] = {c: {"precision": 0.7, "recall": 0.7, "support": 4}
+                                          for c in classes}
+    art.write_json(run / art.METRICS, metrics)
+    write_report(run)
+    with Image.open(run / art.REPORT_DIR / "confusion_matrix.png") as im:
+        assert im.width > 100

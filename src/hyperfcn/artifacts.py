@@ -62,7 +62,9 @@ def write_bytes(path: Path, data: bytes) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    write_bytes(path, text.encode("utf-8"))
+    # A file name that is not UTF-8 reaches Python as lone surrogates: written escaped
+    # (\udcff), the file stays readable UTF-8.
+    write_bytes(path, text.encode("utf-8", errors="backslashreplace"))
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -87,7 +87,8 @@ class Source:
                 stamp = f"{st.st_size}:{st.st_mtime_ns}"
             except OSError:
                 stamp = "missing"
-            h.update(f"{os.path.abspath(p)}\0{stamp}\0{label}\n".encode())
+            # a file name need not be UTF-8: hash its bytes as the file system has them
+            h.update(os.fsencode(os.path.abspath(p)) + f"\0{stamp}\0{label}\n".encode())
         return h.hexdigest()[:24]
 
 

@@ -7,6 +7,7 @@ Exit codes: 0 success, 2 bad usage or bad input (one line, no traceback), 1 inte
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import re
@@ -520,6 +521,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # a file name that is not UTF-8 prints escaped (\udcff) instead of ending the command
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
     as_json = "--json" in argv
 
     def fail(msg: str, code: int) -> int:

@@ -55,16 +55,31 @@ class Scan:
 
 
 def _walk_images(folder: Path) -> tuple[list[Path], list[Path]]:
-    """Image files under folder, recursively, sorted; hidden entries and link loops skipped."""
+    """Image files under folder, recursively, sorted; hidden entries and link loops skipped.
+    Only regular files (or links to them) are images: opening a FIFO named ``x.jpg`` would
+    wait forever for a writer, and a device would be read without end."""
     images, others = [], []
-    # followlinks=False: a symlink loop cannot trap the walk; linked files are still read.
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
-        for name in sorted(filenames):
-            if _hidden(name):
+    stack = [folder]
+    while stack:
+        here = stack.pop()
+        try:
+            entries = sorted(os.scandir(here), key=lambda e: e.name)
+        except OSError:
+            continue
+        dirs = []
+        for e in entries:
+            if _hidden(e.name):
                 continue
-            p = Path(dirpath) / name
-            (images if p.suffix.lower() in IMAGE_EXTENSIONS else others).append(p)
+            # a linked folder is not walked (a link loop cannot trap the walk); a linked
+            # file is read, and a dangling link is kept to be reported as unreadable
+            if e.is_dir(follow_symlinks=False):
+                dirs.append(Path(e.path))
+            elif e.is_file() or (e.is_symlink() and not os.path.exists(e.path)):
+                p = Path(e.path)
+                (images if p.suffix.lower() in IMAGE_EXTENSIONS else others).append(p)
+            elif not e.is_dir():
+                others.append(Path(e.path))  # a FIFO, socket or device: never opened
+        stack += reversed(dirs)
     return images, others
 
 
@@ -117,6 +132,9 @@ def list_image_paths(paths: Iterable[str | Path]) -> list[Path]:
             raise DataError(f"{p}: no such file or folder")
         if p.is_dir():
             out += _walk_images(p)[0]
+        elif not p.is_file():
+            raise DataError(f"{p}: not a regular file (a pipe, socket or device); give "
+                            f"image files or folders")
         else:
             out.append(p)
     return out

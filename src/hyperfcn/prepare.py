@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import artifacts as art
 from .arrays import TrialData
 from .buckets import MAX_BUCKETS, Packed
 from .cache import (
@@ -165,8 +166,7 @@ def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path 
     failed = {tuple(f) for s in sizes for f in parts[s][2]["failed"]}
     skipped = split.skipped + sorted(failed)
     if skipped_log is not None and skipped:
-        skipped_log.parent.mkdir(parents=True, exist_ok=True)
-        skipped_log.write_text("".join(f"{p}\t{r}\n" for p, r in skipped))
+        art.write_text(skipped_log, "".join(f"{p}\t{r}\n" for p, r in skipped))
     classes = train_scan.classes
     gone = {p for p, _ in failed}
     val_members = [i for i in split.members(1) if str(src.files[i]) not in gone]

@@ -209,6 +209,9 @@ def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
+    # Every label is the user's text (class names, config values), never a formula: a class
+    # named "$5 note" must show as written, not fail as mathtext.
+    matplotlib.rcParams["text.parse_math"] = False
     import matplotlib.pyplot as plt
 
     return plt

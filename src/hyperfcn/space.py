@@ -63,6 +63,10 @@ class Param:
         """(low, high) of a numeric range; None for a constant or a choice."""
         return None
 
+    def integral(self) -> bool:
+        """Whether every value it can take is a whole number (what an integer key needs)."""
+        return all(_is_number(v) and float(v).is_integer() for v in self.choices() or [])
+
     def draw(self, rng: random.Random) -> Scalar:
         raise NotImplementedError
 
@@ -162,6 +166,9 @@ class _Range(Param):
     def interval(self) -> tuple[float, float]:
         return (self.low, self.high)
 
+    def integral(self) -> bool:
+        return False  # uniform and loguniform draw fractions
+
 
 @dataclass(frozen=True)
 class Uniform(_Range):
@@ -198,6 +205,9 @@ class QUniform(_Range):
     def describe(self) -> str:
         return f"quniform [{self.low}, {self.high}] step {self.q}"
 
+    def integral(self) -> bool:
+        return self.integer
+
     def draw(self, rng: random.Random) -> Scalar:
         v = min(max(round(rng.uniform(self.low, self.high) / self.q) * self.q, self.low),
                 self.high)
@@ -225,6 +235,9 @@ class RandInt(_Range):
 
     def ends(self) -> list[Scalar]:
         return [self.low, self.high]
+
+    def integral(self) -> bool:
+        return True
 
     def draw(self, rng: random.Random) -> Scalar:
         return rng.randint(self.low, self.high)

@@ -4,6 +4,7 @@ checked before any work starts."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,8 @@ from .space import Constant, SearchSpace, load_space, parse_space
 
 if TYPE_CHECKING:
     from .options import TuneOptions
+
+INTEGER_KEYS = frozenset(f.name for f in dataclasses.fields(ModelConfig) if f.type == "int")
 
 def _fix(space: SearchSpace, key: str, value: Any, spec: Any = None) -> SearchSpace:
     """The space with `key` made a constant, or ``spec`` when given, and every default
@@ -81,6 +84,11 @@ def _check_ranges(space: SearchSpace) -> None:
     """Every value a parameter can take must be a valid config value: a range that leaves
     the rules fails here, in a second, not in the trials that happen to sample it."""
     for p in space.walk():
+        if p.name in INTEGER_KEYS and not p.integral():
+            raise SpaceError(
+                f"{space.source}: parameters.{p.name}: {p.describe()} draws fractions, but "
+                f"{p.name} is an integer; use randint [low, high], quniform [low, high, "
+                f"step] with whole numbers, or a choice of integers")
         ends = p.ends()
         for v in ends:
             try:
