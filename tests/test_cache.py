@@ -165,6 +165,35 @@ def test_a_disk_that_fills_mid_decode_is_an_error_naming_the_file(tmp_path, monk
         prepare(_corpus(tmp_path / "d"), [16], cache_dir=tmp_path / "c")
 
 
+def test_a_disk_that_fills_while_failed_rows_are_dropped_keeps_the_old_file(tmp_path):
+    """The rewrite without undecodable rows writes plainly, as the decode does: a mapped
+    write to a full disk is SIGBUS, a plain one an error that names the file."""
+    import resource
+    import signal
+
+    path = tmp_path / "x-train-0.npy"
+    np.save(path, np.arange(64 * 1024, dtype=np.int64).astype(np.uint8).reshape(64, 1024))
+    before = path.read_bytes()
+    keep = np.ones(64, bool)
+    keep[0] = False
+    # a file-size limit stands in for a full disk: a plain write past it fails (EFBIG) as
+    # one to a full disk does (ENOSPC)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) // 2, hard))
+    try:
+        with pytest.raises(cache_mod.DataError, match=r"x-train-0.npy: cannot write the "
+                                                      r"decoded images .*--cache-dir"):
+            cache_mod._drop_rows(path, keep)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+    assert path.read_bytes() == before and not list(tmp_path.glob("*.tmp.npy"))
+    cache_mod._drop_rows(path, keep)  # with room, the row is gone
+    want = np.arange(64 * 1024, dtype=np.int64).astype(np.uint8).reshape(64, 1024)[1:]
+    assert np.array_equal(np.load(path), want)
+
+
 def test_the_plan_s_array_rules_agree_with_the_one_image_rules():
     from hyperfcn.buckets import plan_buckets
     from hyperfcn.data import decoded_shapes, decoded_shapes_many

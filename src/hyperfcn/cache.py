@@ -36,7 +36,7 @@ import numpy as np
 from .buckets import Bucket, Packed, fit_to
 from .cache_plan import SizePlan, Split, make_split
 from .data import MAX_ASPECT, decode_image
-from .errors import DataError
+from .errors import DataError, UserError
 
 # Bump when what an entry's files hold changes: older entries are then never read.
 FORMAT = 1
@@ -261,16 +261,26 @@ def _flush_and_record(arrays: Iterable[_RowWriter], dirs: Sequence[Path],
 
 def _drop_rows(path: Path, keep: np.ndarray) -> None:
     """Rewrite an array file without the rows of images that did not decode, a bounded
-    number of rows at a time."""
+    number of rows at a time, with plain writes (as :class:`_RowWriter`): a disk that
+    fills mid-way is an error that keeps the old file, never SIGBUS."""
     old = np.load(path, mmap_mode="r")
     tmp = path.with_suffix(".tmp.npy")
-    new = np.lib.format.open_memmap(tmp, mode="w+", dtype=old.dtype,
-                                    shape=(int(keep.sum()),) + old.shape[1:])
     rows = np.flatnonzero(keep)
-    for s in range(0, len(rows), CHUNK):
-        new[s:s + CHUNK] = old[rows[s:s + CHUNK]]
-    new.flush()
-    del old, new
+    header = {"descr": np.lib.format.dtype_to_descr(old.dtype), "fortran_order": False,
+              "shape": (len(rows),) + old.shape[1:]}
+    try:
+        with open(tmp, "wb") as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            for s in range(0, len(rows), CHUNK):
+                f.write(np.ascontiguousarray(old[rows[s:s + CHUNK]]).tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"{path}: cannot write the decoded images ({e.strerror}); free "
+                        f"space there or give --cache-dir on another disk; the images "
+                        f"decoded so far are kept") from None
+    del old
     os.replace(tmp, path)
 
 
@@ -383,6 +393,18 @@ def _try_lock(f: IO) -> bool:
     except BlockingIOError:
         return False
     return True
+
+
+def make_root(root: Path) -> None:
+    """Create the cache's folder, or refuse in one line before any work."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if not os.access(root, os.W_OK | os.X_OK):
+            raise PermissionError(13, "permission denied")
+    except OSError as e:
+        raise UserError(f"--cache-dir {root}: cannot use it for the decoded cache "
+                        f"({e.strerror or e}); give a folder you can write (or set "
+                        f"{CACHE_ENV})") from None
 
 
 def entry_dir(root: Path, src: Source) -> Path:

@@ -25,6 +25,7 @@ from .cache import (
     hold,
     is_complete,
     locked,
+    make_root,
     open_size,
     partial_bytes,
     quiet,
@@ -145,12 +146,13 @@ def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path 
     long decode is doing. The entry is held (cache.hold) until the run calls
     cache.release or the process ends."""
     train_scan, val_scan = _scan(train_dir, val_dir, test_dir)
+    root = cache_root(cache_dir)
+    make_root(root)  # after the scan: a cache inside DATA must not read as a class
     scans = [train_scan] + ([val_scan] if val_scan else [])
     src = Source(files=tuple(f for s in scans for f in s.files),
                  labels=tuple(lab for s in scans for lab in s.labels),
                  n_train=len(train_scan.files), val_split=val_split, seed=seed,
                  max_buckets=max_buckets, val_dir=val_scan is not None)
-    root = cache_root(cache_dir)
     entry = entry_dir(root, src)
     t0 = time.time()
     with locked(entry, say):
