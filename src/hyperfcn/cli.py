@@ -355,9 +355,15 @@ def _opts(args: argparse.Namespace):
 
 
 def _resume_command(argv: list[str]) -> str:
-    from .hints import command
+    """The command that resumes this one; a URL's credentials are left out of it, and the
+    line after says where they go instead."""
+    from .hints import command, redact
 
-    return command([a for a in argv if a != "--resume"] + ["--resume"])
+    cmd = command([a for a in argv if a != "--resume"] + ["--resume"])
+    if any(redact(a) != a for a in argv):
+        cmd += ("\n  (the URL's credentials are left out: set MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD before running it)")
+    return cmd
 
 
 def _summary(result, argv: list[str]) -> dict:

@@ -7,6 +7,7 @@ A hint that says `hyperfcn tune ... --resume` fails for someone who ran
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -26,8 +27,19 @@ def prog(argv0: str | None = None) -> str:
     return name
 
 
+# user:password@ (or token@) after a URL's scheme
+_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the credentials of every URL in it left out (``http://u:pw@h`` ->
+    ``http://h``): what hyperfcn writes or prints never holds a password."""
+    return _USERINFO.sub("", text)
+
+
 def command(args: Sequence[str], argv0: str | None = None) -> str:
-    return " ".join([prog(argv0), *(shlex.quote(str(a)) for a in args)])
+    """The command line as the user would type it again, credentials left out."""
+    return " ".join([prog(argv0), *(shlex.quote(redact(str(a))) for a in args)])
 
 
 def tensorboard() -> str:

@@ -4,12 +4,14 @@ value is refused with the option's name, the value and the rule, before any work
 from __future__ import annotations
 
 import os
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .config import BACKBONES
 from .errors import UserError
+from .hints import redact
 from .records import METRICS
 
 FINAL_CHOICES = ("auto", "train+val", "none")
@@ -17,6 +19,20 @@ FINAL_CHOICES = ("auto", "train+val", "none")
 
 def default_backend() -> str:
     return os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+def mlflow_credentials_to_env(uri: str) -> str:
+    """``uri`` without the user and password it carries, which go where MLflow reads them
+    (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD): the options are written to
+    settings.json, the report and Ray's experiment state, and the URI is printed."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    if parts.username:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = urllib.parse.unquote(parts.username)
+    if parts.password is not None:
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = urllib.parse.unquote(parts.password)
+    return redact(uri)
 
 
 @dataclass(frozen=True)
@@ -61,6 +77,8 @@ class TuneOptions:
             if not ok:
                 raise UserError(f"{opt} {value}: {text}")
 
+        if self.mlflow:
+            object.__setattr__(self, "mlflow", mlflow_credentials_to_env(self.mlflow))
         if isinstance(self.final, bool):  # final=True/False reads as auto/none
             object.__setattr__(self, "final", "auto" if self.final else "none")
         rule(self.final in FINAL_CHOICES, "--final", self.final,
