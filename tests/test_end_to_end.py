@@ -462,3 +462,40 @@ def load_space_points(path):
     from hyperfcn.space import load_space
 
     return load_space(path).points
+
+
+def test_a_final_refit_killed_9_resumes_to_a_model_without_rerunning_trials(
+        flowers, small_space, tmp_path):
+    """kill -9 during the --final train+val refit, then the same command with --resume:
+    exit 0 and a model.keras, no trial run again. While the first runs, a second driver on
+    the same folder is refused: two never write one folder."""
+    run = tmp_path / "refit"
+    args = ["tune", flowers / "train", "--val-dir", flowers / "val", "--out", run,
+            "--space", small_space, "--image-size", 32, "--samples", 2, "--max-epochs", 3,
+            "--scheduler", "fifo", "--final", "train+val"]
+    proc = subprocess.Popen([sys.executable, "-m", "hyperfcn", *map(str, args)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for(proc, lambda dirs: len(dirs) >= 1)
+    second = hyperfcn(*args, "--resume", check=False)
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert "in use by another hyperfcn command (pid" in second.stderr
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        search = run / "search.json"
+        if search.is_file() and json.loads(search.read_text())["final_step"] == "pending":
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before its final step could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "model.keras").exists()
+    trials = {d.name: (d / "result.json").read_text() for d in (run / "tune").glob("trial_*")}
+
+    r = hyperfcn(*args, "--resume")
+    assert "no trial runs again" in r.stdout
+    assert (run / "model.keras").is_file()
+    assert {d.name: (d / "result.json").read_text()
+            for d in (run / "tune").glob("trial_*")} == trials
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["final"]["source"] == "train+val"
+    assert json.loads((run / "search.json").read_text())["final_step"] == "done"

@@ -79,3 +79,21 @@ def test_a_folder_of_other_files_is_never_overwritten(run_dir, tmp_path):
     assert (tmp_path / "mine.txt").read_text() == "keep"
     with pytest.raises(UserError, match="must end in .tflite"):
         export(run_dir, "litert", tmp_path / "model.bin")
+
+
+@pytest.mark.parametrize("fmt, name", [("onnx", "model.onnx"), ("saved_model", "saved_model")])
+def test_an_export_that_fails_its_check_leaves_the_earlier_one_as_it_was(run_dir, fmt, name,
+                                                                        monkeypatch):
+    import hyperfcn.export as ex
+
+    path = export(run_dir, fmt).path
+    before = sorted((p.relative_to(path.parent), p.read_bytes()) for p in
+                    [path, *path.rglob("*")] if p.is_file())
+    monkeypatch.setattr(ex, "_compare", lambda runner, batches, want: (1.0, 6))
+    with pytest.raises(UserError, match="it was not written .an earlier export there is "
+                                        "unchanged"):
+        export(run_dir, fmt)
+    after = sorted((p.relative_to(path.parent), p.read_bytes()) for p in
+                   [path, *path.rglob("*")] if p.is_file())
+    assert after == before
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # nothing staged

@@ -396,3 +396,58 @@ def test_a_recipe_that_ran_its_fitted_epochs_completed_and_is_promoted():
     cut = best_trial_of(record("r", {}, TrialStatus.OUT_OF_BUDGET, hist[:2], checkpoint="ck"),
                         "val_loss", "min", 10)
     assert cut.cut_by == "the budget"
+
+
+def _saved(run, source, checked, held_out=True):
+    from hyperfcn import artifacts as art
+
+    art.write_bytes(run / art.MODEL, b"the model saved before")
+    art.write_json(run / art.METRICS, {"final": {"source": source, "held_out": held_out,
+                                                 "checked": checked}})
+
+
+def test_a_later_round_keeps_the_better_model_an_earlier_round_saved(tmp_path):
+    """Round 2 may promote the raw weights of round 1's best trial, which round 1 had
+    trained on to a better model: the better file stays."""
+    from hyperfcn.final import FinalModel, earlier_model_better
+
+    def out(loss, source=FinalSource.BEST_TRIAL, acc=0.5):
+        return FinalModel(model=b"", source=source, reason="", sha256="",
+                          checked={"val_loss": loss, "val_accuracy": acc,
+                                   "val_calibrated_loss": loss})
+
+    assert earlier_model_better(tmp_path, out(0.4), "val_loss") is None  # nothing saved
+    _saved(tmp_path, "retrain", {"val_loss": 0.30, "val_accuracy": 0.9})
+    said = earlier_model_better(tmp_path, out(0.45), "val_loss")
+    assert said and "kept the model saved before: it scores val_loss 0.3000" in said
+    assert earlier_model_better(tmp_path, out(0.30), "val_loss")  # a tie keeps the file
+    assert earlier_model_better(tmp_path, out(0.25), "val_loss") is None  # better: saved
+    # judged by the search's metric where both files have it, else by the loss
+    assert earlier_model_better(tmp_path, out(0.45, acc=0.95), "val_accuracy") is None
+    assert earlier_model_better(tmp_path, out(0.25, acc=0.5), "val_accuracy")
+    assert earlier_model_better(tmp_path, out(0.45), "val_calibrated_loss")  # by val_loss
+    # a train+val model has no held-out score: a new one replaces it, and it replaces none
+    assert earlier_model_better(tmp_path, out(0.9, FinalSource.TRAIN_VAL), "val_loss") is None
+    _saved(tmp_path, "train+val", {"val_loss": 0.01}, held_out=False)
+    assert earlier_model_better(tmp_path, out(0.45), "val_loss") is None
+
+
+def test_a_model_file_that_does_not_hold_the_checked_bytes_is_recorded_in_metrics_json(
+        tmp_path, capsys):
+    """Without --test-dir too: metrics.json is the run's record of its warnings."""
+    import types
+
+    from hyperfcn.final import FinalModel, write_files
+
+    labels = np.array([0, 1] * 10)
+    probs = np.where(labels[:, None] == np.arange(2), 0.9, 0.1)
+    out = FinalModel(model=b"model bytes", source=FinalSource.BEST_TRIAL, reason="r",
+                     checked={"val_accuracy": 1.0, "val_loss": 0.1},
+                     sha256="not the bytes' hash", val_probs=probs, val_labels=labels,
+                     val_order=list(range(20)))
+    summary = types.SimpleNamespace(classes=["dark", "light"], val_files=[])
+    write_files(tmp_path, {"image_size": 16}, out, summary, lambda m: None, {}, None,
+                "val_loss")
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert "does not hold the bytes that were checked" in saved["final"]["warning"]
+    assert "does not hold the bytes" in capsys.readouterr().err

@@ -53,6 +53,28 @@ def test_plan_round_new_resume_extend_and_refusals(tmp_path):
 
 
 
+def test_a_round_whose_final_step_was_interrupted_resumes_that_step_alone(tmp_path):
+    """search.json says the search finished and the model is still to make: --resume
+    makes it (no trial runs again), and without --resume the refusal says so."""
+    from hyperfcn import artifacts as art
+    from hyperfcn.errors import UserError
+    from hyperfcn.rounds import plan_round
+
+    art.write_json(tmp_path / art.TRIALS_JSON, [
+        {"trial_id": "a", "config": {}, "status": "completed", "best_val_loss": 0.5,
+         "search": "tune"}] * 3)
+    art.write_json(tmp_path / art.SEARCH, {"rounds": ["tune"], "best_trial": "a",
+                                           "final_step": "pending"})
+    r = plan_round(tmp_path, True, None, None, lambda n: n == "tune")
+    assert r.final_only and not r.restore and r.name == "tune" and len(r.earlier) == 3
+    with pytest.raises(UserError, match="final model was not saved .interrupted.; add "
+                                        "--resume to make it .no trial runs again."):
+        plan_round(tmp_path, False, None, None, lambda n: n == "tune")
+    art.write_json(tmp_path / art.SEARCH, {"rounds": ["tune"], "final_step": "done"})
+    with pytest.raises(UserError, match="finished with 3 trials; to extend it"):
+        plan_round(tmp_path, True, None, None, lambda n: n == "tune")
+
+
 def test_a_round_on_another_space_starts_its_searcher_from_the_trials_that_fit_it():
     """A trial of an earlier round whose config the new `--space` cannot hold (here a
     fixed key set otherwise) is left out of the searcher's start, and said; the final

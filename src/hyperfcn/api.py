@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import importlib.util
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import artifacts as art
+from . import guard, hints
 from .budget import (
     CONTINUE,
     LONGER_SHARE,
@@ -35,12 +37,13 @@ from .options import TuneOptions
 from .precision import chosen, describe
 from .records import Objective
 from .resources import CPU_THREADS_PER_TRIAL, Resources, final_settings, plan_resources
+from .rounds import FINAL_DONE, FINAL_PENDING
 from .rundir import (
     Printer,
     Say,
     budget_text,
+    data_identity,
     epoch_printer,
-    new_run_dir,
     prepare_data,
     trial_rows,
     wrap_up,
@@ -132,44 +135,99 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
                                storage=opts.storage, tb_dir=run_dir / art.TENSORBOARD,
                                scheduler=plan_scheduler(str(opts.scheduler),
                                                         opts.max_epochs, opts.searcher))
-    with new_run_dir(run_dir):
-        rnd = plan_round(run_dir, opts.resume, opts.samples, opts.budget_s,
-                         lambda name: search.can_resume(dataclasses.replace(req, name=name)))
-        if rnd.number > 1:
-            p(f"extending the finished search in {run_dir} ({len(rnd.earlier)} trials) with "
-              f"round {rnd.number}: its searcher starts from their results")
-        if opts.samples is None and opts.budget_s is None:
-            opts = dataclasses.replace(opts, samples=20)
-        trackers = tracker_callbacks(opts.mlflow, opts.wandb, run_dir.name, run_dir)
-        # Data first: a bad folder fails in a second, before Ray starts.
-        data, summary = prepare_data(opts, image_sizes(sizes(space), rnd.earlier), run_dir, p)
-        search_budget(opts, t0, summary)  # a budget the final step alone would use up
-    cluster = session.start(opts.address, opts.backend, quiet=opts.quiet)
-    try:
-        res = plan_resources(opts, cluster)
-        _fetch_weights(space, opts, res, p)
-        req = _request(req, opts, res, rnd, session.put(shareable(data, opts)), summary, t0,
-                       trackers, p, say, sizing)
-        del data
-        records, interrupted, search_info = _run_search(req, rnd, opts, summary, t0, p)
-        if interrupted:
-            return RunResult(run_dir, {}, {}, records, interrupted=True)
-        best = _best_usable(records, opts, search_info, summary, run_dir)
-        config = ModelConfig.from_dict(best.config).to_dict()
-        search_info["best_trial"] = best.trial_id
-        art.write_json(run_dir / art.SEARCH, search_info)
-        if opts.final == "none":
-            art.write_json(run_dir / art.BEST_CONFIG, config)
-            p(f"best trial {best.trial_id}: val_loss {best.best_val_loss:.4f}; no final "
-              f"model (--no-final)")
-            write_report_or_say(run_dir, p)
-            return RunResult(run_dir, config, search_info, records)
-        metrics = _final_model(best, config, req, opts, res, summary, search_info, t0, p)
-    finally:
-        session.shutdown()
-        cache.release(Path(summary.cache))
-    wrap_up(opts, run_dir, config, metrics, p)
+    with guard.claimed(run_dir, guard.RunKind.TUNE, _command()) as created:
+        with guard.undo_if_refused(run_dir, created):
+            rnd = plan_round(run_dir, opts.resume, opts.samples, opts.budget_s,
+                             lambda name: search.can_resume(dataclasses.replace(req, name=name)))
+            resuming = rnd.restore or rnd.number > 1 or rnd.final_only
+            if resuming:
+                guard.check_same_data(run_dir, data_identity(opts))
+            _say_round(rnd, run_dir, p)
+            if opts.samples is None and opts.budget_s is None:
+                opts = dataclasses.replace(opts, samples=20)
+            trackers = tracker_callbacks(opts.mlflow, opts.wandb, run_dir.name, run_dir)
+            # Data first: a bad folder fails in a second, before Ray starts.
+            data, summary = prepare_data(opts, image_sizes(sizes(space), rnd.earlier),
+                                         run_dir, p, resuming=resuming)
+            if not rnd.final_only:
+                search_budget(opts, t0, summary)  # a budget the final step would use up
+        cluster = session.start(opts.address, opts.backend, quiet=opts.quiet)
+        try:
+            res = plan_resources(opts, cluster)
+            _fetch_weights(space, opts, res, p)
+            ref = session.put(shareable(data, opts))
+            del data
+            if rnd.final_only:
+                req = _final_request(req, res, ref)
+                records, search_info = _finished_search(run_dir, rnd)
+            else:
+                req = _request(req, opts, res, rnd, ref, summary, t0, trackers, p, say,
+                               sizing)
+                records, interrupted, search_info = _run_search(req, rnd, opts, summary, t0,
+                                                                p)
+                if interrupted:
+                    return RunResult(run_dir, {}, {}, records, interrupted=True)
+            best = _best_usable(records, opts, search_info, summary, run_dir)
+            config = ModelConfig.from_dict(best.config).to_dict()
+            if opts.final == "none":
+                return _no_final(run_dir, best, config, search_info, records, p)
+            if not rnd.final_only:
+                search_info.update(best_trial=best.trial_id, final_step=FINAL_PENDING,
+                                   final_time_left=_final_time_left(opts, t0, summary))
+                art.write_json(run_dir / art.SEARCH, search_info)
+            metrics = _final_model(best, config, req, opts, res, summary, search_info, p)
+            art.write_json(run_dir / art.SEARCH, {**search_info, "final_step": FINAL_DONE})
+        finally:
+            session.shutdown()
+            cache.release(Path(summary.cache))
+        wrap_up(opts, run_dir, config, metrics, p)
     return RunResult(run_dir, config, metrics, records)
+
+
+def _command() -> str:
+    """The command line that holds a RUN_DIR, as its lock file records it."""
+    return hints.command(sys.argv[1:])
+
+
+def _say_round(rnd: Any, run_dir: Path, p: Printer) -> None:
+    if rnd.final_only:
+        p(f"the search in {run_dir} finished ({len(rnd.earlier)} trials) and its final step "
+          f"was interrupted: making the final model again, no trial runs again")
+    elif rnd.number > 1:
+        p(f"extending the finished search in {run_dir} ({len(rnd.earlier)} trials) with "
+          f"round {rnd.number}: its searcher starts from their results")
+
+
+def _final_time_left(opts: TuneOptions, t0: float, summary: Any) -> float | None:
+    """Seconds the budget leaves the final step (None: no budget); recorded, so that a
+    resumed final step plans with the time it had."""
+    if opts.budget_s is None:
+        return None
+    return opts.budget_s - (time.time() - t0) - final_reserve(summary)
+
+
+def _final_request(req: Any, res: Resources, data_ref: Any) -> Any:
+    """The request a resumed final step needs: the data and this machine's share."""
+    return dataclasses.replace(req, data_ref=data_ref, settings=dataclasses.replace(
+        req.settings, cpus=res.cpus_per_trial, gpus=res.gpus_per_trial))
+
+
+def _finished_search(run_dir: Path, rnd: Any) -> tuple[list[Any], dict[str, Any]]:
+    """The trials and the summary of a search whose final step is to run again."""
+    from .records import TrialRecord
+
+    return [TrialRecord(**r) for r in rnd.earlier], art.read_json(run_dir / art.SEARCH)
+
+
+def _no_final(run_dir: Path, best: Any, config: dict[str, Any], info: dict[str, Any],
+              records: list[Any], p: Printer) -> RunResult:
+    """--no-final: the best trial's config, and the report, without a model."""
+    art.write_json(run_dir / art.SEARCH, {**info, "best_trial": best.trial_id})
+    art.write_json(run_dir / art.BEST_CONFIG, config)
+    p(f"best trial {best.trial_id}: val_loss {best.best_val_loss:.4f}; no final "
+      f"model (--no-final)")
+    write_report_or_say(run_dir, p)
+    return RunResult(run_dir, config, info, records)
 
 
 def shareable(data: Any, opts: TuneOptions) -> Any:
@@ -294,6 +352,9 @@ def _best_usable(records: list[Any], opts: TuneOptions, info: dict[str, Any],
         reason, n = reasons.most_common(1)[0] if reasons else ("no trials ran", 0)
         raise SearchFailed(f"every trial failed ({n} of {len(records)}: {reason}); "
                            f"see {run_dir / art.TRIALS}")
+    recorded = [r for r in usable if r.trial_id == info.get("best_trial")]
+    if recorded:  # a resumed final step: the trial the search chose
+        return recorded[0]
     objective = Objective(opts.metric)
     best = usable[0]
     for r in usable[1:]:  # the first, on a tie
@@ -310,31 +371,33 @@ def _best_value(r: Any, metric: str) -> float:
 
 
 def _final_model(best: Any, config: dict[str, Any], req: Any, opts: TuneOptions,
-                 res: Resources, summary: Any, info: dict[str, Any], t0: float,
+                 res: Resources, summary: Any, info: dict[str, Any],
                  p: Printer) -> dict[str, Any]:
-    """Plan the final step, run it on a worker, write its files; return metrics.json."""
+    """Plan the final step, run it on a worker, write its files (unless the model an
+    earlier round saved scores better); return metrics.json."""
     from . import session
-    from .final import best_trial_of, plan_final, write_files
+    from .final import best_trial_of, earlier_model_better, plan_final, write_files
 
     bt = best_trial_of(best, opts.metric, req.settings.mode, opts.max_epochs)
     fplan = plan_final(bt, opts.max_epochs, train_val=opts.final == "train+val",
-                       time_left=None if opts.budget_s is None else
-                       opts.budget_s - (time.time() - t0) - final_reserve(summary))
+                       time_left=info.get("final_time_left"))
     p(f"best trial {best.trial_id}: val_loss {best.best_val_loss:.4f}, val_accuracy "
       f"{best.best_val_accuracy:.4f}; final model: {fplan.reason}")
     fs = final_settings(opts, res, req.settings.weights)
     out = session.run_final(config, req.data_ref, fs, fplan,
                             epoch_printer(p, fs, 0 if fplan.resume else fplan.max_epochs))
-    return write_files(req.run_dir, config, out, summary, p, info, bt, opts.metric,
+    kept = earlier_model_better(req.run_dir, out, opts.metric)
+    if kept is not None:
+        p(kept)
+        return art.read_json(req.run_dir / art.METRICS)
+    search = {k: v for k, v in info.items() if k not in ("final_step", "final_time_left")}
+    return write_files(req.run_dir, config, out, summary, p, search, bt, opts.metric,
                        opts.test_dir)
 
 
 def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | None = None,
           say: Say | None = None) -> RunResult:
     """Train one configuration without searching; same artifacts as `tune`."""
-    from . import session
-    from .cache import release
-    from .final import plan_final, write_files
 
     opts = opts or TuneOptions(data=Path(data))
     p = Printer(opts.quiet, say)
@@ -349,14 +412,27 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
     _check_backend(opts.backend, opts.address)
     t0 = time.time()  # --budget counts from here to the saved model
     run_dir = opts.out.resolve()
-    with new_run_dir(run_dir):
-        data_, summary = prepare_data(opts, [cfg.image_size], run_dir, p)
-        until = train_until(opts, t0, summary)
+    with guard.claimed(run_dir, guard.RunKind.TRAIN, _command()) as created:
+        with guard.undo_if_refused(run_dir, created):
+            data_, summary = prepare_data(opts, [cfg.image_size], run_dir, p)
+            until = train_until(opts, t0, summary)
+        metrics = _train_on_worker(cfg, data_, summary, until, opts, run_dir, p)
+        del data_
+        wrap_up(opts, run_dir, cfg.to_dict(), metrics, p)
+    return RunResult(run_dir, cfg.to_dict(), metrics)
+
+
+def _train_on_worker(cfg: ModelConfig, data: Any, summary: Any, until: float | None,
+                     opts: TuneOptions, run_dir: Path, p: Printer) -> dict[str, Any]:
+    """`train`'s one configuration, trained on a Ray worker; its files written."""
+    from . import session
+    from .cache import release
+    from .final import plan_final, write_files
+
     cluster = session.start(opts.address, opts.backend, quiet=opts.quiet)
     try:
         res = plan_resources(opts, cluster)
-        ref = session.put(shareable(data_, opts))
-        del data_
+        ref = session.put(shareable(data, opts))
         write_settings(run_dir, opts, {"config": cfg.to_dict(),
                                         "resources": dataclasses.asdict(res),
                                         "precision": describe(opts.backend,
@@ -376,13 +452,11 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
         # no deadline: the two timed epochs always run, and the rest are planned to fit
         out = session.run_final(cfg.to_dict(), ref, fs, plan_final(None, opts.max_epochs),
                                 epoch_printer(p, fs, 0 if until else None))
-        metrics = write_files(run_dir, cfg.to_dict(), out, summary, p, {}, None, opts.metric,
-                              opts.test_dir)
+        return write_files(run_dir, cfg.to_dict(), out, summary, p, {}, None, opts.metric,
+                           opts.test_dir)
     finally:
         session.shutdown()
         release(Path(summary.cache))
-    wrap_up(opts, run_dir, cfg.to_dict(), metrics, p)
-    return RunResult(run_dir, cfg.to_dict(), metrics)
 
 
 def predict(paths: Sequence[str | Path], model: str | Path, top_k: int = 1):

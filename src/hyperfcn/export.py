@@ -11,10 +11,12 @@ It returns class probabilities in the order of ``classes.json``, written beside 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -24,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from . import artifacts as art
+from . import guard, hints
 from .errors import UserError
 
 # Largest difference in any class probability between the exported model and Keras'.
@@ -154,25 +157,48 @@ def export(run_dir: str | Path, fmt: str, out: str | Path | None = None) -> Expo
     path = _target(run.run_dir, f, out)
     if f is Format.ONNX:
         _require(f, "tf2onnx")
-    if path.is_dir():  # an earlier SavedModel (_target refuses any other folder)
-        shutil.rmtree(path)
-    elif path.exists():
-        path.unlink()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    batches = check_images(run.run_dir, run.image_size)
-    want = [np.asarray(run.model.predict_on_batch(x)) for x in batches]  # also: a loaded
-    run.model.export(str(path), format=f.keras_name, verbose=False)  # model must be called
-    diff, count = _compare(_runner(f, path), batches, want)
-    if diff > TOLERANCE:
-        raise UserError(f"{path}: the exported model's probabilities differ from the Keras "
-                        f"model's by up to {diff:.2g} on {count} validation images (more than "
-                        f"{TOLERANCE:g}); do not serve it; report this with the run's "
-                        f"settings.json")
+    inside = path.resolve().is_relative_to(run.run_dir.resolve())
+    with guard.holding(run.run_dir, hints.command(sys.argv[1:])) if inside else \
+            contextlib.nullcontext():
+        diff, count = _export_checked(run, f, path)
     side = path.parent if f is not Format.SAVED_MODEL else path
     art.write_json(side / art.CLASSES, run.classes)
     art.write_json(side / "preprocessing.json", preprocessing(run.image_size, run.classes))
     return Exported(path=path, format=f, max_abs_diff=diff, checked_images=count,
                     classes_path=side / art.CLASSES)
+
+
+def _export_checked(run: Any, f: Format, path: Path) -> tuple[float, int]:
+    """Export into a temporary folder beside ``path``, check it, and only then put it at
+    ``path``: a failed export or check leaves an earlier export there as it was."""
+    batches = check_images(run.run_dir, run.image_size)
+    want = [np.asarray(run.model.predict_on_batch(x)) for x in batches]  # also: a loaded
+    path.parent.mkdir(parents=True, exist_ok=True)  # model must be called before export
+    with tempfile.TemporaryDirectory(prefix=".hyperfcn-export-", dir=path.parent) as tmp:
+        staged = Path(tmp) / path.name
+        run.model.export(str(staged), format=f.keras_name, verbose=False)
+        diff, count = _compare(_runner(f, staged), batches, want)
+        if diff > TOLERANCE:
+            raise UserError(f"{path}: the exported model's probabilities differ from the "
+                            f"Keras model's by up to {diff:.2g} on {count} validation images "
+                            f"(more than {TOLERANCE:g}), so it was not written (an earlier "
+                            f"export there is unchanged); report this with the run's "
+                            f"settings.json")
+        _swap_in(staged, path)
+    return diff, count
+
+
+def _swap_in(staged: Path, path: Path) -> None:
+    """Move the checked export to ``path``, replacing an earlier one (a SavedModel folder
+    is moved aside first, then removed)."""
+    if not staged.is_dir():
+        os.replace(staged, path)
+        return
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    if path.exists():
+        os.rename(path, old)
+    os.rename(staged, path)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _target(run_dir: Path, f: Format, out: str | Path | None) -> Path:

@@ -475,6 +475,29 @@ def _log_final_tb(run_dir: Path, config: dict[str, Any], out: FinalModel) -> Non
     tb.end("final", "ok")
 
 
+def earlier_model_better(run_dir: Path, out: FinalModel, metric: str) -> str | None:
+    """Why the model an earlier round saved in RUN_DIR stays (it scores at least as well on
+    the validation set as ``out``), or None when ``out`` is to be saved. Both scores are
+    files loaded back and scored on every validation image of the same data; a model
+    fitted on train+val has no held-out score, and a new one replaces it."""
+    from . import artifacts as art
+
+    try:
+        before = art.read_json(run_dir / art.METRICS)["final"]
+        old = before["checked"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no earlier model, or one from a run that never finished writing
+    if (not (run_dir / art.MODEL).is_file() or not before.get("held_out")
+            or out.source == FinalSource.TRAIN_VAL):
+        return None
+    key = metric if metric in old and metric in out.checked else "val_loss"
+    if key not in old or Objective(key).better(out.checked[key], old[key]):
+        return None
+    return (f"kept the model saved before: it scores {key} {old[key]:.4f} on validation, "
+            f"this round's {out.checked[key]:.4f} ({out.source}); {run_dir / art.MODEL} "
+            f"is unchanged")
+
+
 def write_files(run_dir: Path, config: dict[str, Any], out: FinalModel, summary: Any,
                 say: Callable[[str], None], extra_metrics: dict[str, Any],
                 best: BestTrial | None = None, metric: str = "val_loss",
@@ -525,6 +548,7 @@ def write_files(run_dir: Path, config: dict[str, Any], out: FinalModel, summary:
     if hashlib.sha256((run_dir / art.MODEL).read_bytes()).hexdigest() != out.sha256:
         warnings.append(f"{run_dir / art.MODEL} does not hold the bytes that were checked")
         warning = metrics["final"]["warning"] = "; ".join(warnings)
+        art.write_json(run_dir / art.METRICS, metrics)  # the warning is the run's record
     _log_final_tb(run_dir, config, out)
     test_text = add_test_score(run_dir, test_dir, metrics)
     if held_out:

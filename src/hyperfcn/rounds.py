@@ -1,11 +1,13 @@
 """Which round of a search a `tune` command runs in a RUN_DIR.
 
 A search is one or more rounds, each a Ray Tune experiment in RUN_DIR (`tune`, `tune-2`,
-...). A new RUN_DIR starts round 1. `--resume` continues the last round if it was
-interrupted (Ray restores it); if every round finished, `--resume` with a larger
-`--samples` or a `--budget` starts the next round, whose searcher learns from every
-earlier trial. `search.json` lists the rounds that finished. No Ray here: the caller says
-which experiments exist.
+...) followed by its final step (the model saved). A new RUN_DIR starts round 1.
+`--resume` continues the last round if its search was interrupted (Ray restores it), or
+runs its final step again if that was interrupted (no trial runs again); if every round
+finished, `--resume` with a larger `--samples` or a `--budget` starts the next round,
+whose searcher learns from every earlier trial. `search.json` lists the rounds whose
+search finished, and whether the last one's final step is still to do. No Ray here: the
+caller says which experiments exist.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class Round:
     restore: bool  # continue an interrupted experiment
     earlier: list[dict[str, Any]] = field(default_factory=list)  # trials of other rounds
     samples: int | None = None  # trials this round may start (None: the budget decides)
+    final_only: bool = False  # the search finished; its final step was interrupted
 
     @property
     def number(self) -> int:
@@ -33,6 +36,8 @@ class Round:
 
 
 FIRST = "tune"
+# search.json's "final_step": the last round's final step is still to do, or done
+FINAL_PENDING, FINAL_DONE = "pending", "done"
 
 
 def name_of(number: int) -> str:
@@ -47,6 +52,12 @@ def finished_rounds(run_dir: Path) -> list[str]:
             return list(done)
     # a run from before rounds were recorded: finished if it saved a model
     return [FIRST] if (run_dir / art.MODEL).is_file() or search.is_file() else []
+
+
+def final_pending(run_dir: Path) -> bool:
+    """Whether the last round's search finished and its final step did not."""
+    search = run_dir / art.SEARCH
+    return search.is_file() and json.loads(search.read_text()).get("final_step") == FINAL_PENDING
 
 
 def _records(run_dir: Path) -> list[dict[str, Any]]:
@@ -67,6 +78,12 @@ def plan_round(run_dir: Path, resume: bool, samples: int | None, budget_s: float
                             f"one")
         return Round(FIRST, restore=False, samples=samples)
     last_finished = names[-1] in done
+    if last_finished and final_pending(run_dir):
+        if not resume:
+            raise UserError(f"{run_dir}: holds a finished search whose final model was not "
+                            f"saved (interrupted); add --resume to make it (no trial runs "
+                            f"again), or pick another --out")
+        return Round(names[-1], restore=False, earlier=_records(run_dir), final_only=True)
     if not resume:
         if last_finished:
             raise UserError(f"{run_dir}: holds a finished search; use a new --out, or "

@@ -1,6 +1,6 @@
-"""A command's RUN_DIR and what it prints: the folder made (and removed again when the
-command is refused before any work), the data read and described, the settings and the
-trial tables written, and at the end the report, the trackers and the hints."""
+"""What a command writes in its RUN_DIR and prints: the data read and described, the
+settings and the trial tables written, and at the end the report, the trackers and the
+hints. Who may write the folder is :mod:`hyperfcn.guard`'s."""
 
 from __future__ import annotations
 
@@ -9,15 +9,14 @@ import dataclasses
 import importlib.metadata
 import platform
 import shlex
-import shutil
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import artifacts as art
 from . import hints
-from .errors import UserError
+from .guard import check_same_classes
 
 if TYPE_CHECKING:
     from .options import TuneOptions
@@ -51,7 +50,8 @@ def versions() -> dict[str, str]:
     return out
 
 
-def prepare_data(opts: TuneOptions, sizes: list[int], run_dir: Path, say: Printer):
+def prepare_data(opts: TuneOptions, sizes: list[int], run_dir: Path, say: Printer,
+                 resuming: bool = False):
     from .epoch import describe as describe_epoch
     from .prepare import prepare, skipped_message, unmeasured_message
 
@@ -75,15 +75,25 @@ def prepare_data(opts: TuneOptions, sizes: list[int], run_dir: Path, say: Printe
                 unmeasured_message(summary, opts.val_dir)):
         if msg:
             say(msg)
+    if resuming:
+        check_same_classes(run_dir, summary.classes)
     art.write_json(run_dir / art.DATA_SUMMARY, summary.to_dict())
     return data, summary
+
+
+def data_identity(opts: TuneOptions) -> dict[str, Any]:
+    """The data and split a run reads, as settings.json records them."""
+    return {"data_abs": str(opts.data.resolve()),
+            "val_dir_abs": str(opts.val_dir.resolve()) if opts.val_dir else None,
+            "val_split": opts.val_split, "seed": opts.seed}
 
 
 def write_settings(run_dir: Path, opts: TuneOptions, extra: dict[str, Any]) -> None:
     d = {k: (str(v) if isinstance(v, Path) else v)
          for k, v in dataclasses.asdict(opts).items()}
     d.update(extra)
-    d["data_abs"] = str(opts.data.resolve())  # what `evaluate` tells training images by
+    d.update(data_identity(opts))  # what `evaluate` tells training images by, and
+    # what a resume must read again (guard.check_same_data)
     d["versions"] = versions()
     d["command"] = hints.command(sys.argv[1:])
     art.write_json(run_dir / art.SETTINGS, d)
@@ -137,19 +147,6 @@ def log_final(opts: TuneOptions, run_dir: Path, config: dict[str, Any],
     except Exception as e:  # the model is on disk already; say what failed
         say(f"could not log the final model to the tracker ({type(e).__name__}: {e}); "
             f"it is in {run_dir}")
-
-
-@contextlib.contextmanager
-def new_run_dir(run_dir: Path) -> Iterator[None]:
-    """Create RUN_DIR for a command; a refusal before any work leaves no folder behind."""
-    created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        yield
-    except (UserError, KeyboardInterrupt):
-        if created:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
 
 
 def wrap_up(opts: TuneOptions, run_dir: Path, config: dict[str, Any],
