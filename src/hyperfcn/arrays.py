@@ -183,7 +183,27 @@ def score(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     p = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
     return {"val_loss": float(-np.log(p).mean()),
             "val_calibrated_loss": calibrated_loss(probs, labels),
-            "val_accuracy": float((probs.argmax(1) == labels).mean())}
+            "val_accuracy": float((probs.argmax(1) == labels).mean()),
+            "val_balanced_accuracy": balanced_accuracy(probs.argmax(1), labels)}
+
+
+def balanced_accuracy(predicted: np.ndarray, labels: np.ndarray) -> float:
+    """The mean over the classes present of each one's recall: what accuracy would be if
+    every class had as many images, so a model that ignores a rare class scores low."""
+    labels = np.asarray(labels)
+    if not len(labels):
+        return float("nan")
+    present = np.unique(labels)
+    return float(np.mean([(predicted[labels == c] == c).mean() for c in present]))
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """Loss weights that give every class the same total weight: n / (k n_c), so the mean
+    weight of a training image stays 1 (the learning rate keeps its meaning)."""
+    counts = np.bincount(np.asarray(labels, dtype=int), minlength=num_classes)
+    present = counts > 0
+    k, n = int(present.sum()), int(counts.sum())
+    return {c: (n / (k * int(counts[c])) if present[c] else 0.0) for c in range(num_classes)}
 
 
 CALIBRATION_ROWS = 20_000  # the temperature is fitted on at most this many images

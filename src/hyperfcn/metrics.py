@@ -26,6 +26,9 @@ def classification_report(probs: np.ndarray, labels: np.ndarray,
     p = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0) if len(labels) else []
     return {
         "accuracy": float((pred == labels).mean()) if len(labels) else 0.0,
+        # the mean recall of the classes present: accuracy as if the classes were balanced
+        "balanced_accuracy": float(np.mean([v["recall"] for v in per_class.values()
+                                            if v["support"]])) if len(labels) else 0.0,
         "loss": float(-np.log(p).mean()) if len(labels) else 0.0,
         "count": int(len(labels)),
         "per_class": per_class,
@@ -37,8 +40,10 @@ def classification_report(probs: np.ndarray, labels: np.ndarray,
 def format_report(rep: dict) -> str:
     classes = rep["classes"]
     w = max(12, *(len(c) for c in classes)) + 2
-    lines = [f"accuracy {rep['accuracy']:.4f}   loss {rep['loss']:.4f}   "
-             f"images {rep['count']}", "",
+    balanced = rep.get("balanced_accuracy")
+    lines = [f"accuracy {rep['accuracy']:.4f}   "
+             + (f"balanced accuracy {balanced:.4f}   " if balanced is not None else "")
+             + f"loss {rep['loss']:.4f}   images {rep['count']}", "",
              f"{'class':<{w}}{'precision':>10}{'recall':>10}{'support':>9}"]
     for c in classes:
         pc = rep["per_class"][c]

@@ -26,7 +26,7 @@ class TrialStatus(StrEnum):
 
 
 # What a search can optimise (`--metric`), each measured on the validation images.
-METRICS = ("val_loss", "val_calibrated_loss", "val_accuracy")
+METRICS = ("val_loss", "val_calibrated_loss", "val_accuracy", "val_balanced_accuracy")
 
 
 @dataclass(frozen=True)

@@ -155,7 +155,8 @@ class HParamsCallback(tune.Callback):
         if LIVE.tb:
             step = int(result.get("epoch", result.get("training_iteration", 0)))
             LIVE.tb.scalars(trial.trial_id, step, {k: result[k] for k in (
-                "loss", "accuracy", "val_loss", "val_calibrated_loss", "val_accuracy", "lr")
+                "loss", "accuracy", "val_loss", "val_calibrated_loss", "val_accuracy",
+                "val_balanced_accuracy", "lr")
                 if k in result})
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info):

@@ -19,7 +19,8 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from tensorboard.summary.writer.record_writer import RecordWriter
 
-METRICS = ("val_loss", "val_calibrated_loss", "val_accuracy", "loss", "accuracy")
+METRICS = ("val_loss", "val_calibrated_loss", "val_accuracy", "val_balanced_accuracy",
+           "loss", "accuracy")
 _STATUS = {"ok": api_pb2.STATUS_SUCCESS, "failed": api_pb2.STATUS_FAILURE,
            "stopped": api_pb2.STATUS_SUCCESS, "running": api_pb2.STATUS_RUNNING}
 

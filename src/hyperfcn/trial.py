@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from . import arrays, runtime
 from .arrays import TrialData
 from .budget import FIT_MARGIN, SearchClock, epochs_and_tail
@@ -80,6 +82,9 @@ class TrialSettings:
     # the model, where a trial of --max-epochs cut by the budget would ship weights that
     # stopped at their peak learning rate.
     clock: SearchClock | None = None
+    # "balanced": each training image's loss weighted so that every class weighs the same
+    # in all (arrays.class_weights); "none": every image weighs 1
+    class_weight: str = "none"
 
     @property
     def mode(self) -> str:
@@ -393,7 +398,14 @@ class _Trial:
         inputs = arrays.train_input(self.train, self.cfg.batch_size, self.k, self.s.seed,
                                     first, last, epoch_steps=self.n_steps)
         self.model.fit(inputs, epochs=last, initial_epoch=first, steps_per_epoch=n_steps,
-                       callbacks=_callbacks(self), shuffle=False, verbose=0)
+                       callbacks=_callbacks(self), shuffle=False, verbose=0,
+                       class_weight=self._class_weight())
+
+    def _class_weight(self) -> dict[int, float] | None:
+        if self.s.class_weight != "balanced":
+            return None
+        labels = np.concatenate([b.y for b in self.train.buckets])
+        return arrays.class_weights(labels, self.k)
 
     def should_stop_now(self) -> bool:
         """Before each step: the scheduler stopped this trial (a reused worker can start
