@@ -27,7 +27,7 @@ OFFSETS = (-8, 0, 8, 16, 24, 32)
 
 
 def by_size(run_dir: str, val_dir: str) -> dict[int, float]:
-    from hyperfcn.predict import evaluate_folder, load_run
+    from hyperfcn.inference import evaluate_folder, load_run
 
     run = load_run(run_dir)
     out = {}

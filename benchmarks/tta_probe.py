@@ -29,7 +29,7 @@ def scores(run_dir: Path, val_dir: Path) -> dict:
     from hyperfcn.arrays import labels_of, score
     from hyperfcn.buckets import batch_plan, pack, plan_buckets
     from hyperfcn.data import decode_all, scan_folder
-    from hyperfcn.predict import load_run
+    from hyperfcn.inference import load_run
 
     run = load_run(run_dir)
     scan = scan_folder(val_dir, classes=run.classes)

@@ -11,7 +11,7 @@ from PIL import Image
 from hyperfcn import artifacts as art
 from hyperfcn.cli import main
 from hyperfcn.errors import UserError
-from hyperfcn.export import TOLERANCE, export
+from hyperfcn.exporting import TOLERANCE, export
 from hyperfcn.final import make_final, plan_final, write_files
 from hyperfcn.trial import TrialSettings
 
@@ -62,7 +62,7 @@ def test_each_format_runs_in_its_runtime_and_matches_keras(run_dir, fmt, name, c
 def test_the_readme_lines_run_the_onnx_file(run_dir):
     import onnxruntime as ort
 
-    from hyperfcn.predict import load_run
+    from hyperfcn.inference import load_run
 
     path = export(run_dir, "onnx").path
     sess = ort.InferenceSession(str(path))
@@ -84,7 +84,7 @@ def test_a_folder_of_other_files_is_never_overwritten(run_dir, tmp_path):
 @pytest.mark.parametrize("fmt, name", [("onnx", "model.onnx"), ("saved_model", "saved_model")])
 def test_an_export_that_fails_its_check_leaves_the_earlier_one_as_it_was(run_dir, fmt, name,
                                                                         monkeypatch):
-    import hyperfcn.export as ex
+    import hyperfcn.exporting as ex
 
     path = export(run_dir, fmt).path
     before = sorted((p.relative_to(path.parent), p.read_bytes()) for p in

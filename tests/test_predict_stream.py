@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from hyperfcn import artifacts as art
-from hyperfcn.predict import evaluate_folder, iter_predictions, load_run, predict_paths
+from hyperfcn.inference import evaluate_folder, iter_predictions, load_run, predict_paths
 
-predict_mod = importlib.import_module("hyperfcn.predict")  # the package exports predict()
+predict_mod = importlib.import_module("hyperfcn.inference")
 CFG = {"image_size": 16, "batch_size": 4, "blocks": 2, "filters": 8, "dense_units": 16,
        "learning_rate": 0.01}
 
@@ -101,3 +101,21 @@ def test_the_cli_prints_rows_as_they_come_in_each_format(run_dir, tmp_path, caps
     main(["predict", str(data), "--model", str(run_dir)])
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("path") and len(table) == 15
+
+
+def test_a_progress_bar_counts_every_file_of_a_long_job_on_a_terminal(monkeypatch, capsys):
+    from hyperfcn import progress
+
+    monkeypatch.setattr(progress.sys.stderr, "isatty", lambda: True, raising=False)
+    seen = []
+    with progress.bar("predicting", 3000) as done:
+        for n in (1024, 1024, 952):
+            done(n)
+            seen.append(n)
+    assert sum(seen) == 3000
+    with progress.bar("predicting", 10) as done:  # one chunk: no bar
+        done(10)
+    monkeypatch.setattr(progress.sys.stderr, "isatty", lambda: False, raising=False)
+    with progress.bar("predicting", 3000) as done:  # not a terminal: no bar
+        done(3000)
+    assert capsys.readouterr().out == ""  # never on stdout, where the rows go

@@ -12,7 +12,7 @@ from PIL import Image
 
 from hyperfcn import artifacts as art
 from hyperfcn.progress import Board, LineView, LiveView
-from hyperfcn.report import best_so_far, importance, write_report
+from hyperfcn.reporting import best_so_far, importance, write_report
 
 EVIL = '<script>alert("x")</script>&'
 EVIL_FILE = "<img src=x onerror=alert(1)> été &q"  # no slash: it names a file
@@ -257,4 +257,30 @@ def test_a_class_name_with_dollar_signs_is_drawn_as_written(tmp_path):
     art.write_json(run / art.METRICS, metrics)
     write_report(run)
     with Image.open(run / art.REPORT_DIR / "confusion_matrix.png") as im:
+        assert im.width > 100
+
+
+def test_a_train_runs_report_is_true_in_every_line_and_shows_its_learning_curve(tmp_path):
+    """`train` trained one configuration: no trials, no searcher, no 'no model' line."""
+    run = _run_dir(tmp_path)
+    (run / art.TRIALS_JSON).unlink()
+    art.write_bytes(run / art.MODEL, b"a model")
+    settings = json.loads((run / art.SETTINGS).read_text())
+    settings.update(kind="train", command="hyperfcn train data --config c.json",
+                    config={"learning_rate": 0.003})
+    del settings["scheduler_plan"]
+    art.write_json(run / art.SETTINGS, settings)
+    metrics = json.loads((run / art.METRICS).read_text())
+    metrics.update(epochs_run=6, best_epoch=6, train_seconds=42.0,
+                   final={"source": "retrain", "reason": "no search: the config trained once",
+                          "held_out": True, "checked": {"val_accuracy": 0.75,
+                                                        "val_loss": 0.6}})
+    art.write_json(run / art.METRICS, metrics)
+    page = write_report(run).read_text()
+    for wrong in ("no trial finished", "searcher", "scheduler", "at once",
+                  "Image sizes searched", "<h2>Search</h2>"):
+        assert wrong not in page, wrong
+    assert "one configuration trained, no search: 6 epochs in 0.7 min" in page
+    assert "<h2>Training</h2>" in page and "Learning curve" in page
+    with Image.open(run / art.REPORT_DIR / "learning_curves.png") as im:
         assert im.width > 100

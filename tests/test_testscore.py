@@ -15,9 +15,9 @@ from hyperfcn import artifacts as art
 from hyperfcn import data as data_mod
 from hyperfcn.errors import DataError
 from hyperfcn.final import BestTrial, FinalModel, FinalSource, make_final, plan_final, write_files
-from hyperfcn.predict import evaluate_folder, load_run
+from hyperfcn.inference import evaluate_folder, load_run
 from hyperfcn.prepare import check_test_dir, prepare
-from hyperfcn.report import write_report
+from hyperfcn.reporting import write_report
 from hyperfcn.testscore import add_test_score
 from hyperfcn.trial import TrialSettings
 

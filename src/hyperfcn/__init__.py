@@ -2,8 +2,10 @@
 
 The Python API mirrors the CLI::
 
-    from hyperfcn import TuneOptions, tune, train, predict, evaluate
-    result = tune(TuneOptions(data=Path("photos"), out=Path("runs/flowers"), samples=20))
+    from hyperfcn import TuneOptions, tune, train, predict, evaluate, load
+    result = tune(TuneOptions(data="photos", out="runs/flowers", samples=20))
+    model = load("runs/flowers")
+    model.predict([pil_image, numpy_array])  # -> ["daisy", "roses"]
 """
 
 __version__ = "0.1.0"
@@ -15,6 +17,7 @@ from .api import (  # noqa: E402
     clear_cache,
     evaluate,
     export,
+    load,
     predict,
     report,
     train,
@@ -22,4 +25,4 @@ from .api import (  # noqa: E402
 )
 
 __all__ = ["RunResult", "TuneOptions", "cache_entries", "clear_cache", "evaluate", "export",
-           "predict", "report", "train", "tune", "__version__"]
+           "load", "predict", "report", "train", "tune", "__version__"]

@@ -83,9 +83,9 @@ def _walk_images(folder: Path) -> tuple[list[Path], list[Path]]:
     return images, others
 
 
-def scan_folder(root: str | Path, classes: Sequence[str] | None = None,
-                what: str = "DATA") -> Scan:
-    """Classes are the sorted sub-folder names; each holds images at any depth."""
+def class_names(root: str | Path, what: str = "DATA") -> list[str]:
+    """The sorted class sub-folders of a data folder, or a one-line refusal: what a command
+    checks first, in milliseconds, before it imports or reads anything heavy."""
     root = Path(root)
     if not root.exists():
         raise DataError(f"{root}: {what} folder does not exist; give a folder with one "
@@ -100,6 +100,14 @@ def scan_folder(root: str | Path, classes: Sequence[str] | None = None,
     if not found:
         raise DataError(f"{root}: no class sub-folders; put each class's images in "
                         f"{root}/<class name>/")
+    return found
+
+
+def scan_folder(root: str | Path, classes: Sequence[str] | None = None,
+                what: str = "DATA") -> Scan:
+    """Classes are the sorted sub-folder names; each holds images at any depth."""
+    root = Path(root)
+    found = class_names(root, what)
     if classes is not None and found != list(classes):
         missing = sorted(set(classes) - set(found))
         extra = sorted(set(found) - set(classes))
@@ -200,7 +208,14 @@ def decode_image(path: str | Path, sizes: Sequence[int],
             im = ImageOps.exif_transpose(im)
             im = _to_rgb(im)
     _count_decode()
-    im = _crop_aspect(im, max_aspect)
+    return resized(im, sizes, max_aspect)
+
+
+def resized(im: Image.Image, sizes: Sequence[int],
+            max_aspect: float = MAX_ASPECT) -> dict[int, np.ndarray]:
+    """An RGB image as trials see it at each size: a side past ``max_aspect`` times the
+    other centre-cropped, then the short side resized to the size, the aspect kept."""
+    im = _crop_aspect(_to_rgb(im), max_aspect)
     out: dict[int, np.ndarray] = {}
     src = im
     for s in sorted(set(sizes), reverse=True):

@@ -15,6 +15,7 @@ from .hints import redact
 from .records import METRICS
 
 FINAL_CHOICES = ("auto", "train+val", "none")
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 def default_backend() -> str:
@@ -40,7 +41,7 @@ class TuneOptions:
     """Every option of `hyperfcn tune` (and, minus the search ones, `hyperfcn train`)."""
 
     data: Path
-    out: Path = Path("runs/hyperfcn")
+    out: Path | None = None  # None: a new folder under runs/ (guard.default_run_dir)
     val_dir: Path | None = None
     val_split: float = 0.2
     test_dir: Path | None = None  # scored once by the saved model; no decision sees it
@@ -71,12 +72,17 @@ class TuneOptions:
     wandb: str | None = None  # Weights & Biases project
     backbone: str | None = None  # tune the recipe of a standard network instead of the FCN
     weights: str = "imagenet"  # backbone weights: imagenet | none | PATH.weights.h5
+    class_weight: str = "none"  # none | balanced: see trial.TrialSettings.class_weight
 
     def __post_init__(self) -> None:
         def rule(ok: bool, opt: str, value: Any, text: str) -> None:
             if not ok:
                 raise UserError(f"{opt} {value}: {text}")
 
+        for key in ("data", "out", "val_dir", "test_dir", "space", "cache_dir"):
+            value = getattr(self, key)
+            if isinstance(value, str | os.PathLike) and not isinstance(value, Path):
+                object.__setattr__(self, key, Path(value))  # "photos" as a Python user writes
         if self.mlflow:
             object.__setattr__(self, "mlflow", mlflow_credentials_to_env(self.mlflow))
         if isinstance(self.final, bool):  # final=True/False reads as auto/none
@@ -103,6 +109,8 @@ class TuneOptions:
         rule(self.searcher != "bohb" or self.scheduler == "hyperband", "--scheduler",
              self.scheduler, "--searcher bohb runs with its own HyperBand (Ray's "
              "HyperBandForBOHB): leave --scheduler out, or give hyperband")
+        rule(self.class_weight in CLASS_WEIGHTS, "--class-weight", self.class_weight,
+             f"use {' or '.join(CLASS_WEIGHTS)}")
         rule(self.metric in METRICS, "--metric", self.metric,
              f"use {', '.join(METRICS[:-1])} or {METRICS[-1]}")
         rule(self.concurrency is None or self.concurrency >= 1, "--concurrency",

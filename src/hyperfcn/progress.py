@@ -6,12 +6,31 @@ search.ProgressCallback turns Ray Tune's callbacks into those events.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+
+@contextlib.contextmanager
+def bar(what: str, total: int, quiet: bool = False) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr while a long job runs (predict, evaluate), advanced by the
+    callable it yields; nothing where stderr is not a terminal (logs stay clean) or the job
+    is one chunk."""
+    if quiet or total <= 1024 or not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(f"[bold]{what}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as p:
+        task = p.add_task(what, total=total)
+        yield lambda n: p.advance(task, n)
+
 
 KEY_PARAMS = ("image_size", "batch_size", "learning_rate", "optimizer", "blocks", "filters",
               "head", "backbone", "fine_tune")

@@ -26,7 +26,7 @@ def optimism_note(run_dir: Path, searched: bool) -> str:
 
 def score_test(run_dir: Path, test_dir: Path) -> dict[str, Any]:
     """``hyperfcn evaluate TEST_DIR --model RUN_DIR``'s report, for metrics.json's ``test``."""
-    from .predict import evaluate_folder, load_run
+    from .inference import evaluate_folder, load_run
 
     settings = run_dir / art.SETTINGS
     if "keras" not in sys.modules and settings.is_file():  # a jax run scores with jax too

@@ -12,6 +12,7 @@ It returns class probabilities in the order of ``classes.json``, written beside 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -26,8 +27,9 @@ from typing import Any
 import numpy as np
 
 from . import artifacts as art
-from . import guard, hints
+from . import extras, guard, hints
 from .errors import UserError
+from .hints import install
 
 # Largest difference in any class probability between the exported model and Keras'.
 TOLERANCE = 1e-4
@@ -50,9 +52,7 @@ class Format(StrEnum):
 
     @property
     def install(self) -> str:
-        return {"onnx": "pip install 'hyperfcn[onnx]'",
-                "saved_model": "pip install tensorflow-cpu",
-                "litert": "pip install tensorflow-cpu"}[self.value]
+        return install("onnx") if self is Format.ONNX else "pip install tensorflow-cpu"
 
 
 @dataclass(frozen=True)
@@ -142,21 +142,23 @@ def export(run_dir: str | Path, fmt: str, out: str | Path | None = None) -> Expo
     """Export RUN_DIR's model.keras to ``fmt`` at ``out`` (default: beside it), check the
     file against Keras on validation images, and write ``classes.json`` and
     ``preprocessing.json`` beside it."""
-    from .predict import load_run
+    from .inference import load_run
 
     try:
         f = Format(fmt)
     except ValueError:
         raise UserError(f"--format {fmt}: use one of {', '.join(f.value for f in Format)}"
                         ) from None
-    _require(f, "tensorflow")
+    if f is Format.ONNX:  # looked up, not imported: said before TensorFlow loads
+        extras.require("onnx")
+    if importlib.util.find_spec("tensorflow") is None:
+        raise UserError(f"--format {f}: needs the Python package 'tensorflow'; "
+                        f"pip install tensorflow-cpu")
     if "keras" not in sys.modules:  # every exporter goes through TensorFlow; the file is
         os.environ["KERAS_BACKEND"] = "tensorflow"  # the same whichever backend trained it
     run = load_run(run_dir)
     assert run.run_dir is not None
     path = _target(run.run_dir, f, out)
-    if f is Format.ONNX:
-        _require(f, "tf2onnx")
     inside = path.resolve().is_relative_to(run.run_dir.resolve())
     with guard.holding(run.run_dir, hints.command(sys.argv[1:])) if inside else \
             contextlib.nullcontext():

@@ -47,6 +47,14 @@ class Run:
     def mode(self) -> str:
         return Objective(self.metric).mode
 
+    @property
+    def searched(self) -> bool:
+        """A `tune` run; a `train` run trained one configuration and has no trials."""
+        kind = self.settings.get("kind")
+        if kind is not None:
+            return kind == "tune"
+        return bool(self.trials) or "scheduler_plan" in self.settings
+
 
 def _read(path: Path, default: Any) -> Any:
     try:
@@ -226,7 +234,7 @@ def _png(fig) -> bytes:
 
 def plot_curves(run: Run) -> bytes | None:
     trials = [t for t in run.trials if t.get("history")]
-    if not trials:
+    if not trials and not run.metrics.get("history"):
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4.2))
@@ -246,6 +254,8 @@ def plot_curves(run: Run) -> bytes | None:
             ax.plot(ep[-1], v[-1], "|", color="grey", ms=8)
     final = run.metrics.get("history") or []
     source = (run.metrics.get("final") or {}).get("source", "retrain")
+    if not run.searched:
+        source = "trained once"
     # a continuation goes on from the best trial's best epoch
     start = int((run.metrics.get("final") or {}).get("start_epoch") or 0)
     if final and run.metric in final[0]:
@@ -262,7 +272,8 @@ def plot_curves(run: Run) -> bytes | None:
     ax.set_xlabel("epoch")
     ax.set_ylabel(run.metric)
     ax.set_title("every trial (x: stopped early by the scheduler, |: out of budget, "
-                 "dotted lines: its rungs)", fontsize=10)
+                 "dotted lines: its rungs)" if run.searched else
+                 f"the training's {run.metric} each epoch", fontsize=10)
     ax.grid(alpha=0.3)
     return _png(fig)
 
@@ -472,7 +483,12 @@ def _summary_html(run: Run, scored: list, ranked: list[tuple[str, float]]) -> li
     trials, metric = run.trials, run.metric
     rep = run.metrics.get("validation") or {}
     lead = []
-    if trials:
+    if not run.searched:
+        m = run.metrics
+        lead.append(f"one configuration trained, no search: {m.get('epochs_run', '?')} "
+                    f"epochs in {float(m.get('train_seconds') or 0) / 60:.1f} min, its best "
+                    f"at epoch {m.get('best_epoch', '?')}")
+    elif trials:
         wall = (run.metrics.get("search_wall_seconds")
                 or _read(run.dir / art.SEARCH, {}).get("search_wall_seconds"))
         n = f"{len(trials)} trial{'' if len(trials) == 1 else 's'}"
@@ -482,7 +498,7 @@ def _summary_html(run: Run, scored: list, ranked: list[tuple[str, float]]) -> li
     if scored:
         t, v = scored[0]
         lead.append(f"best trial {_e(t['trial_id'])}: {metric} {v:.4f}")
-    else:
+    elif run.searched and not (run.dir / art.MODEL).is_file():
         lead.append("no trial finished an epoch, so there is no model")
     if run.metrics.get("val_accuracy") is not None:
         lead.append(f"saved model: val accuracy <b>{run.metrics['val_accuracy']:.1%}</b>, "
@@ -522,7 +538,8 @@ def _data_html(run: Run) -> list[str]:
                      f"{'it' if len(unmeasured) == 1 else 'them'}.</p>")
     shapes = run.data.get("bucket_shapes", {})
     pad = run.data.get("padded_fraction", {})
-    parts.append("<p>Image sizes searched: " + ", ".join(
+    sized = "Image sizes searched" if run.searched else "Image size"
+    parts.append(f"<p>{sized}: " + ", ".join(
         f"{_e(k)} px (batch shapes {_e(', '.join(f'{h}x{w}' for h, w in v))}; padding "
         f"{pad.get(k, 0):.1%})" for k, v in shapes.items()) + ".</p>")
     rule = (run.settings.get("image_size_rule") or {}).get("text")
@@ -543,6 +560,13 @@ def _settings_table(run: Run) -> str:
     plan = s.get("scheduler_plan") or {}
     res = s.get("resources") or {}
     budget = s.get("budget_s")
+    if not run.searched:
+        return _table(["setting", "value"], [
+            ["command", s.get("command", "")], ["seed", s.get("seed", "")],
+            ["budget", f"{budget / 60:.1f} min" if budget else
+             f"up to {s.get('max_epochs', '?')} epochs"],
+            ["machine", f"{res.get('cpus', '?')} CPUs, {res.get('gpus', '?')} GPUs"],
+            ["backend", s.get("backend", "")], ["precision", s.get("precision", "float32")]])
     return _table(["setting", "value"], [
         ["command", s.get("command", "")],
         ["searcher", f"{s.get('searcher', '')} (seed {s.get('seed', '')})"],
@@ -560,6 +584,11 @@ def _settings_table(run: Run) -> str:
 
 def _search_html(run: Run, scored: list, ranked: list[tuple[str, float]],
                  plots: dict[str, bytes]) -> list[str]:
+    if not run.searched:
+        parts = ["<h2>Training</h2>", _settings_table(run)]
+        if "learning_curves" in plots:
+            parts.append(f"<h3>Learning curve</h3>{_img(plots['learning_curves'], 'curve')}")
+        return parts
     parts = ["<h2>Search</h2>", _settings_table(run)]
     for name, title in (("learning_curves", "Learning curves"),
                         ("best_so_far", "Best so far against wall-clock time"),

@@ -12,22 +12,27 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from . import artifacts as art
 from .buckets import pack, plan_buckets
-from .data import decode_all, list_image_paths, scan_folder
+from .data import decode_all, list_image_paths, resized, scan_folder
 from .errors import DataError, UserError
 from .metrics import classification_report
 
 
 @dataclass
 class LoadedRun:
+    """A saved run's model, ready to classify images in memory (``hyperfcn.load(RUN)``):
+    each image is prepared as the run's training images were (RGB, a side past twice the
+    other centre-cropped, the short side resized to the run's image size)."""
+
     model: Any
     classes: list[str]
     config: dict[str, Any]
@@ -36,6 +41,40 @@ class LoadedRun:
     @property
     def image_size(self) -> int:
         return int(self.config.get("image_size", 64))
+
+    def predict_proba(self, images: Any) -> np.ndarray:
+        """Class probabilities, shape (images, classes) in the order of ``classes``, for
+        one image or a sequence of them: PIL images, or arrays (H, W) grey or (H, W, 3|4)
+        RGB(A), uint8 or floats in 0..255; a 4-d array is a batch."""
+        size = self.image_size
+        return _probabilities(self, [resized(_as_pil(x, i), [size])[size]
+                                     for i, x in enumerate(_as_list(images))])
+
+    def predict(self, images: Any) -> list[str]:
+        """The most likely class of each image (see :meth:`predict_proba`)."""
+        return [self.classes[int(i)] for i in self.predict_proba(images).argmax(1)]
+
+
+def _as_list(images: Any) -> list[Any]:
+    if isinstance(images, Image.Image):
+        return [images]
+    if isinstance(images, np.ndarray):
+        one = images.ndim == 2 or (images.ndim == 3 and images.shape[-1] in (1, 3, 4))
+        return [images] if one else list(images)
+    return list(images)
+
+
+def _as_pil(x: Any, i: int) -> Image.Image:
+    if isinstance(x, Image.Image):
+        return x
+    a = np.asarray(x) if isinstance(x, np.ndarray | list) else None
+    if a is None or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (1, 3, 4)):
+        what = type(x).__name__ if a is None else f"an array of shape {a.shape}"
+        raise UserError(f"image {i}: {what} is not an image; give PIL images or arrays "
+                        f"(H, W) or (H, W, 3|4) of pixel values in 0..255")
+    if a.dtype != np.uint8:
+        a = np.clip(np.rint(a.astype(np.float32)), 0, 255).astype(np.uint8)
+    return Image.fromarray(a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a)
 
 
 @contextlib.contextmanager
@@ -110,12 +149,16 @@ def _chunks(files: list[Path], size: int) -> Iterator[tuple[list[Path], Any]]:
 
 
 def iter_predictions(run: LoadedRun, files: list[Path], top_k: int = 1,
-                     skipped: list[tuple[str, str]] | None = None
+                     skipped: list[tuple[str, str]] | None = None,
+                     done: Callable[[int], None] | None = None
                      ) -> Iterator[dict[str, Any]]:
     """A row {path, label, score, top_k} per readable file, in ``files``' order, CHUNK
-    files decoded at a time; unreadable ones are appended to ``skipped`` as (path, why)."""
+    files decoded at a time; unreadable ones are appended to ``skipped`` as (path, why).
+    ``done`` hears how many files each chunk finished."""
     k = max(1, min(top_k, len(run.classes)))
     for part, dec in _chunks(files, run.image_size):
+        if done is not None:
+            done(len(part))
         if skipped is not None:
             skipped.extend((str(f), r) for f, r in dec.failed)
         probs = _probabilities(run, dec.images[run.image_size])
@@ -144,7 +187,11 @@ def predict_paths(run: LoadedRun, paths: list[str | Path], top_k: int = 1
     return rows, skipped
 
 
-def evaluate_folder(run: LoadedRun, data_dir: str | Path) -> tuple[dict, list[tuple[str, str]]]:
+def evaluate_folder(run: LoadedRun, data_dir: str | Path,
+                    done: Callable[[int], None] | None = None
+                    ) -> tuple[dict, list[tuple[str, str]]]:
+    """The run's classification report on a labelled folder, and the files skipped;
+    ``done`` hears how many files each chunk finished."""
     scan = scan_folder(data_dir, what="DATA")
     if scan.classes != run.classes:
         raise DataError(f"{data_dir}: classes {scan.classes} differ from the model's "
@@ -154,6 +201,8 @@ def evaluate_folder(run: LoadedRun, data_dir: str | Path) -> tuple[dict, list[tu
     failed: list[tuple[str, str]] = []
     offset = 0
     for part, dec in _chunks(list(scan.files), run.image_size):
+        if done is not None:
+            done(len(part))
         probs.append(_probabilities(run, dec.images[run.image_size]))
         kept += [offset + i for i in dec.kept]
         failed += [(str(f), r) for f, r in dec.failed]
