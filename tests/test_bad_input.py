@@ -271,3 +271,11 @@ def test_bad_configs_are_refused_with_one_line(text, words, tmp_path, capsys):
     _make(tmp_path / "data", {"a": 2, "b": 2})
     _refused(["train", str(tmp_path / "data"), "--config", str(cfg), "--out",
               str(tmp_path / "run")], capsys, "cfg.json", words)
+
+
+def test_an_empty_class_folder_is_refused_before_anything_is_decoded_or_cached(tmp_path):
+    data = _make(tmp_path / "data", {"cats": 3, "dogs": 3})
+    (data / "empty").mkdir()
+    with pytest.raises(DataError, match="with no readable images: empty"):
+        prepare(data, [16], cache_dir=tmp_path / "cache")
+    assert not list((tmp_path / "cache").rglob("*.npy"))  # no entry left behind

@@ -35,7 +35,10 @@ def test_space_prints_the_yaml_that_space_reads(capsys):
     (["predict", "x.jpg", "--model", "/no/run"], ["--model /no/run", "no such folder"]),
 ])
 def test_bad_input_exits_2_with_one_line(argv, words, capsys, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)  # "." holds class folders and x.jpg: only argv's fault shows
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+    (tmp_path / "x.jpg").write_bytes(b"")
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
@@ -86,12 +89,12 @@ def test_driver_never_imports_tensorflow_or_keras():
     assert r.stdout.split() == ["False", "False"], r.stderr
 
 
-@pytest.mark.parametrize("flag, module, words", [
-    ("--mlflow", "mlflow", "pip install 'hyperfcn[mlflow]'"),
-    ("--wandb", "wandb", "pip install 'hyperfcn[wandb]'"),
-])
-def test_missing_tracker_extra_says_what_to_install(flag, module, words, capsys, tmp_path,
+@pytest.mark.parametrize("flag, module", [("--mlflow", "mlflow"), ("--wandb", "wandb")])
+def test_missing_tracker_extra_says_what_to_install(flag, module, capsys, tmp_path,
                                                     monkeypatch):
+    from hyperfcn.hints import install
+
+    words = f"{flag} needs {module}: {install(module)}"
     monkeypatch.setitem(sys.modules, module, None)  # as if it were not installed
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -106,7 +109,8 @@ def test_python_api_checks_the_metric_and_random_starts_too():
     from hyperfcn.api import TuneOptions
     from hyperfcn.errors import UserError
 
-    with pytest.raises(UserError, match="use val_loss, val_calibrated_loss or val_accuracy"):
+    with pytest.raises(UserError, match="use val_loss, val_calibrated_loss, val_accuracy or "
+                                        "val_balanced_accuracy"):
         TuneOptions(data=Path("."), metric="loss")
     assert TuneOptions(data=Path("."), metric="val_calibrated_loss").metric
     with pytest.raises(UserError, match="--random-starts 0: must be >= 1"):

@@ -156,7 +156,10 @@ def test_hyperfcn_alone_prints_help(capsys):
 def test_typos_get_did_you_mean(argv, hint, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
-    assert e.value.code == 2 and hint in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and hint in err
+    assert len(err.strip().splitlines()) == 1 and "usage:" not in err  # one line
+    assert "--help` lists the options" in err
 
 
 def test_tune_help_is_grouped_with_a_description_and_an_example(capsys):
@@ -177,7 +180,7 @@ def test_tune_help_is_grouped_with_a_description_and_an_example(capsys):
 
 # 11. the report shows what varied and mattered, hides what the config does not use
 def test_with_few_trials_the_report_shows_the_parameters_that_varied_and_mattered():
-    from hyperfcn.report import display_order
+    from hyperfcn.reporting import display_order
 
     trials = [{"config": {"brightness": False, "contrast": True, "learning_rate": lr,
                           "optimizer": opt},
@@ -196,7 +199,7 @@ def test_a_config_knows_what_it_does_not_use():
 
 
 def test_a_report_with_no_finished_trial_says_so(tmp_path):
-    from hyperfcn.report import write_report
+    from hyperfcn.reporting import write_report
 
     run = tmp_path / "run"
     art.write_json(run / art.TRIALS_JSON, [{"trial_id": "a", "config": {}, "history": [],
@@ -208,7 +211,7 @@ def test_a_report_with_no_finished_trial_says_so(tmp_path):
 
 
 def test_the_final_config_table_hides_unused_values(tmp_path):
-    from hyperfcn.report import write_report
+    from hyperfcn.reporting import write_report
 
     run = tmp_path / "run"
     art.write_json(run / art.TRIALS_JSON, [])
@@ -223,7 +226,7 @@ def test_the_final_config_table_hides_unused_values(tmp_path):
 
 
 def test_evaluate_warns_on_training_images(tmp_path):
-    from hyperfcn.predict import seen_in_training
+    from hyperfcn.inference import seen_in_training
 
     data = _photos(tmp_path / "photos")
     run = tmp_path / "run"

@@ -146,3 +146,32 @@ def test_a_resume_whose_classes_changed_is_refused(tmp_path):
     guard.check_same_classes(run, ["a", "b"])
     with pytest.raises(UserError, match="new classes c; classes gone b"):
         guard.check_same_classes(run, ["a", "c"])
+
+
+def test_without_out_each_run_gets_a_new_numbered_folder_and_resume_takes_the_last(tmp_path):
+    data = _data(tmp_path / "photos")
+    runs = tmp_path / "runs"
+    assert guard.default_run_dir(data, resume=False, parent=runs) == runs / "photos"
+    assert guard.default_run_dir(data, resume=True, parent=runs) == runs / "photos"
+    _tune_run(runs / "photos")
+    assert guard.default_run_dir(data, resume=False, parent=runs) == runs / "photos-2"
+    assert guard.default_run_dir(data, resume=True, parent=runs) == runs / "photos"
+    _train_run(runs / "photos-2")
+    (runs / "photos-3").mkdir()  # made and left empty: free
+    assert guard.default_run_dir(data, resume=False, parent=runs) == runs / "photos-3"
+    assert guard.default_run_dir(data, resume=True, parent=runs) == runs / "photos-2"
+
+
+def test_a_second_tune_without_out_does_not_collide_with_the_first(tmp_path, capsys,
+                                                                  monkeypatch):
+    """It picks runs/photos-2 (here refused later, by a budget too short to train in, which
+    leaves no folder behind)."""
+    data = _data(tmp_path / "photos")
+    monkeypatch.chdir(tmp_path)
+    _tune_run(tmp_path / "runs" / "photos")
+    code = main(["tune", str(data), "--image-size", "16", "--budget", "1s",
+                 "--cache-dir", str(tmp_path / "c")])
+    out, err = capsys.readouterr()
+    assert "run folder runs/photos-2 (--out picks another)" in out
+    assert code == 2 and "holds a finished search" not in err and "--budget" in err
+    assert not (tmp_path / "runs" / "photos-2").exists()

@@ -15,13 +15,13 @@ import dataclasses
 import importlib.util
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import artifacts as art
-from . import guard, hints
+from . import extras, guard, hints
 from .budget import (
     CONTINUE,
     LONGER_SHARE,
@@ -32,7 +32,10 @@ from .budget import (
     train_until,
 )
 from .config import ModelConfig, load_config
+from .data import class_names
 from .errors import SearchFailed, UserError
+from .gpu import check_gpu_option, gpu_note
+from .hints import install
 from .options import TuneOptions
 from .precision import chosen, describe
 from .records import Objective
@@ -61,8 +64,8 @@ from .space_setup import (
 )
 
 __all__ = ["CPU_THREADS_PER_TRIAL", "RunResult", "TuneOptions", "default_space_text",
-           "evaluate", "export", "plan_resources", "predict", "report", "resolve_space", "train",
-           "tune", "uses_backbone"]
+           "evaluate", "export", "load", "plan_resources", "predict", "report",
+           "resolve_space", "train", "tune", "uses_backbone"]
 
 
 @dataclass
@@ -80,9 +83,9 @@ def _check_backend(backend: str, address: str | None) -> None:
     if address:
         return
     if importlib.util.find_spec(backend) is None:
-        how = "tensorflow-cpu" if backend == "tensorflow" else f"'hyperfcn[{backend}]'"
-        raise UserError(f"Keras backend {backend!r} is not installed: pip install {how} "
-                        f"(or set KERAS_BACKEND to an installed one)")
+        how = install(backend) if backend == "jax" else "pip install tensorflow-cpu"
+        raise UserError(f"Keras backend {backend!r} is not installed: {how} (or set "
+                        f"KERAS_BACKEND to an installed one)")
 
 
 def _fetch_weights(space: SearchSpace, opts: TuneOptions, res: Resources, say: Printer
@@ -100,7 +103,7 @@ def _fetch_weights(space: SearchSpace, opts: TuneOptions, res: Resources, say: P
 
 def report(run_dir: str | Path) -> Path:
     """Write RUN_DIR/report.html (and its plots as PNG files in RUN_DIR/report/)."""
-    from .report import write_report
+    from .reporting import write_report
 
     return write_report(run_dir)
 
@@ -116,6 +119,9 @@ def _space(opts: TuneOptions, p: Printer) -> tuple[SearchSpace, Any]:
 def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     """Search, then save the best model found (see final.plan_final) with everything that
     explains it."""
+    _check_folders(opts)  # before importing Ray and TensorFlow: a typo fails in a blink
+    extras.require_for(opts.searcher, opts.mlflow, opts.wandb)
+    _check_gpus(opts, say)
     from . import cache, search, session
     from .rounds import image_sizes, plan_round
     from .scheduler import plan_scheduler
@@ -126,8 +132,10 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     p = Printer(opts.quiet, say)
     _check_backend(opts.backend, opts.address)
     space, sizing = _space(opts, p)
+    opts = _with_out(opts, p)
     run_dir = opts.out.resolve()
     settings = TrialSettings(max_epochs=opts.max_epochs, metric=opts.metric, seed=opts.seed,
+                             class_weight=opts.class_weight,
                              weights=opts.weights if uses_backbone(space) else None,
                              checkpoint_every_s=opts.checkpoint_every_s,
                              checkpoint_best=opts.final != "none")
@@ -182,6 +190,31 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
             cache.release(Path(summary.cache))
         wrap_up(opts, run_dir, config, metrics, p)
     return RunResult(run_dir, config, metrics, records)
+
+
+def _with_out(opts: TuneOptions, p: Printer) -> TuneOptions:
+    """The options with their RUN_DIR: --out, or a new numbered folder under runs/."""
+    if opts.out is not None:
+        return opts
+    out = guard.default_run_dir(opts.data, opts.resume)
+    p(f"run folder {out} (--out picks another)")
+    return dataclasses.replace(opts, out=out)
+
+
+def _check_folders(opts: TuneOptions) -> None:
+    class_names(opts.data, "DATA")
+    for flag, folder in (("--val-dir", opts.val_dir), ("--test-dir", opts.test_dir)):
+        if folder is not None:
+            class_names(folder, flag)
+
+
+def _check_gpus(opts: TuneOptions, say: Say | None) -> None:
+    """A GPU option this machine cannot honour is refused; a GPU the installed backend
+    cannot use is said."""
+    check_gpu_option(opts.gpus_per_trial, opts.address, opts.backend)
+    note = None if opts.address else gpu_note(opts.backend)
+    if note:
+        Printer(opts.quiet, say)(note)
 
 
 def _command() -> str:
@@ -263,7 +296,7 @@ def _request(req: Any, opts: TuneOptions, res: Resources, rnd: Any, data_ref: An
     earlier, left_out = evaluated(rnd.earlier, opts.metric, space)
     if left_out:
         p(left_out)
-    write_settings(req.run_dir, opts, {
+    write_settings(req.run_dir, opts, {"kind": "tune",
         "scheduler_plan": dataclasses.asdict(plan), "resources": dataclasses.asdict(res),
         "space": dict(space.raw), "image_sizes": sizes(space),
         "precision": describe(opts.backend, res.gpus_per_trial > 0),
@@ -400,6 +433,9 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
     """Train one configuration without searching; same artifacts as `tune`."""
 
     opts = opts or TuneOptions(data=Path(data))
+    _check_folders(opts)
+    extras.require_for("hyperopt", opts.mlflow, opts.wandb)
+    _check_gpus(opts, say)
     p = Printer(opts.quiet, say)
     if isinstance(config, Path | str):
         cfg = load_config(config)
@@ -411,6 +447,7 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
         cfg = dataclasses.replace(cfg, image_size=opts.image_size)
     _check_backend(opts.backend, opts.address)
     t0 = time.time()  # --budget counts from here to the saved model
+    opts = _with_out(opts, p)
     run_dir = opts.out.resolve()
     with guard.claimed(run_dir, guard.RunKind.TRAIN, _command()) as created:
         with guard.undo_if_refused(run_dir, created):
@@ -433,7 +470,7 @@ def _train_on_worker(cfg: ModelConfig, data: Any, summary: Any, until: float | N
     try:
         res = plan_resources(opts, cluster)
         ref = session.put(shareable(data, opts))
-        write_settings(run_dir, opts, {"config": cfg.to_dict(),
+        write_settings(run_dir, opts, {"kind": "train", "config": cfg.to_dict(),
                                         "resources": dataclasses.asdict(res),
                                         "precision": describe(opts.backend,
                                                               res.gpus_per_trial > 0)})
@@ -459,37 +496,49 @@ def _train_on_worker(cfg: ModelConfig, data: Any, summary: Any, until: float | N
         release(Path(summary.cache))
 
 
+def load(run_dir: str | Path):
+    """A saved run's model, whose ``predict(images)`` and ``predict_proba(images)`` take
+    PIL images or arrays and prepare them as the run did (a
+    :class:`hyperfcn.inference.LoadedRun`)."""
+    from .inference import load_run
+
+    return load_run(run_dir)
+
+
 def predict(paths: Sequence[str | Path], model: str | Path, top_k: int = 1):
     """Rows of {path, label, score, top_k} and a list of (path, reason) skipped files."""
-    from .predict import load_run, predict_paths
+    from .inference import image_files, load_run, predict_paths
 
-    return predict_paths(load_run(model), list(paths), top_k)
+    files = image_files(paths)  # a missing file is said before the model loads
+    return predict_paths(load_run(model), files, top_k)
 
 
 def predict_stream(paths: Sequence[str | Path], model: str | Path, top_k: int = 1,
-                   skipped: list[tuple[str, str]] | None = None):
+                   skipped: list[tuple[str, str]] | None = None,
+                   done: Callable[[int], None] | None = None):
     """(the image files found, an iterator of their rows in that order), decoding a chunk
     at a time: memory stays bounded however many files there are. Unreadable files are
-    appended to ``skipped`` as they are met."""
-    from .predict import image_files, iter_predictions, load_run
+    appended to ``skipped`` as they are met; ``done`` hears the files each chunk did."""
+    from .inference import image_files, iter_predictions, load_run
 
-    run = load_run(model)
-    files = image_files(paths)
-    return files, iter_predictions(run, files, top_k, skipped)
+    files = image_files(paths)  # a missing file is said before the model loads
+    return files, iter_predictions(load_run(model), files, top_k, skipped, done)
 
 
 def export(run_dir: str | Path, fmt: str, out: str | Path | None = None):
     """RUN_DIR's model as ``fmt`` (onnx, saved_model, litert), checked against Keras; an
-    :class:`hyperfcn.export.Exported`."""
-    from .export import export as export_model
+    :class:`hyperfcn.exporting.Exported`."""
+    from .exporting import export as export_model
 
     return export_model(run_dir, fmt, out)
 
 
-def evaluate(data: str | Path, model: str | Path):
-    from .predict import evaluate_folder, load_run
+def evaluate(data: str | Path, model: str | Path, done: Callable[[int], None] | None = None):
+    """The model's classification report on a labelled folder, and the skipped files."""
+    from .inference import evaluate_folder, load_run
 
-    return evaluate_folder(load_run(model), data)
+    class_names(data, "DATA")  # a missing folder is said before the model loads
+    return evaluate_folder(load_run(model), data, done)
 
 
 

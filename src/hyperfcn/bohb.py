@@ -15,8 +15,7 @@ from typing import Any
 
 from . import space as sp
 from .errors import UserError
-
-INSTALL = "--searcher bohb needs ConfigSpace and hpbandster: pip install 'hyperfcn[bohb]'"
+from .extras import message
 
 
 class _ConfigSpaceParams:
@@ -67,7 +66,7 @@ def config_space(space: sp.SearchSpace, seed: int) -> Any:
     try:
         import ConfigSpace as CS  # noqa: N817
     except ImportError:
-        raise UserError(INSTALL) from None
+        raise UserError(message("bohb")) from None
     v = _ConfigSpaceParams(CS)
     for p in space.params:
         p.accept(v)
@@ -144,7 +143,7 @@ def __getattr__(name: str) -> Any:
             import hpbandster  # noqa: F401
             from ray.tune.search.bohb import TuneBOHB
         except ImportError:
-            raise UserError(INSTALL) from None
+            raise UserError(message("bohb")) from None
 
         class HyperfcnBOHB(TuneBOHB):
             """TuneBOHB handing back hyperfcn's flat configs (:func:`decode`)."""

@@ -70,9 +70,9 @@ class _Parser(argparse.ArgumentParser):
             close = difflib.get_close_matches(choice.group(1), options, n=1, cutoff=0.6)
             if close:
                 hints.append(f"did you mean {close[0]}?")
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}"
-                     + ("".join(f"\n  {h}" for h in hints)) + "\n")
+        # one line, as every other refusal: the usage block buried it
+        self.exit(2, f"{self.prog}: error: {message}" + "".join(f"; {h}" for h in hints)
+                     + f" (`{self.prog} --help` lists the options)\n")
 
 
 def _option_strings(p: argparse.ArgumentParser) -> list[str]:
@@ -104,7 +104,11 @@ def _add_data_opts(p: argparse.ArgumentParser) -> None:
                    help="images no decision of the run sees, same class sub-folders: the "
                         "saved model is scored on them once, at the end (an unbiased score)")
     g.add_argument("--image-size", type=int, metavar="PX",
-                   help="fix the short image side in pixels (default: searched)")
+                   help="fix the short image side in pixels (tune: searched by default; "
+                        "train: the config's)")
+    g.add_argument("--class-weight", choices=["none", "balanced"], default="none",
+                   help="balanced: weight each training image's loss so that every class "
+                        "weighs the same (for unbalanced classes; default none)")
     g.add_argument("--max-buckets", type=_positive_int, default=4, metavar="N",
                    help="most batch shapes per image size (default 4)")
     g.add_argument("--cache-dir", type=Path, metavar="DIR",
@@ -130,8 +134,10 @@ def _add_resource_opts(p: argparse.ArgumentParser) -> None:
 
 def _add_output_opts(p: argparse.ArgumentParser) -> None:
     g = _group(p, "output")
-    g.add_argument("--out", type=Path, default=Path("runs/hyperfcn"), metavar="RUN_DIR",
-                   help="where the model, logs and tables go (default runs/hyperfcn)")
+    g.add_argument("--out", type=Path, metavar="RUN_DIR",
+                   help="where the model, logs and tables go (default runs/DATA's name, "
+                        "numbered -2, -3, ... past the runs already there; with --resume, "
+                        "the last of them)")
     g.add_argument("--quiet", action="store_true", help="print only errors")
     g.add_argument("--json", dest="json_out", action="store_true",
                    help="print nothing but one JSON summary at the end (for scripts)")
@@ -157,14 +163,15 @@ def _add_search_opts(t: argparse.ArgumentParser) -> None:
     g.add_argument("--searcher", choices=["hyperopt", "random", "optuna", "bohb"],
                    default="hyperopt",
                    help="hyperopt: TPE (default); random; optuna: Optuna's TPE; bohb: "
-                        "BOHB with its own HyperBand (pip install 'hyperfcn[bohb]')")
+                        "BOHB with its own HyperBand (pip install '.[bohb]')")
     g.add_argument("--scheduler", choices=["asha", "hyperband", "fifo"],
                    help="asha: early stopping at rungs (default); hyperband; fifo: none "
                         "(bohb: hyperband, its own)")
     g.add_argument("--metric", choices=list(METRICS), default="val_loss",
                    help="what the search optimises and the final model is judged on "
                         "(default val_loss; val_calibrated_loss: the loss after one fitted "
-                        "temperature, blind to confidence)")
+                        "temperature, blind to confidence; val_balanced_accuracy: the mean "
+                        "of each class's recall, for unbalanced classes)")
     g.add_argument("--random-starts", type=_positive_int, metavar="N",
                    help="random configurations before TPE models the results (default: "
                         "twice --concurrency, 4 to 20, at most a third of --samples)")
@@ -340,7 +347,8 @@ def _opts(args: argparse.Namespace):
               seed=args.seed, address=args.address, storage=args.storage,
               max_buckets=args.max_buckets, cache_dir=args.cache_dir,
               quiet=args.quiet or args.json_out,
-              mlflow=args.mlflow, wandb=args.wandb, weights=args.weights)
+              mlflow=args.mlflow, wandb=args.wandb, weights=args.weights,
+              class_weight=args.class_weight)
     if args.command == "train":
         kw.update(budget_s=args.budget, max_epochs=args.max_epochs or (
             10 if args.budget is None else TRAIN_BUDGET_MAX_EPOCHS))
@@ -483,10 +491,15 @@ def _run_training(args: argparse.Namespace, argv: list[str]) -> int:
 
 def _run_predict(args: argparse.Namespace) -> int:
     from . import api
+    from .progress import bar
 
     skipped: list[tuple[str, str]] = []
-    files, rows = api.predict_stream(args.paths, args.model, args.top_k, skipped)
-    _print_predictions(rows, args.format, args.top_k, max(len(str(f)) for f in files))
+    advance: list[Any] = []  # the bar's, once the files are counted
+    files, rows = api.predict_stream(args.paths, args.model, args.top_k, skipped,
+                                     lambda n: advance[0](n))
+    with bar("predicting", len(files)) as done:
+        advance.append(done)
+        _print_predictions(rows, args.format, args.top_k, max(len(str(f)) for f in files))
     if skipped:
         print(f"skipped {len(skipped)} unreadable file(s): "
               f"{', '.join(p for p, _ in skipped[:3])}"
@@ -512,9 +525,12 @@ def _run_cache(args: argparse.Namespace) -> int:
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from . import api
+    from .data import scan_folder
     from .metrics import format_report
+    from .progress import bar
 
-    rep, skipped = api.evaluate(args.data, args.model)
+    with bar("evaluating", len(scan_folder(args.data).files)) as done:
+        rep, skipped = api.evaluate(args.data, args.model, done)
     print(json.dumps(rep, indent=2) if args.format == "json" else format_report(rep))
     if rep.get("seen_in_training"):
         print(f"hyperfcn: warning: {rep['seen_in_training']} of {rep['count']} images in "

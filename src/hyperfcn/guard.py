@@ -159,6 +159,23 @@ def undo_if_refused(run_dir: Path, created: bool) -> Iterator[None]:
         raise
 
 
+RUNS = Path("runs")
+
+
+def default_run_dir(data: Path, resume: bool, parent: Path = RUNS) -> Path:
+    """Where a run goes without --out: ``runs/<DATA's name>``, numbered ``-2``, ``-3``, ...
+    past the runs already there, so that a second run never collides with the first (as
+    Ray Tune and AutoGluon do); with --resume, the last of them."""
+    name = data.resolve().name or "hyperfcn"
+    taken = [parent / name]
+    while kind_of(taken[-1]) is not None or (taken[-1].exists()
+                                             and any(taken[-1].iterdir())):
+        taken.append(parent / f"{name}-{len(taken) + 1}")
+    if resume and len(taken) > 1:
+        return taken[-2]
+    return taken[-1]
+
+
 # What a search's split is made of: a resume on other data would mix trials (and ship a
 # model with the wrong classes.json).
 SAME_DATA_KEYS = ("data_abs", "val_dir_abs", "val_split", "seed")

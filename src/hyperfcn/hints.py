@@ -6,6 +6,7 @@ A hint that says `hyperfcn tune ... --resume` fails for someone who ran
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 import shlex
@@ -48,3 +49,24 @@ def tensorboard() -> str:
         return "tensorboard"
     beside = Path(sys.executable).parent / "tensorboard"
     return shlex.quote(str(beside)) if beside.is_file() else "tensorboard"
+
+
+def _extra_requirements(extra: str) -> list[str]:
+    """The requirements hyperfcn's installed metadata declares for ``extra``."""
+    try:
+        reqs = importlib.metadata.requires("hyperfcn") or []
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    marker = re.compile(rf"""extra\s*==\s*["']{re.escape(extra)}["']""")
+    return [r.split(";")[0].strip() for r in reqs if marker.search(r)]
+
+
+def install(extra: str) -> str:
+    """The command that installs an extra's packages into the Python running hyperfcn, the
+    packages named as hyperfcn declares them: hyperfcn is installed from a checkout, and
+    ``pip install 'hyperfcn[extra]'`` would fetch whatever PyPI has under that name."""
+    pkgs = _extra_requirements(extra)
+    if not pkgs:  # metadata without the extra: a checkout's own spelling
+        return f"pip install '.[{extra}]' (in hyperfcn's checkout)"
+    pip = f"{shlex.quote(sys.executable)} -m pip install"
+    return " ".join([pip, *(shlex.quote(p) for p in pkgs)])

@@ -124,6 +124,10 @@ def _scan(train_dir: str | Path, val_dir: str | Path | None,
     if not train_scan.files:
         raise DataError(f"{train_dir}: no image files in the class folders (looked for "
                         f".jpg .png .bmp .gif .webp .tif)")
+    empty = [c for c, n in train_scan.counts().items() if n == 0]
+    if empty:  # said before anything is probed, decoded or cached
+        raise DataError(f"{train_dir}: class folder(s) with no readable images: "
+                        f"{', '.join(empty)}; add images or remove the folder")
     return train_scan, val_scan
 
 

@@ -65,7 +65,7 @@ def final_settings(opts: TuneOptions, res: Resources, weights: str | None = None
     node_cpus = res.node_cpus or res.cpus
     node_gpus = res.node_gpus or res.gpus
     return TrialSettings(max_epochs=opts.max_epochs, metric=opts.metric, seed=opts.seed,
-                         weights=weights,
+                         weights=weights, class_weight=opts.class_weight,
                          cpus=min(max(res.cpus_per_trial, min(node_cpus, 8.0)), node_cpus)
                          if res.gpus == 0 else res.cpus_per_trial,
                          gpus=1.0 if node_gpus >= 1 else res.gpus_per_trial,

@@ -125,7 +125,7 @@ def epoch_printer(p: Printer, fs, epochs: int | None = None
 
 
 def write_report_or_say(run_dir: Path, say: Printer) -> None:
-    from .report import write_report
+    from .reporting import write_report
 
     try:
         say(f"report: {write_report(run_dir)}")

@@ -24,6 +24,7 @@ from ray.tune.search import Searcher
 
 from . import space as sp
 from .errors import UserError
+from .extras import message
 
 
 def _flatten(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -311,8 +312,7 @@ def make_searcher(name: str, space: sp.SearchSpace, metric: str, mode: str, seed
             import optuna
             from ray.tune.search.optuna import OptunaSearch
         except ImportError:
-            raise UserError("--searcher optuna needs Optuna: pip install 'hyperfcn[optuna]'"
-                            ) from None
+            raise UserError(message("optuna")) from None
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         # Ray's OptunaSearch takes no evaluated points with a define-by-run space (the only
         # kind that expresses conditional parameters): a new round starts afresh.

@@ -10,6 +10,7 @@ from typing import Any
 
 from . import artifacts as art
 from .errors import UserError
+from .extras import message
 
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
@@ -70,7 +71,7 @@ def tracker_callbacks(mlflow_uri: str | None, wandb_project: str | None,
             import mlflow  # noqa: F401
             from ray.air.integrations.mlflow import MLflowLoggerCallback
         except ImportError:
-            raise UserError("--mlflow needs MLflow: pip install 'hyperfcn[mlflow]'") from None
+            raise UserError(message("mlflow")) from None
         _check_mlflow(mlflow_uri)
         out.append(MLflowLoggerCallback(tracking_uri=mlflow_uri, experiment_name=experiment,
                                         tags={"tool": "hyperfcn"}))
@@ -79,8 +80,7 @@ def tracker_callbacks(mlflow_uri: str | None, wandb_project: str | None,
             import wandb  # noqa: F401
             from ray.air.integrations.wandb import WandbLoggerCallback
         except ImportError:
-            raise UserError("--wandb needs Weights & Biases: pip install 'hyperfcn[wandb]'"
-                            ) from None
+            raise UserError(message("wandb")) from None
         mode = os.environ.get("WANDB_MODE")
         if mode not in ("offline", "disabled") and not os.environ.get("WANDB_API_KEY"):
             logged_in = False
