@@ -46,6 +46,26 @@ def test_initial_point_first_then_valid_flat_suggestions(name, deadline):
 
 
 
+@pytest.mark.parametrize("name", ["hyperopt", "random", "optuna"])
+def test_a_searcher_saves_and_restores_mid_search_as_ray_checkpoints_it(name, tmp_path,
+                                                                       deadline):
+    """Ray saves the searcher with pickle at every experiment checkpoint: a searcher that
+    cannot be pickled ends the search (Optuna's define-by-run function was a closure)."""
+    deadline(60)
+    space = load_space(known_keys=KEYS)
+    s = searchers.make_searcher(name, space, "val_loss", "min", seed=3,
+                                points=[dict(space.defaults)], n_initial_points=2)
+    for i in range(3):
+        cfg = s.suggest(f"t{i}")
+        s.on_trial_complete(f"t{i}", {"val_loss": _score(cfg)})
+    s.save(str(tmp_path / "searcher.pkl"))
+    again = searchers.make_searcher(name, space, "val_loss", "min", seed=3,
+                                    points=[dict(space.defaults)], n_initial_points=2)
+    again.restore(str(tmp_path / "searcher.pkl"))
+    cfg = again.suggest("t3")
+    assert space.validate_point(cfg) == cfg
+
+
 def test_nested_initial_point_with_conditional_choices_does_not_hang(deadline):
     """Ray 2.60's own HyperOptSearch hangs on exactly this; ours must not."""
     deadline(30)

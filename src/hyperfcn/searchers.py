@@ -14,6 +14,7 @@ import copy
 import math
 import pickle
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -274,15 +275,23 @@ class _OptunaSuggest:
         self.trial.suggest_int(p.name, p.low, p.high)
 
 
-def optuna_define_by_run(space: sp.SearchSpace) -> Callable[[Any], dict[str, Any]]:
-    def define(trial: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _DefineByRun:
+    """Optuna's define-by-run function for a space: a picklable object, not a closure, since
+    Ray saves the searcher (and with it this function) with pickle at every checkpoint."""
+
+    space: sp.SearchSpace
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
         consts: dict[str, Any] = {}
         visitor = _OptunaSuggest(trial, consts)
-        for p in space.params:
+        for p in self.space.params:
             p.accept(visitor)
         return consts
 
-    return define
+
+def optuna_define_by_run(space: sp.SearchSpace) -> Callable[[Any], dict[str, Any]]:
+    return _DefineByRun(space)
 
 
 def random_starts(concurrency: int, samples: int | None = None) -> int:
