@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 import hyperfcn
+from hyperfcn.errors import UserError
 
 FUNCTIONS = ("tune", "train", "predict", "evaluate", "export", "report", "load",
              "cache_entries", "clear_cache")
@@ -76,11 +77,11 @@ def test_a_loaded_run_predicts_arrays_and_pil_images_as_predict_does_files(loade
 
 
 def test_a_loaded_run_refuses_what_is_not_an_image(loaded):
-    with pytest.raises(hyperfcn.api.UserError, match=r"image 1: an array of shape \(5,\) is "
+    with pytest.raises(UserError, match=r"image 1: an array of shape \(5,\) is "
                                                     r"not an image"):
         loaded.predict([np.zeros((8, 8, 3)), np.zeros(5)])
 
 
 def test_predict_says_a_missing_file_before_loading_the_model(tmp_path):
-    with pytest.raises(hyperfcn.api.UserError, match="nope.jpg: no such file"):
+    with pytest.raises(UserError, match="nope.jpg: no such file"):
         hyperfcn.predict([tmp_path / "nope.jpg"], tmp_path / "no run")

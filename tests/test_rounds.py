@@ -97,7 +97,7 @@ def test_a_round_on_another_space_starts_its_searcher_from_the_trials_that_fit_i
 
 
 def test_the_best_of_a_trial_on_the_calibrated_loss_comes_from_its_history():
-    from hyperfcn.api import _best_value
+    from hyperfcn.tune_run import _best_value
 
     hist = [{"epoch": 1, "val_loss": 0.2, "val_calibrated_loss": 0.05, "val_accuracy": 0.9},
             {"epoch": 2, "val_loss": 0.1, "val_calibrated_loss": 0.08, "val_accuracy": 0.8}]

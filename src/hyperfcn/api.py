@@ -1,104 +1,45 @@
-"""The Python API: tune, train, predict, evaluate, report, the decoded cache. The CLI is a
-thin layer over these.
+"""The Python API: tune, train, load, predict, evaluate, export, report, the decoded cache.
+The CLI is a thin layer over these.
 
-Each command is an orchestration of modules that own its parts: the options
-(:mod:`hyperfcn.options`), the space (:mod:`hyperfcn.space_setup`), the machine
-(:mod:`hyperfcn.resources`), the budget (:mod:`hyperfcn.budget`), the run folder and what
-is printed (:mod:`hyperfcn.rundir`), the search (:mod:`hyperfcn.search`) and the final model
+Each command is an orchestration of modules that own its parts: the checks before any work
+(:mod:`hyperfcn.preflight`), the options (:mod:`hyperfcn.options`), the space
+(:mod:`hyperfcn.space_setup`), the machine (:mod:`hyperfcn.resources`), the budget
+(:mod:`hyperfcn.budget`), the run folder (:mod:`hyperfcn.guard`, :mod:`hyperfcn.rundir`),
+the search (:mod:`hyperfcn.tune_run`, :mod:`hyperfcn.search`) and the final model
 (:mod:`hyperfcn.final`).
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
-import importlib.util
-import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import artifacts as art
-from . import extras, guard, hints
-from .budget import (
-    CONTINUE,
-    LONGER_SHARE,
-    MAX_LONGER,
-    MIN_TRAININGS,
-    final_reserve,
-    search_budget,
-    train_until,
-)
+from . import guard
+from .budget import train_until
 from .config import ModelConfig, load_config
 from .data import class_names
-from .errors import SearchFailed, UserError
-from .gpu import check_gpu_option, gpu_note
-from .hints import install
 from .options import TuneOptions
-from .precision import chosen, describe
-from .records import Objective
-from .resources import CPU_THREADS_PER_TRIAL, Resources, final_settings, plan_resources
-from .rounds import FINAL_DONE, FINAL_PENDING
+from .precision import describe
+from .preflight import command_line, preflight, with_out
+from .resources import CPU_THREADS_PER_TRIAL, final_settings, plan_resources
 from .rundir import (
     Printer,
+    RunResult,
     Say,
-    budget_text,
-    data_identity,
     epoch_printer,
     prepare_data,
-    trial_rows,
     wrap_up,
-    write_report_or_say,
     write_settings,
 )
-from .space import SearchSpace
-from .space_setup import (
-    default_space_text,
-    fit_sizes_to_data,
-    resolve_space,
-    sizes,
-    space_infos,
-    uses_backbone,
-)
+from .space_setup import default_space_text, resolve_space, uses_backbone
+from .tune_run import shareable, tune
 
 __all__ = ["CPU_THREADS_PER_TRIAL", "RunResult", "TuneOptions", "default_space_text",
            "evaluate", "export", "load", "plan_resources", "predict", "report",
            "resolve_space", "train", "tune", "uses_backbone"]
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    best_config: dict[str, Any]
-    metrics: dict[str, Any]
-    trials: list[Any] = field(default_factory=list)
-    interrupted: bool = False
-
-
-def _check_backend(backend: str, address: str | None) -> None:
-    chosen(backend=backend)  # a bad HYPERFCN_PRECISION fails here, before any work
-    # On a cluster the workers need the backend, not necessarily the driver.
-    if address:
-        return
-    if importlib.util.find_spec(backend) is None:
-        how = install(backend) if backend == "jax" else "pip install tensorflow-cpu"
-        raise UserError(f"Keras backend {backend!r} is not installed: {how} (or set "
-                        f"KERAS_BACKEND to an installed one)")
-
-
-def _fetch_weights(space: SearchSpace, opts: TuneOptions, res: Resources, say: Printer
-                   ) -> None:
-    """ImageNet weights are downloaded once, before any trial, so that an offline machine
-    fails in seconds with the way out, and trials never race to write Keras' cache."""
-    if opts.weights != "imagenet" or not uses_backbone(space):
-        return
-    from . import session
-
-    names = [str(v) for v in space.values_of("backbone") or [] if v != "none"]
-    say(f"getting ImageNet weights for {', '.join(names)} (Keras' cache, downloaded once)")
-    session.fetch_weights(names, res.cpus_per_trial)
 
 
 def report(run_dir: str | Path) -> Path:
@@ -108,334 +49,12 @@ def report(run_dir: str | Path) -> Path:
     return write_report(run_dir)
 
 
-def _space(opts: TuneOptions, p: Printer) -> tuple[SearchSpace, Any]:
-    """The space `tune` searches, its image sizes fitted to the data (said when probed)."""
-    space, sizing = fit_sizes_to_data(resolve_space(opts), opts.data, opts.seed)
-    if sizing is not None:
-        p(sizing.describe())
-    return space, sizing
-
-
-def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
-    """Search, then save the best model found (see final.plan_final) with everything that
-    explains it."""
-    _check_folders(opts)  # before importing Ray and TensorFlow: a typo fails in a blink
-    extras.require_for(opts.searcher, opts.mlflow, opts.wandb)
-    _check_gpus(opts, say)
-    from . import cache, search, session
-    from .rounds import image_sizes, plan_round
-    from .scheduler import plan_scheduler
-    from .trackers import tracker_callbacks
-    from .trial import TrialSettings
-
-    t0 = time.time()  # --budget counts from here to the saved model
-    p = Printer(opts.quiet, say)
-    _check_backend(opts.backend, opts.address)
-    space, sizing = _space(opts, p)
-    opts = _with_out(opts, p)
-    run_dir = opts.out.resolve()
-    settings = TrialSettings(max_epochs=opts.max_epochs, metric=opts.metric, seed=opts.seed,
-                             class_weight=opts.class_weight,
-                             weights=opts.weights if uses_backbone(space) else None,
-                             checkpoint_every_s=opts.checkpoint_every_s,
-                             checkpoint_best=opts.final != "none")
-    req = search.SearchRequest(space=space, run_dir=run_dir, data_ref=None, settings=settings,
-                               storage=opts.storage, tb_dir=run_dir / art.TENSORBOARD,
-                               scheduler=plan_scheduler(str(opts.scheduler),
-                                                        opts.max_epochs, opts.searcher))
-    with guard.claimed(run_dir, guard.RunKind.TUNE, _command()) as created:
-        with guard.undo_if_refused(run_dir, created):
-            rnd = plan_round(run_dir, opts.resume, opts.samples, opts.budget_s,
-                             lambda name: search.can_resume(dataclasses.replace(req, name=name)))
-            resuming = rnd.restore or rnd.number > 1 or rnd.final_only
-            if resuming:
-                guard.check_same_data(run_dir, data_identity(opts))
-            _say_round(rnd, run_dir, p)
-            if opts.samples is None and opts.budget_s is None:
-                opts = dataclasses.replace(opts, samples=20)
-            trackers = tracker_callbacks(opts.mlflow, opts.wandb, run_dir.name, run_dir)
-            # Data first: a bad folder fails in a second, before Ray starts.
-            data, summary = prepare_data(opts, image_sizes(sizes(space), rnd.earlier),
-                                         run_dir, p, resuming=resuming)
-            if not rnd.final_only:
-                search_budget(opts, t0, summary)  # a budget the final step would use up
-        cluster = session.start(opts.address, opts.backend, quiet=opts.quiet)
-        try:
-            res = plan_resources(opts, cluster)
-            _fetch_weights(space, opts, res, p)
-            ref = session.put(shareable(data, opts))
-            del data
-            if rnd.final_only:
-                req = _final_request(req, res, ref)
-                records, search_info = _finished_search(run_dir, rnd)
-            else:
-                req = _request(req, opts, res, rnd, ref, summary, t0, trackers, p, say,
-                               sizing)
-                records, interrupted, search_info = _run_search(req, rnd, opts, summary, t0,
-                                                                p)
-                if interrupted:
-                    return RunResult(run_dir, {}, {}, records, interrupted=True)
-            best = _best_usable(records, opts, search_info, summary, run_dir)
-            config = ModelConfig.from_dict(best.config).to_dict()
-            if opts.final == "none":
-                return _no_final(run_dir, best, config, search_info, records, p)
-            if not rnd.final_only:
-                search_info.update(best_trial=best.trial_id, final_step=FINAL_PENDING,
-                                   final_time_left=_final_time_left(opts, t0, summary))
-                art.write_json(run_dir / art.SEARCH, search_info)
-            metrics = _final_model(best, config, req, opts, res, summary, search_info, p)
-            art.write_json(run_dir / art.SEARCH, {**search_info, "final_step": FINAL_DONE})
-        finally:
-            session.shutdown()
-            cache.release(Path(summary.cache))
-        wrap_up(opts, run_dir, config, metrics, p)
-    return RunResult(run_dir, config, metrics, records)
-
-
-def _with_out(opts: TuneOptions, p: Printer) -> TuneOptions:
-    """The options with their RUN_DIR: --out, or a new numbered folder under runs/."""
-    if opts.out is not None:
-        return opts
-    out = guard.default_run_dir(opts.data, opts.resume)
-    p(f"run folder {out} (--out picks another)")
-    return dataclasses.replace(opts, out=out)
-
-
-def _check_folders(opts: TuneOptions) -> None:
-    class_names(opts.data, "DATA")
-    for flag, folder in (("--val-dir", opts.val_dir), ("--test-dir", opts.test_dir)):
-        if folder is not None:
-            class_names(folder, flag)
-
-
-def _check_gpus(opts: TuneOptions, say: Say | None) -> None:
-    """A GPU option this machine cannot honour is refused; a GPU the installed backend
-    cannot use is said."""
-    check_gpu_option(opts.gpus_per_trial, opts.address, opts.backend)
-    note = None if opts.address else gpu_note(opts.backend)
-    if note:
-        Printer(opts.quiet, say)(note)
-
-
-def _command() -> str:
-    """The command line that holds a RUN_DIR, as its lock file records it."""
-    return hints.command(sys.argv[1:])
-
-
-def _say_round(rnd: Any, run_dir: Path, p: Printer) -> None:
-    if rnd.final_only:
-        p(f"the search in {run_dir} finished ({len(rnd.earlier)} trials) and its final step "
-          f"was interrupted: making the final model again, no trial runs again")
-    elif rnd.number > 1:
-        p(f"extending the finished search in {run_dir} ({len(rnd.earlier)} trials) with "
-          f"round {rnd.number}: its searcher starts from their results")
-
-
-def _final_time_left(opts: TuneOptions, t0: float, summary: Any) -> float | None:
-    """Seconds the budget leaves the final step (None: no budget); recorded, so that a
-    resumed final step plans with the time it had."""
-    if opts.budget_s is None:
-        return None
-    return opts.budget_s - (time.time() - t0) - final_reserve(summary)
-
-
-def _final_request(req: Any, res: Resources, data_ref: Any) -> Any:
-    """The request a resumed final step needs: the data and this machine's share."""
-    return dataclasses.replace(req, data_ref=data_ref, settings=dataclasses.replace(
-        req.settings, cpus=res.cpus_per_trial, gpus=res.gpus_per_trial))
-
-
-def _finished_search(run_dir: Path, rnd: Any) -> tuple[list[Any], dict[str, Any]]:
-    """The trials and the summary of a search whose final step is to run again."""
-    from .records import TrialRecord
-
-    return [TrialRecord(**r) for r in rnd.earlier], art.read_json(run_dir / art.SEARCH)
-
-
-def _no_final(run_dir: Path, best: Any, config: dict[str, Any], info: dict[str, Any],
-              records: list[Any], p: Printer) -> RunResult:
-    """--no-final: the best trial's config, and the report, without a model."""
-    art.write_json(run_dir / art.SEARCH, {**info, "best_trial": best.trial_id})
-    art.write_json(run_dir / art.BEST_CONFIG, config)
-    p(f"best trial {best.trial_id}: val_loss {best.best_val_loss:.4f}; no final "
-      f"model (--no-final)")
-    write_report_or_say(run_dir, p)
-    return RunResult(run_dir, config, info, records)
-
-
-def shareable(data: Any, opts: TuneOptions) -> Any:
-    """The data as the trials will read it: mapped from the decoded cache, whose path every
-    trial sees on this machine (or, with --cache-dir, on a cluster that mounts it); joining
-    a cluster without --cache-dir, held in memory and shipped through Ray's object store."""
-    if not opts.address or opts.cache_dir is not None:
-        return data
-    from .cache import in_memory
-    from .footprint import available_bytes, check_memory
-
-    sets = [*data.train.values(), *data.val.values()]
-    check_memory(sum(b.x.nbytes for s in sets for b in s.buckets), available_bytes(),
-                 str(opts.data))
-    return dataclasses.replace(data, train={k: in_memory(v) for k, v in data.train.items()},
-                               val={k: in_memory(v) for k, v in data.val.items()})
-
-
-def _request(req: Any, opts: TuneOptions, res: Resources, rnd: Any, data_ref: Any,
-             summary: Any, t0: float, trackers: list[Any], p: Printer, say: Say | None,
-             sizing: Any = None):
-    """The search request for this round, once the resources are known; says the plan."""
-    from .progress import Board, make_view
-    from .rounds import evaluated
-    from .searchers import random_starts
-    from .tb import HParamsLog
-
-    plan, space = req.scheduler, req.space
-    settings = dataclasses.replace(req.settings, cpus=res.cpus_per_trial,
-                                   gpus=res.gpus_per_trial)
-    n_random = opts.random_starts or random_starts(res.concurrency, opts.samples)
-    _announce(opts, res, plan, space, n_random, rnd, p)
-    earlier, left_out = evaluated(rnd.earlier, opts.metric, space)
-    if left_out:
-        p(left_out)
-    write_settings(req.run_dir, opts, {"kind": "tune",
-        "scheduler_plan": dataclasses.asdict(plan), "resources": dataclasses.asdict(res),
-        "space": dict(space.raw), "image_sizes": sizes(space),
-        "precision": describe(opts.backend, res.gpus_per_trial > 0),
-        "image_size_rule": sizing and {**dataclasses.asdict(sizing), "text": sizing.describe()}})
-    if rnd.number == 1 and not rnd.restore:
-        HParamsLog(req.run_dir / art.TENSORBOARD).experiment(space_infos(space))
-    board = Board(metric=opts.metric, mode=settings.mode, max_epochs=opts.max_epochs,
-                  budget_s=opts.budget_s, samples=opts.samples, concurrency=res.concurrency,
-                  rungs=tuple(plan.rungs()) if plan.name == "asha" else (),
-                  final=opts.final != "none", t0=t0)
-    return dataclasses.replace(
-        req, data_ref=data_ref, settings=settings, searcher=opts.searcher,
-        samples=rnd.samples if rnd.number > 1 else opts.samples,
-        budget_s=search_budget(opts, t0, summary), name=rnd.name,
-        evaluated=earlier, concurrency=res.concurrency,
-        cpus_per_trial=res.cpus_per_trial, gpus_per_trial=res.gpus_per_trial,
-        resume=rnd.restore, max_failures=opts.max_failures, extra_callbacks=trackers,
-        random_starts=n_random,
-        longer_final=opts.final == "auto", view=make_view(board, opts.quiet, say))
-
-
-def _announce(opts: TuneOptions, res: Resources, plan: Any, space: SearchSpace,
-              n_random: int, rnd: Any, p: Printer) -> None:
-    p(f"Ray: {res.cpus:g} CPUs, {res.gpus:g} GPUs; each trial {res.cpus_per_trial:g} CPU"
-      f"{', ' + format(res.gpus_per_trial, 'g') + ' GPU' if res.gpus_per_trial else ''}; "
-      f"up to {res.concurrency} at once; backend {opts.backend}; "
-      f"{describe(opts.backend, res.gpus_per_trial > 0)}")
-    p(plan.describe())
-    starts = ""
-    if opts.searcher in ("hyperopt", "optuna") and not rnd.restore and rnd.number == 1:
-        starts = f", TPE after {n_random} random configurations"
-        if space.points:
-            starts += f" and {len(space.points)} from the space's defaults"
-    samples = f"{opts.samples or 'unlimited'}"
-    if rnd.number > 1 and rnd.samples:
-        samples += f" ({rnd.samples} more in round {rnd.number})"
-    p(f"searcher {opts.searcher} (seed {opts.seed}{starts}); samples {samples}; budget "
-      f"{budget_text(opts.budget_s)}")
-    if opts.budget_s is not None and opts.final == "auto":
-        p(f"the search ends early, with up to {LONGER_SHARE:.0%} of its time left, when "
-          f"that time lets the best trial train on for {CONTINUE:g}x to {MAX_LONGER}x "
-          f"its {opts.max_epochs} epochs; and when {1 - LONGER_SHARE:.0%} of the search's "
-          f"time holds fewer than {MIN_TRAININGS} trainings of the space's recipe (timed "
-          f"by its first epoch), the budget is too short to compare configurations: the "
-          f"recipe trains alone, its schedule fitted to the budget")
-
-
-def _run_search(req: Any, rnd: Any, opts: TuneOptions, summary: Any, t0: float,
-                p: Printer) -> tuple[list[Any], bool, dict[str, Any]]:
-    """Run the round; write every round's trials; return them, whether it was cut short,
-    and the search's summary."""
-    from . import search
-    from .records import TrialRecord
-    from .rounds import finished_rounds
-
-    t_search = time.time()
-    records, interrupted = search.run_search(req)
-    search_wall = time.time() - t_search
-    records = [TrialRecord(**r) for r in rnd.earlier] + records
-    run_dir = req.run_dir
-    art.write_csv(run_dir / art.TRIALS, trial_rows(records, req.space), ["trial_id"])
-    art.write_json(run_dir / art.TRIALS_JSON, [dataclasses.asdict(r) for r in records])
-    counts = collections.Counter(r.status for r in records)
-    how = ", ".join(f"{v} {k}" for k, v in counts.items())
-    p(f"search: {len(records)} trial{'' if len(records) == 1 else 's'} ({how}) in "
-      f"{time.time() - t0:.0f} s; table in {run_dir / art.TRIALS}")
-    info = {"search_wall_seconds": round(search_wall, 2),
-            "trial_epochs": sum(r.epochs for r in records), "trials": len(records),
-            "rounds": list(dict.fromkeys([*finished_rounds(run_dir), rnd.name]))}
-    return records, interrupted, info
-
-
-def _best_usable(records: list[Any], opts: TuneOptions, info: dict[str, Any],
-                 summary: Any, run_dir: Path) -> Any:
-    """The best trial on the search metric, or why there is none."""
-    usable = [r for r in records if r.status != "failed" and r.best_val_loss is not None]
-    if not usable and opts.budget_s is not None and not any(r.error for r in records):
-        raise UserError(
-            f"--budget {budget_text(opts.budget_s)}: too short for one epoch; no trial "
-            f"finished its first epoch in the {info['search_wall_seconds']:.0f} s the search "
-            f"had (after reading the data, starting Ray and keeping "
-            f"~{final_reserve(summary):.0f} s for the final model); give a longer "
-            f"--budget, or a smaller --image-size")
-    if not usable:
-        reasons = collections.Counter(r.error or "no result" for r in records)
-        reason, n = reasons.most_common(1)[0] if reasons else ("no trials ran", 0)
-        raise SearchFailed(f"every trial failed ({n} of {len(records)}: {reason}); "
-                           f"see {run_dir / art.TRIALS}")
-    recorded = [r for r in usable if r.trial_id == info.get("best_trial")]
-    if recorded:  # a resumed final step: the trial the search chose
-        return recorded[0]
-    objective = Objective(opts.metric)
-    best = usable[0]
-    for r in usable[1:]:  # the first, on a tie
-        if objective.better(_best_value(r, opts.metric), _best_value(best, opts.metric)):
-            best = r
-    return best
-
-
-def _best_value(r: Any, metric: str) -> float:
-    if metric in ("val_loss", "val_accuracy"):
-        return r.best_val_loss if metric == "val_loss" else r.best_val_accuracy
-    best = Objective(metric).best(r.history)
-    return None if best is None else best[metric]
-
-
-def _final_model(best: Any, config: dict[str, Any], req: Any, opts: TuneOptions,
-                 res: Resources, summary: Any, info: dict[str, Any],
-                 p: Printer) -> dict[str, Any]:
-    """Plan the final step, run it on a worker, write its files (unless the model an
-    earlier round saved scores better); return metrics.json."""
-    from . import session
-    from .final import best_trial_of, earlier_model_better, plan_final, write_files
-
-    bt = best_trial_of(best, opts.metric, req.settings.mode, opts.max_epochs)
-    fplan = plan_final(bt, opts.max_epochs, train_val=opts.final == "train+val",
-                       time_left=info.get("final_time_left"))
-    p(f"best trial {best.trial_id}: val_loss {best.best_val_loss:.4f}, val_accuracy "
-      f"{best.best_val_accuracy:.4f}; final model: {fplan.reason}")
-    fs = final_settings(opts, res, req.settings.weights)
-    out = session.run_final(config, req.data_ref, fs, fplan,
-                            epoch_printer(p, fs, 0 if fplan.resume else fplan.max_epochs))
-    kept = earlier_model_better(req.run_dir, out, opts.metric)
-    if kept is not None:
-        p(kept)
-        return art.read_json(req.run_dir / art.METRICS)
-    search = {k: v for k, v in info.items() if k not in ("final_step", "final_time_left")}
-    return write_files(req.run_dir, config, out, summary, p, search, bt, opts.metric,
-                       opts.test_dir)
-
-
 def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | None = None,
           say: Say | None = None) -> RunResult:
     """Train one configuration without searching; same artifacts as `tune`."""
 
     opts = opts or TuneOptions(data=Path(data))
-    _check_folders(opts)
-    extras.require_for("hyperopt", opts.mlflow, opts.wandb)
-    _check_gpus(opts, say)
+    preflight(opts, say, "hyperopt")
     p = Printer(opts.quiet, say)
     if isinstance(config, Path | str):
         cfg = load_config(config)
@@ -445,11 +64,10 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
         cfg = config
     if opts.image_size is not None:
         cfg = dataclasses.replace(cfg, image_size=opts.image_size)
-    _check_backend(opts.backend, opts.address)
     t0 = time.time()  # --budget counts from here to the saved model
-    opts = _with_out(opts, p)
+    opts = with_out(opts, p)
     run_dir = opts.out.resolve()
-    with guard.claimed(run_dir, guard.RunKind.TRAIN, _command()) as created:
+    with guard.claimed(run_dir, guard.RunKind.TRAIN, command_line()) as created:
         with guard.undo_if_refused(run_dir, created):
             data_, summary = prepare_data(opts, [cfg.image_size], run_dir, p)
             until = train_until(opts, t0, summary)
@@ -539,7 +157,6 @@ def evaluate(data: str | Path, model: str | Path, done: Callable[[int], None] | 
 
     class_names(data, "DATA")  # a missing folder is said before the model loads
     return evaluate_folder(load_run(model), data, done)
-
 
 
 def cache_entries(cache_dir: str | Path | None = None):

@@ -11,6 +11,7 @@ import platform
 import shlex
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,19 @@ if TYPE_CHECKING:
     from .space import SearchSpace
 
 Say = Callable[[str], None]
+
+
+@dataclass
+class RunResult:
+    """What `tune` or `train` hands back: the run folder, the config and metrics of its
+    model, its trials, and whether it was interrupted."""
+
+    run_dir: Path
+    best_config: dict[str, Any]
+    metrics: dict[str, Any]
+    trials: list[Any] = field(default_factory=list)
+    interrupted: bool = False
+
 
 
 def budget_text(s: float | None) -> str:
