@@ -282,5 +282,6 @@ def test_a_train_runs_report_is_true_in_every_line_and_shows_its_learning_curve(
         assert wrong not in page, wrong
     assert "one configuration trained, no search: 6 epochs in 0.7 min" in page
     assert "<h2>Training</h2>" in page and "Learning curve" in page
+    assert "<b>trained</b>" in page and "<b>retrain</b>" not in page
     with Image.open(run / art.REPORT_DIR / "learning_curves.png") as im:
         assert im.width > 100

@@ -622,7 +622,8 @@ def _final_model_html(run: Run, plots: dict[str, bytes]) -> list[str]:
     final = run.metrics.get("final") or {}
     rep = run.metrics.get("validation") or {}
     if final:
-        parts.append(_final_html(final))
+        # a `train` run's model is its one training, not a retrain of a trial
+        parts.append(_final_html(final if run.searched else {**final, "source": "trained"}))
     if run.best_config:
         unused = _unused(run.best_config)
         parts.append(_table(["parameter", "value"],
