@@ -70,6 +70,9 @@ def test_a_run_dir_without_a_model_names_the_resume_command(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     art.write_json(run / art.SETTINGS, {"command": ".venv/bin/hyperfcn tune photos --out run"})
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "photo.png")  # the paths are fine: the model is not
     r = _cli("predict", tmp_path, "--model", run)
     assert r.returncode == 2
     assert "holds no model yet" in r.stderr
