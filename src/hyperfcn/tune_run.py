@@ -338,11 +338,9 @@ def _best_usable(records: list[Any], opts: TuneOptions, info: dict[str, Any],
     return best
 
 
-def _best_value(r: Any, metric: str) -> float:
-    if metric in ("val_loss", "val_accuracy"):
-        return r.best_val_loss if metric == "val_loss" else r.best_val_accuracy
-    best = Objective(metric).best(r.history)
-    return None if best is None else best[metric]
+def _best_value(r: Any, metric: str) -> float | None:
+    """A trial record's best score on the search's metric (records.Objective's rule)."""
+    return Objective(metric).best_value(r.history)
 
 
 def _final_model(best: Any, config: dict[str, Any], req: Any, opts: TuneOptions,
