@@ -47,7 +47,8 @@ class TuneOptions:
     test_dir: Path | None = None  # scored once by the saved model; no decision sees it
     samples: int | None = None
     budget_s: float | None = None
-    max_epochs: int = 10
+    # a trial's epochs (tune: 10 when None); train: see budget.train_epochs
+    max_epochs: int | None = None
     image_size: int | None = None
     searcher: str = "hyperopt"
     scheduler: str | None = None  # asha; hyperband (BOHB's own) with --searcher bohb
@@ -95,7 +96,8 @@ class TuneOptions:
              "must be >= 1")
         rule(self.budget_s is None or self.budget_s > 0, "--budget", self.budget_s,
              "must be > 0 (e.g. 30m)")
-        rule(1 <= self.max_epochs <= 10000, "--max-epochs", self.max_epochs,
+        rule(self.max_epochs is None or 1 <= self.max_epochs <= 10000, "--max-epochs",
+             self.max_epochs,
              "must be >= 1")
         rule(self.image_size is None or 8 <= self.image_size <= 1024, "--image-size",
              self.image_size, "must be in 8..1024")

@@ -19,6 +19,7 @@ from .budget import (
     MIN_TRAININGS,
     final_reserve,
     search_budget,
+    tune_epochs,
 )
 from .config import ModelConfig
 from .errors import SearchFailed, UserError
@@ -70,6 +71,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     """Search, then save the best model found (see final.plan_final) with everything that
     explains it."""
     preflight(opts, say, opts.searcher)  # before Ray and TensorFlow: a typo fails at once
+    opts = dataclasses.replace(opts, max_epochs=tune_epochs(opts.max_epochs))
     t0 = time.time()  # --budget counts from here to the saved model
     p = Printer(opts.quiet, say)
     space, sizing = _space(opts, p)
