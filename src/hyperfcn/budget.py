@@ -175,8 +175,8 @@ def end_search_for_longer(elapsed: float, search_s: float, epoch_s: float | None
 
 
 # Seconds kept back from --budget for the final step (a worker's start, loading the best
-# weights, saving, loading back and scoring): measured 8-15 s on 2 cores
-# (benchmarks/final_model.py), plus time to score the validation images twice.
+# weights, saving, loading back and scoring, benchmarks/final_model.py times it), plus time
+# to score the validation images twice.
 FINAL_RESERVE_S = 30.0
 FINAL_RESERVE_PER_VAL_IMAGE_S = 0.004
 # --final train+val refits after the search: it keeps this share of what the budget leaves.
