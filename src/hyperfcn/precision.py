@@ -2,7 +2,7 @@
 
 Keras' ``mixed_bfloat16`` (bfloat16 compute, float32 weights, a float32 output layer) trains
 the recipe's network faster on a CPU whose oneDNN has native bfloat16 (AVX512-BF16, or AMX),
-and many times slower on one without (emulated): ``benchmarks/bf16_probe.py``. So it is
+and many times slower on one without (emulated): ``benchmarks/probes/bf16_probe.py``. So it is
 chosen per machine, from the CPU's flags, on the TensorFlow backend on a CPU only (on a GPU
 and under JAX it is unmeasured, so float32).
 ``HYPERFCN_PRECISION=float32|bfloat16`` overrides the choice; Ray's workers inherit it.
