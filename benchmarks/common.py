@@ -52,9 +52,25 @@ def load_flowers(sizes):
     return data, summary
 
 
+def commit() -> str:
+    """The checkout's git commit (with "+changes" when its tracked files differ from it):
+    what a raw result was measured on."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True,
+                                  text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    head = git("rev-parse", "--short=12", "HEAD")
+    return (head + ("+changes" if git("status", "--porcelain", "--untracked-files=no")
+                    else "")) if head else "unknown"
+
+
 def emit(result: dict, out: str | None = None) -> None:
     """Write the result as JSON (to $OUT when on the device) and print the figure last."""
-    result = {**result, "machine": machine(), "date": time.strftime("%Y-%m-%d")}
+    result = {**result, "machine": machine(), "date": time.strftime("%Y-%m-%d"),
+              "commit": commit()}
     text = json.dumps(result, indent=2)
     target = out or os.environ.get("BENCH_OUT")
     if target:

@@ -104,3 +104,31 @@ def test_the_best_of_a_trial_on_the_calibrated_loss_comes_from_its_history():
     r = records.record("t", {}, records.TrialStatus.COMPLETED, hist)
     assert _best_value(r, "val_loss") == 0.1 and _best_value(r, "val_accuracy") == 0.9
     assert _best_value(r, "val_calibrated_loss") == 0.05
+
+
+@pytest.mark.parametrize("history", [
+    [{"epoch": 1, "val_loss": float("nan"), "val_accuracy": float("nan")},
+     {"epoch": 2, "val_loss": 0.7, "val_accuracy": 0.6},
+     {"epoch": 3, "val_loss": 0.5, "val_accuracy": 0.7}],
+    [{"epoch": 1, "val_loss": 0.7, "val_accuracy": 0.6},
+     {"epoch": 2, "val_loss": float("nan"), "val_accuracy": float("nan")},
+     {"epoch": 3, "val_loss": 0.5, "val_accuracy": 0.7}],
+    [{"epoch": 1, "val_loss": 0.5, "val_accuracy": 0.7},
+     {"epoch": 2, "val_loss": 0.7, "val_accuracy": 0.6},
+     {"epoch": 3, "val_loss": float("inf"), "val_accuracy": float("nan")}],
+])
+def test_a_trials_best_is_one_rule_wherever_a_nan_stands(history):
+    """The record, the search's choice and the report agree: a diverged epoch (NaN) is
+    never a trial's best, first, middle or last (min() kept a NaN that came first)."""
+    from hyperfcn.records import Objective, TrialStatus, record
+    from hyperfcn.reporting import best_of
+    from hyperfcn.tune_run import _best_value
+
+    r = record("t", {}, TrialStatus.COMPLETED, history)
+    assert (r.best_val_loss, r.best_val_accuracy) == (0.5, 0.7)
+    assert _best_value(r, "val_loss") == 0.5 and _best_value(r, "val_accuracy") == 0.7
+    assert best_of({"history": history}, "val_loss", "min") == 0.5
+    assert Objective("val_loss").best(history)["val_accuracy"] == 0.7
+    nans = [{"epoch": 1, "val_loss": float("nan")}]
+    assert Objective("val_loss").best(nans) is None and record(
+        "t", {}, TrialStatus.FAILED, nans).best_val_loss is None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import guard
-from .budget import train_until
+from .budget import train_epochs, train_until
 from .config import ModelConfig, load_config
 from .data import class_names
 from .options import TuneOptions
@@ -55,6 +55,7 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
 
     opts = opts or TuneOptions(data=Path(data))
     preflight(opts, say, "hyperopt")
+    opts = dataclasses.replace(opts, max_epochs=train_epochs(opts.max_epochs, opts.budget_s))
     p = Printer(opts.quiet, say)
     if isinstance(config, Path | str):
         cfg = load_config(config)

@@ -37,8 +37,8 @@ def _no_autotune():
 
     options = tf.data.Options()
     # No autotuning: its model thread can be mid-optimisation when the fit ends, and the
-    # iterator's destructor waits for it, holding the GIL (3-35 s per fit on a loaded
-    # machine; under 5 ms without). Prefetching two batches needs no tuning.
+    # iterator's destructor waits for it, holding the GIL for seconds on a loaded machine.
+    # Prefetching two batches needs no tuning.
     options.autotune.enabled = False
     return options
 
@@ -82,9 +82,9 @@ def train_input(packed: Packed, batch_size: int, num_classes: int, seed: int,
 
     TensorFlow gets a tf.data pipeline of TensorFlow ops: one dataset per bucket (its own
     batch shape) gathering from a TensorFlow copy of the bucket's arrays, and the epochs'
-    bucket order choosing among them (0.65 ms of CPU a batch, against 2.2 ms for a Python
-    generator). The copy is made once per worker and kept for the trials after (a copy per
-    trial made reused workers grow ~2 MB a trial, benchmarks/memory.py); past
+    bucket order choosing among them (a third of a Python generator's CPU a batch). The
+    copy is made once per worker and kept for the trials after (a copy per trial made
+    reused workers grow trial after trial, benchmarks/memory.py); past
     TF_COPY_LIMIT_BYTES per worker, batches come from a generator over the shared arrays
     instead. Other backends get a PyDataset (JAX compiles once per bucket shape).
     """

@@ -16,6 +16,25 @@ from .errors import UserError
 if TYPE_CHECKING:
     from .options import TuneOptions
 
+# A trial's epochs when --max-epochs is not given; and `train --budget` without it trains as
+# many as fit in the budget, up to TRAIN_BUDGET_MAX_EPOCHS.
+DEFAULT_EPOCHS = 10
+TRAIN_BUDGET_MAX_EPOCHS = 1000
+
+
+def tune_epochs(max_epochs: int | None) -> int:
+    """A search's trial epochs: --max-epochs, else DEFAULT_EPOCHS."""
+    return max_epochs or DEFAULT_EPOCHS
+
+
+def train_epochs(max_epochs: int | None, budget_s: float | None) -> int:
+    """`train`'s most epochs: --max-epochs, else DEFAULT_EPOCHS, or with a budget as many as
+    fit (at most TRAIN_BUDGET_MAX_EPOCHS): the CLI and the Python API plan alike."""
+    if max_epochs:
+        return max_epochs
+    return DEFAULT_EPOCHS if budget_s is None else TRAIN_BUDGET_MAX_EPOCHS
+
+
 # With a budget, the search ends early enough to leave the best config this share of the
 # search's time to train longer, up to MAX_LONGER x the trials' epochs: trained for a whole
 # budget, the recipe alone beat a search whose model had trained 10 epochs.
@@ -156,8 +175,8 @@ def end_search_for_longer(elapsed: float, search_s: float, epoch_s: float | None
 
 
 # Seconds kept back from --budget for the final step (a worker's start, loading the best
-# weights, saving, loading back and scoring): measured 8-15 s on 2 cores
-# (benchmarks/final_model.py), plus time to score the validation images twice.
+# weights, saving, loading back and scoring, benchmarks/final_model.py times it), plus time
+# to score the validation images twice.
 FINAL_RESERVE_S = 30.0
 FINAL_RESERVE_PER_VAL_IMAGE_S = 0.004
 # --final train+val refits after the search: it keeps this share of what the budget leaves.

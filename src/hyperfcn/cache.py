@@ -20,7 +20,6 @@ import collections
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -34,12 +33,10 @@ from typing import IO
 import numpy as np
 
 from .buckets import Bucket, Packed, fit_to
-from .cache_plan import SizePlan, Split, make_split
-from .data import MAX_ASPECT, decode_image
+from .cache_plan import FORMAT, SizePlan, Source, Split, make_split
+from .data import decode_image
 from .errors import DataError, UserError
 
-# Bump when what an entry's files hold changes: older entries are then never read.
-FORMAT = 1
 # Images decoded at a time, and the least time between two progress records (each flushes
 # the arrays to disk and waits for it): what an interrupted decode may redo.
 CHUNK = 1024
@@ -62,34 +59,6 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hyperfcn"
-
-
-@dataclass(frozen=True)
-class Source:
-    """The files an entry is made from and the settings that shape it."""
-
-    files: tuple[Path, ...]
-    labels: tuple[int, ...]
-    n_train: int  # files[:n_train] are DATA's; the rest --val-dir's
-    val_split: float
-    seed: int
-    max_buckets: int
-    val_dir: bool = False  # validation is --val-dir's files, not a split drawn from DATA
-
-    def key(self) -> str:
-        drawn = not self.val_dir  # a drawn split depends on its fraction and seed
-        h = hashlib.sha256(json.dumps(
-            [FORMAT, MAX_ASPECT, self.n_train, len(self.files), self.max_buckets,
-             self.val_split if drawn else None, self.seed if drawn else None]).encode())
-        for p, label in zip(self.files, self.labels):
-            try:
-                st = os.stat(p)
-                stamp = f"{st.st_size}:{st.st_mtime_ns}"
-            except OSError:
-                stamp = "missing"
-            # a file name need not be UTF-8: hash its bytes as the file system has them
-            h.update(os.fsencode(os.path.abspath(p)) + f"\0{stamp}\0{label}\n".encode())
-        return h.hexdigest()[:24]
 
 
 def _save_split(d: Path, split: Split) -> None:

@@ -4,17 +4,49 @@ size, every image's decoded shape, its bucket and its row in its bucket's array.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import numpy as np
 
 from .buckets import BucketPlan, plan_buckets
-from .data import decoded_shapes_many, probe_all, stratified_split
+from .data import MAX_ASPECT, decoded_shapes_many, probe_all, stratified_split
 
-if TYPE_CHECKING:
-    from .cache import Source
+# Bump when what an entry's files hold changes: older entries are then never read.
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Source:
+    """The files an entry is made from and the settings that shape it."""
+
+    files: tuple[Path, ...]
+    labels: tuple[int, ...]
+    n_train: int  # files[:n_train] are DATA's; the rest --val-dir's
+    val_split: float
+    seed: int
+    max_buckets: int
+    val_dir: bool = False  # validation is --val-dir's files, not a split drawn from DATA
+
+    def key(self) -> str:
+        drawn = not self.val_dir  # a drawn split depends on its fraction and seed
+        h = hashlib.sha256(json.dumps(
+            [FORMAT, MAX_ASPECT, self.n_train, len(self.files), self.max_buckets,
+             self.val_split if drawn else None, self.seed if drawn else None]).encode())
+        for p, label in zip(self.files, self.labels):
+            try:
+                st = os.stat(p)
+                stamp = f"{st.st_size}:{st.st_mtime_ns}"
+            except OSError:
+                stamp = "missing"
+            # a file name need not be UTF-8: hash its bytes as the file system has them
+            h.update(os.fsencode(os.path.abspath(p)) + f"\0{stamp}\0{label}\n".encode())
+        return h.hexdigest()[:24]
+
 
 
 @dataclass

@@ -21,8 +21,6 @@ from .errors import SearchFailed, UserError
 from .records import METRICS
 
 _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
-# `train --budget` without --max-epochs: the budget decides, this only bounds the run
-TRAIN_BUDGET_MAX_EPOCHS = 1000
 
 
 def parse_duration(text: str) -> float:
@@ -158,7 +156,7 @@ def _add_search_opts(t: argparse.ArgumentParser) -> None:
                    help="time until the model is saved, e.g. 90s, 20m, 1.5h: the search "
                         "stops in time for the final step (with --samples: the first "
                         "reached ends the search)")
-    g.add_argument("--max-epochs", type=_positive_int, default=10, metavar="N",
+    g.add_argument("--max-epochs", type=_positive_int, metavar="N",
                    help="epochs of a trial never stopped early (default 10)")
     g.add_argument("--searcher", choices=["hyperopt", "random", "optuna", "bohb"],
                    default="hyperopt",
@@ -350,8 +348,7 @@ def _opts(args: argparse.Namespace):
               mlflow=args.mlflow, wandb=args.wandb, weights=args.weights,
               class_weight=args.class_weight)
     if args.command == "train":
-        kw.update(budget_s=args.budget, max_epochs=args.max_epochs or (
-            10 if args.budget is None else TRAIN_BUDGET_MAX_EPOCHS))
+        kw.update(budget_s=args.budget, max_epochs=args.max_epochs)
     if args.command == "tune":
         kw.update(samples=args.samples, budget_s=args.budget, searcher=args.searcher,
                   scheduler=args.scheduler, metric=args.metric, concurrency=args.concurrency,

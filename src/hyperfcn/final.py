@@ -507,7 +507,7 @@ def write_files(run_dir: Path, config: dict[str, Any], out: FinalModel, summary:
     import hashlib
 
     from . import artifacts as art
-    from .metrics import classification_report, format_report
+    from .metrics import classification_report
     from .testscore import add_test_score, optimism_note
 
     classes = summary.classes
@@ -550,12 +550,20 @@ def write_files(run_dir: Path, config: dict[str, Any], out: FinalModel, summary:
         warning = metrics["final"]["warning"] = "; ".join(warnings)
         art.write_json(run_dir / art.METRICS, metrics)  # the warning is the run's record
     _log_final_tb(run_dir, config, out)
-    test_text = add_test_score(run_dir, test_dir, metrics)
-    if held_out:
-        say(format_report(rep))
-    say(_final_text(out, best, metric) + (f"; {test_text}" if test_text else ""))
-    if metrics["final"]["note"]:
-        say(f"note: {metrics['final']['note']}")
-    if warning:
-        print(f"hyperfcn: warning: {warning}", file=sys.stderr, flush=True)
+    _say_final(say, rep if held_out else None, _final_text(out, best, metric),
+               add_test_score(run_dir, test_dir, metrics), metrics["final"])
     return metrics
+
+
+def _say_final(say: Callable[[str], None], rep: dict[str, Any] | None, text: str,
+               test_text: str | None, final: dict[str, Any]) -> None:
+    """The saved model's report, its line, its note, and a warning on stderr."""
+    from .metrics import format_report
+
+    if rep is not None:
+        say(format_report(rep))
+    say(text + (f"; {test_text}" if test_text else ""))
+    if final["note"]:
+        say(f"note: {final['note']}")
+    if final["warning"]:
+        print(f"hyperfcn: warning: {final['warning']}", file=sys.stderr, flush=True)

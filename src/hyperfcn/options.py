@@ -47,7 +47,8 @@ class TuneOptions:
     test_dir: Path | None = None  # scored once by the saved model; no decision sees it
     samples: int | None = None
     budget_s: float | None = None
-    max_epochs: int = 10
+    # a trial's epochs (tune: 10 when None); train: see budget.train_epochs
+    max_epochs: int | None = None
     image_size: int | None = None
     searcher: str = "hyperopt"
     scheduler: str | None = None  # asha; hyperband (BOHB's own) with --searcher bohb
@@ -75,28 +76,17 @@ class TuneOptions:
     class_weight: str = "none"  # none | balanced: see trial.TrialSettings.class_weight
 
     def __post_init__(self) -> None:
-        def rule(ok: bool, opt: str, value: Any, text: str) -> None:
-            if not ok:
-                raise UserError(f"{opt} {value}: {text}")
-
-        for key in ("data", "out", "val_dir", "test_dir", "space", "cache_dir"):
-            value = getattr(self, key)
-            if isinstance(value, str | os.PathLike) and not isinstance(value, Path):
-                object.__setattr__(self, key, Path(value))  # "photos" as a Python user writes
-        if self.mlflow:
-            object.__setattr__(self, "mlflow", mlflow_credentials_to_env(self.mlflow))
-        if isinstance(self.final, bool):  # final=True/False reads as auto/none
-            object.__setattr__(self, "final", "auto" if self.final else "none")
+        self._normalise()
+        rule = _rule
         rule(self.final in FINAL_CHOICES, "--final", self.final,
              "use auto or train+val (--no-final: none)")
-
         rule(0 < self.val_split < 1, "--val-split", self.val_split, "must be between 0 and 1")
         rule(self.samples is None or self.samples >= 1, "--samples", self.samples,
              "must be >= 1")
         rule(self.budget_s is None or self.budget_s > 0, "--budget", self.budget_s,
              "must be > 0 (e.g. 30m)")
-        rule(1 <= self.max_epochs <= 10000, "--max-epochs", self.max_epochs,
-             "must be >= 1")
+        rule(self.max_epochs is None or 1 <= self.max_epochs <= 10000, "--max-epochs",
+             self.max_epochs, "must be in 1..10000")
         rule(self.image_size is None or 8 <= self.image_size <= 1024, "--image-size",
              self.image_size, "must be in 8..1024")
         rule(self.searcher in ("hyperopt", "random", "optuna", "bohb"), "--searcher",
@@ -136,4 +126,22 @@ class TuneOptions:
                  "no such file; give imagenet, none, or a .weights.h5 file saved from the "
                  "backbone without its top")
             object.__setattr__(self, "weights", str(p.resolve()))
+
+    def _normalise(self) -> None:
+        """Values as a Python user may give them, in the form the rules check: paths as
+        str, final as a bool, a tracking URI's credentials (moved to MLflow's environment)."""
+        for key in ("data", "out", "val_dir", "test_dir", "space", "cache_dir"):
+            value = getattr(self, key)
+            if isinstance(value, str | os.PathLike) and not isinstance(value, Path):
+                object.__setattr__(self, key, Path(value))
+        if self.mlflow:
+            object.__setattr__(self, "mlflow", mlflow_credentials_to_env(self.mlflow))
+        if isinstance(self.final, bool):  # final=True/False reads as auto/none
+            object.__setattr__(self, "final", "auto" if self.final else "none")
+
+
+def _rule(ok: bool, opt: str, value: Any, text: str) -> None:
+    """A refusal that echoes the option, its value and the rule."""
+    if not ok:
+        raise UserError(f"{opt} {value}: {text}")
 

@@ -1,10 +1,10 @@
 """The float type trials train in, and the float32 model that ships whatever they used.
 
 Keras' ``mixed_bfloat16`` (bfloat16 compute, float32 weights, a float32 output layer) trains
-the recipe's network 1.44x the steps per second on a CPU whose oneDNN has native bfloat16
-(AVX512-BF16, or AMX), and at 0.09x the speed on one without (an AMD EPYC with AVX2 only):
-``benchmarks/bf16_probe.py``. So it is chosen per machine, from the CPU's flags, on the
-TensorFlow backend on a CPU only (on a GPU and under JAX it is unmeasured, so float32).
+the recipe's network faster on a CPU whose oneDNN has native bfloat16 (AVX512-BF16, or AMX),
+and many times slower on one without (emulated): ``benchmarks/probes/bf16_probe.py``. So it is
+chosen per machine, from the CPU's flags, on the TensorFlow backend on a CPU only (on a GPU
+and under JAX it is unmeasured, so float32).
 ``HYPERFCN_PRECISION=float32|bfloat16`` overrides the choice; Ray's workers inherit it.
 
 The saved model is always float32 (:func:`as_float32`): it loads, predicts and exports the

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -31,22 +32,38 @@ METRICS = ("val_loss", "val_calibrated_loss", "val_accuracy", "val_balanced_accu
 
 @dataclass(frozen=True)
 class Objective:
+    """What a search optimises, and the one rule for which of two scores is better and what
+    a trial's best is: a score that is not a finite number (a diverged epoch's NaN) is never
+    better than any other, wherever it stands in a history."""
+
     metric: str = "val_loss"
 
     @property
     def mode(self) -> str:
         return "min" if self.metric.endswith("loss") else "max"
 
-    def better(self, a: float, b: float | None) -> bool:
-        return b is None or (a < b if self.mode == "min" else a > b)
+    def better(self, a: float | None, b: float | None) -> bool:
+        if not _finite(a):
+            return False
+        return not _finite(b) or (a < b if self.mode == "min" else a > b)  # type: ignore
 
     def best(self, history: list[dict[str, Any]]) -> dict[str, Any] | None:
-        """The epoch of a history that scores best (the first, on a tie)."""
+        """The epoch of a history that scores best (the first, on a tie); None when no
+        epoch has a finite score."""
         out = None
         for h in history:
-            if self.metric in h and self.better(h[self.metric], out and out[self.metric]):
+            if self.better(h.get(self.metric), out and out[self.metric]):
                 out = h
         return out
+
+    def best_value(self, history: list[dict[str, Any]]) -> float | None:
+        """The best epoch's score (see :meth:`best`)."""
+        b = self.best(history)
+        return None if b is None else float(b[self.metric])
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 @dataclass
@@ -114,11 +131,10 @@ def record(trial_id: str, config: dict[str, Any], status: TrialStatus,
            history: list[dict[str, Any]], error: str = "", checkpoint: str = "",
            search: str = "tune") -> TrialRecord:
     hist = [{k: v for k, v in h.items() if k in art.HISTORY_KEYS} for h in history]
-    vl = [h["val_loss"] for h in hist if "val_loss" in h]
-    va = [h["val_accuracy"] for h in hist if "val_accuracy" in h]
     return TrialRecord(
         trial_id=trial_id, config=dict(config), status=str(status),
         epochs=max((int(h.get("epoch", 0)) for h in hist), default=0),
-        best_val_loss=min(vl) if vl else None, best_val_accuracy=max(va) if va else None,
+        best_val_loss=Objective("val_loss").best_value(hist),
+        best_val_accuracy=Objective("val_accuracy").best_value(hist),
         seconds=float(hist[-1].get("time_total_s", 0.0)) if hist else 0.0, error=error,
         history=hist, checkpoint=checkpoint, search=search)

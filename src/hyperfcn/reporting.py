@@ -114,11 +114,8 @@ def _trials_from_ray(d: Path, max_epochs: int, scheduler: str | None) -> list[di
 # ---------------------------------------------------------------- analysis (plain data)
 
 def best_of(trial: dict[str, Any], metric: str, mode: str) -> float | None:
-    vals = [h[metric] for h in trial.get("history", []) if metric in h
-            and h[metric] is not None and math.isfinite(h[metric])]
-    if not vals:
-        return None
-    return min(vals) if mode == "min" else max(vals)
+    """A trial's best score (records.Objective's rule; ``mode`` is the metric's own)."""
+    return Objective(metric).best_value(trial.get("history", []))
 
 
 def best_so_far(trials: list[dict[str, Any]], metric: str, mode: str

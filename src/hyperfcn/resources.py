@@ -11,9 +11,9 @@ from .errors import UserError
 if TYPE_CHECKING:
     from .options import TuneOptions
 
-# CPU threads of a trial on CPU machines: the recipe's network runs 1.6-1.9x faster on two
-# threads than on one beside another trial, so two 1-thread trials bought at most 1.25x the
-# epochs per second at half each trial's speed, and a budgeted search waits on its leader.
+# CPU threads of a trial on CPU machines: the recipe's network runs nearly twice as fast on
+# two threads as on one beside another trial, so two 1-thread trials bought few more epochs
+# per second at half each trial's speed, and a budgeted search waits on its leader.
 CPU_THREADS_PER_TRIAL = 2.0
 
 

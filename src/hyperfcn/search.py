@@ -354,9 +354,9 @@ def _tuner(req: SearchRequest, trainable_fn: Any, plan: SchedulerPlan,
                                      stop_log=stop_log),
             num_samples=req.samples if req.samples else -1,
             max_concurrent_trials=req.concurrency, time_budget_s=req.budget_s,
-            # Reused workers skip the framework import and start (~3 s a trial with
-            # TensorFlow, ~5 s with JAX; overhead 1.19x with a process per trial,
-            # benchmarks/overhead.py); runtime.forget_compiled keeps them flat.
+            # Reused workers skip the framework import and start, seconds a trial (a
+            # process per trial costs more, benchmarks/overhead.py);
+            # runtime.forget_compiled keeps them flat.
             reuse_actors=True,
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(

@@ -19,6 +19,7 @@ from .budget import (
     MIN_TRAININGS,
     final_reserve,
     search_budget,
+    tune_epochs,
 )
 from .config import ModelConfig
 from .errors import SearchFailed, UserError
@@ -70,6 +71,7 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     """Search, then save the best model found (see final.plan_final) with everything that
     explains it."""
     preflight(opts, say, opts.searcher)  # before Ray and TensorFlow: a typo fails at once
+    opts = dataclasses.replace(opts, max_epochs=tune_epochs(opts.max_epochs))
     t0 = time.time()  # --budget counts from here to the saved model
     p = Printer(opts.quiet, say)
     space, sizing = _space(opts, p)
@@ -338,11 +340,9 @@ def _best_usable(records: list[Any], opts: TuneOptions, info: dict[str, Any],
     return best
 
 
-def _best_value(r: Any, metric: str) -> float:
-    if metric in ("val_loss", "val_accuracy"):
-        return r.best_val_loss if metric == "val_loss" else r.best_val_accuracy
-    best = Objective(metric).best(r.history)
-    return None if best is None else best[metric]
+def _best_value(r: Any, metric: str) -> float | None:
+    """A trial record's best score on the search's metric (records.Objective's rule)."""
+    return Objective(metric).best_value(r.history)
 
 
 def _final_model(best: Any, config: dict[str, Any], req: Any, opts: TuneOptions,

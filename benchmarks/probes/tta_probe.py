@@ -1,7 +1,7 @@
 """What test-time augmentation buys saved models: validation accuracy and loss of each RUN_DIR's
 model.keras on its validation folder, plain and averaged with its horizontal mirror.
 
-    python benchmarks/tta_probe.py RUN_DIR:VAL_DIR [RUN_DIR:VAL_DIR ...] [--out FILE]
+    python benchmarks/probes/tta_probe.py RUN_DIR:VAL_DIR [RUN_DIR:VAL_DIR ...] [--out FILE]
 
 No training: it scores models that runs saved. Figure: the median gain in accuracy (points)
 of flip averaging, over the runs whose model trained with horizontal flips.
@@ -16,11 +16,11 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 from common import emit, median  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # benchmarks/
 
 
 def scores(run_dir: Path, val_dir: Path) -> dict:

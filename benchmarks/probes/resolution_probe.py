@@ -4,7 +4,7 @@ found the best test size above the training size): validation accuracy of each R
 model.keras on its validation folder, its images' short side at the run's image size and at
 -8, +8, +16, +24 and +32 px.
 
-    python benchmarks/resolution_probe.py RUN_DIR:VAL_DIR [RUN_DIR:VAL_DIR ...] [--out FILE]
+    python benchmarks/probes/resolution_probe.py RUN_DIR:VAL_DIR [RUN_DIR:VAL_DIR ...] [--out FILE]
 
 No training: it scores models that runs saved (the network is fully convolutional, so any size
 runs). Figure: each run's best test size and its gain over the training size, in points.
@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 from common import emit  # noqa: E402
 
 OFFSETS = (-8, 0, 8, 16, 24, 32)

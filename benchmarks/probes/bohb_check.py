@@ -2,7 +2,7 @@
 would its model start to guide the search on hyperfcn's default space?
 
     pip install --target /tmp/bohb ConfigSpace hpbandster   # not a hyperfcn dependency
-    PYTHONPATH=/tmp/bohb python benchmarks/bohb_check.py
+    PYTHONPATH=/tmp/bohb python benchmarks/probes/bohb_check.py
 
 Runs 40 scripted trials (no training) over a space with a log-scaled float, an integer, a
 categorical and a conditional parameter, as hyperfcn's has, with 2 at once; then prints how
@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # benchmarks/
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 from common import emit  # noqa: E402

@@ -2,7 +2,7 @@
 recipe's network (benchmarks/baseline_recipe.json) in float32 and in Keras'
 ``mixed_bfloat16`` policy, on one thread, alternating, same synthetic batches.
 
-    python benchmarks/bf16_probe.py [--size 64] [--batch 32] [--steps 30] [--repeats 3]
+    python benchmarks/probes/bf16_probe.py [--size 64] [--batch 32] [--steps 30] [--repeats 3]
 
 oneDNN runs bf16 convolutions natively where the CPU has AVX512-BF16 or AMX and converts
 elsewhere; `hyperfcn.precision` turns bf16 on only where it is native. Figure: median bf16 /
@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 from common import emit, median  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # benchmarks/
 
 
 def cpu_flags() -> list[str]:

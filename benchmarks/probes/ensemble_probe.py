@@ -4,7 +4,7 @@ on the validation set, then combined (averaged probabilities) in three ways: the
 model alone, the final model with the best trial's checkpoint (a snapshot pair), and greedy
 ensemble selection by val loss (Caruana et al. 2004, with replacement, at most 5 picks).
 
-    python benchmarks/ensemble_probe.py RUN_DIR [RUN_DIR ...] [--out results.json]
+    python benchmarks/probes/ensemble_probe.py RUN_DIR [RUN_DIR ...] [--out results.json]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # benchmarks/
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 from common import emit  # noqa: E402
