@@ -81,8 +81,16 @@ def emit(result: dict, out: str | None = None) -> None:
 
 
 def data_args(name: str, work: Path) -> list[str]:
-    """DATA (and --val-dir) of a development dataset for the CLI; the bundled digits are
-    written under `work` first."""
+    """DATA (and --val-dir) of a development dataset for the CLI; the bundled digits, and a
+    kind of the suite of datasets unlike them (``suite:mirror``, see suite/make_data.py),
+    are written under `work` first."""
+    if name.startswith("suite:"):
+        kind = name.split(":", 1)[1]
+        d = work / "suite" / kind
+        if not (d / "val").is_dir():
+            subprocess.run([sys.executable, str(ROOT / "benchmarks" / "suite" / "make_data.py"),
+                            kind, str(d)], check=True, capture_output=True)
+        return [str(d / "train"), "--val-dir", str(d / "val")]
     if name == "digits":
         d = work / "digits"
         if not d.is_dir():
