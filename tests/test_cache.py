@@ -260,3 +260,11 @@ def test_a_run_waiting_for_another_s_decode_says_so(tmp_path):
         fcntl.flock(held, fcntl.LOCK_UN)
     t.join(10)
     assert entered.is_set()
+
+
+def test_a_decode_reports_its_progress_up_to_every_image(tmp_path):
+    seen = []
+    prepare(_corpus(tmp_path / "d"), [16], cache_dir=tmp_path / "c",
+            progress=lambda done, total: seen.append((done, total)))
+    assert seen and seen[-1][0] == seen[-1][1] and all(t == seen[0][1] for _, t in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)

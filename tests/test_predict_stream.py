@@ -119,3 +119,25 @@ def test_a_progress_bar_counts_every_file_of_a_long_job_on_a_terminal(monkeypatc
     with progress.bar("predicting", 3000) as done:  # not a terminal: no bar
         done(3000)
     assert capsys.readouterr().out == ""  # never on stdout, where the rows go
+
+
+def test_a_bar_whose_total_comes_with_the_work_opens_at_its_first_update(monkeypatch):
+    from hyperfcn import progress
+
+    monkeypatch.setattr(progress.sys.stderr, "isatty", lambda: True, raising=False)
+    with progress.counted_bar("decoding") as update:
+        for done in (1024, 2048, 3000):
+            update(done, 3000)
+    with progress.counted_bar("decoding") as update:
+        pass  # nothing decoded (all found in the cache): no bar, no error
+
+
+def test_the_bar_leaves_stdout_to_the_rows(monkeypatch, capsys):
+    """predict writes its rows to stdout (a file, a pipe) while the bar runs on stderr."""
+    from hyperfcn import progress
+
+    monkeypatch.setattr(progress.sys.stderr, "isatty", lambda: True, raising=False)
+    with progress.bar("predicting", 3000) as done:
+        print("path,label,score")
+        done(3000)
+    assert "path,label,score" in capsys.readouterr().out

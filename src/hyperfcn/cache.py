@@ -155,8 +155,8 @@ def _record(dirs: Sequence[Path], prog: _Progress) -> None:
 
 
 def decode_sizes(src: Source, plans: Sequence[SizePlan], dirs: Sequence[Path],
-                 workers: int | None = None, say: Callable[[str], None] = quiet
-                 ) -> dict[int, str]:
+                 workers: int | None = None, say: Callable[[str], None] = quiet,
+                 progress: Callable[[int, int], None] | None = None) -> dict[int, str]:
     """Decode every readable file once into the arrays of each plan's size, CHUNK files at a
     time, recording the finished chunks (and saying how far it is) at most every
     RECORD_EVERY_S; returns {file index: why} for the files that did not decode. Resumes an
@@ -167,7 +167,7 @@ def decode_sizes(src: Source, plans: Sequence[SizePlan], dirs: Sequence[Path],
     if not all(a.kept for a in arrays.values()):  # a file is new: its rows are not done
         prog = _Progress(done=set(), failed={})
     try:
-        return _decode_chunks(src, plans, dirs, arrays, prog, workers, say)
+        return _decode_chunks(src, plans, dirs, arrays, prog, workers, say, progress)
     finally:
         for a in arrays.values():
             a.close()
@@ -175,7 +175,8 @@ def decode_sizes(src: Source, plans: Sequence[SizePlan], dirs: Sequence[Path],
 
 def _decode_chunks(src: Source, plans: Sequence[SizePlan], dirs: Sequence[Path],
                    arrays: dict[tuple[int, int, int], _RowWriter], prog: _Progress,
-                   workers: int | None, say: Callable[[str], None]) -> dict[int, str]:
+                   workers: int | None, say: Callable[[str], None],
+                   progress: Callable[[int, int], None] | None = None) -> dict[int, str]:
     sizes = [p.size for p in plans]
     order = list(range(len(plans[0].files)))  # every plan lists the same readable files
 
@@ -210,6 +211,8 @@ def _decode_chunks(src: Source, plans: Sequence[SizePlan], dirs: Sequence[Path],
                     if why is not None:
                         prog.failed[int(plans[0].files[k])] = why
                 prog.done.add(done_c)
+                if progress is not None:  # (images done, images in all)
+                    progress(min(len(prog.done) * CHUNK, len(order)), len(order))
                 if time.monotonic() - last >= RECORD_EVERY_S or not pending:
                     _flush_and_record(arrays.values(), dirs, prog)
                     last = time.monotonic()

@@ -144,7 +144,9 @@ def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path 
             val_split: float = 0.2, seed: int = 0, max_buckets: int = MAX_BUCKETS,
             workers: int | None = None, skipped_log: Path | None = None,
             test_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-            say: Callable[[str], None] = quiet) -> tuple[TrialData, DataSummary]:
+            say: Callable[[str], None] = quiet,
+            progress: Callable[[int, int], None] | None = None
+            ) -> tuple[TrialData, DataSummary]:
     """Decode DATA (and --val-dir) into the decoded cache at ``sizes``, or find it there,
     and map it: the arrays every trial and the final model share. ``say`` hears what a
     long decode is doing. The entry is held (cache.hold) until the run calls
@@ -166,7 +168,7 @@ def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path 
         parts = {s: _open_complete(entry, s) for s in sizes}
         missing = [s for s, got in parts.items() if got is None]
         if missing:
-            _decode(src, split, missing, entry, root, workers, str(train_dir), say)
+            _decode(src, split, missing, entry, root, workers, str(train_dir), say, progress)
             parts.update({s: open_size(size_dir(entry, s)) for s in missing})
         hold(entry)  # before the lock goes: `hyperfcn cache --clear` must not take it now
     failed = {tuple(f) for s in sizes for f in parts[s][2]["failed"]}
@@ -196,7 +198,8 @@ def prepare(train_dir: str | Path, sizes: Sequence[int], *, val_dir: str | Path 
 
 
 def _decode(src: Source, split: Split, sizes: Sequence[int], entry: Path, root: Path,
-            workers: int | None, where: str, say: Callable[[str], None]) -> None:
+            workers: int | None, where: str, say: Callable[[str], None],
+            progress: Callable[[int, int], None] | None = None) -> None:
     """Plan each size's buckets from the headers, refuse a decode the disk cannot hold,
     then decode once into every size's arrays."""
     plans = [plan_size(split, s, src.max_buckets) for s in sizes]
@@ -207,7 +210,7 @@ def _decode(src: Source, split: Split, sizes: Sequence[int], entry: Path, root: 
         d.mkdir(parents=True, exist_ok=True)
     say(f"decoding {len(plans[0].files):,} images at {', '.join(map(str, sizes))} px "
         f"into the decoded cache, once: later runs on these files find them there")
-    failed = decode_sizes(src, plans, dirs, workers, say)
+    failed = decode_sizes(src, plans, dirs, workers, say, progress)
     for plan, d in zip(plans, dirs):
         finish_size(d, plan, src, failed)
 

@@ -16,6 +16,24 @@ from typing import Any
 
 
 @contextlib.contextmanager
+def counted_bar(what: str, quiet: bool = False) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar whose total is known only once the work starts (the decode): the
+    callable it yields takes (done, total) and opens the bar at its first call, on a
+    terminal's stderr, for jobs of more than one chunk."""
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if "advance" not in state:
+            state["advance"] = stack.enter_context(bar(what, total, quiet))
+            state["done"] = 0
+        state["advance"](done - state["done"])
+        state["done"] = done
+
+    with contextlib.ExitStack() as stack:
+        yield update
+
+
+@contextlib.contextmanager
 def bar(what: str, total: int, quiet: bool = False) -> Iterator[Callable[[int], None]]:
     """A progress bar on stderr while a long job runs (predict, evaluate), advanced by the
     callable it yields; nothing where stderr is not a terminal (logs stay clean) or the job
@@ -26,8 +44,11 @@ def bar(what: str, total: int, quiet: bool = False) -> Iterator[Callable[[int], 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    # rich's live display would take over stdout by default, and the rows `predict` writes
+    # there (to a file, a pipe) would go to the terminal instead
     with Progress(f"[bold]{what}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as p:
+                  console=Console(stderr=True), transient=True, redirect_stdout=False,
+                  redirect_stderr=False) as p:
         task = p.add_task(what, total=total)
         yield lambda n: p.advance(task, n)
 

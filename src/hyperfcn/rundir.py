@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import artifacts as art
 from . import hints
 from .guard import check_same_classes
+from .progress import counted_bar
 
 if TYPE_CHECKING:
     from .options import TuneOptions
@@ -71,10 +72,12 @@ def prepare_data(opts: TuneOptions, sizes: list[int], run_dir: Path, say: Printe
 
     say(f"reading {opts.data}" + (f" (validation: {opts.val_dir})" if opts.val_dir else
                                   f" (validation: {opts.val_split:.0%} stratified split)"))
-    data, summary = prepare(opts.data, sizes, val_dir=opts.val_dir, val_split=opts.val_split,
-                            seed=opts.seed, max_buckets=opts.max_buckets,
-                            skipped_log=run_dir / art.SKIPPED, test_dir=opts.test_dir,
-                            cache_dir=opts.cache_dir, say=say)
+    with counted_bar("decoding", opts.quiet) as progress:
+        data, summary = prepare(opts.data, sizes, val_dir=opts.val_dir,
+                                val_split=opts.val_split, seed=opts.seed,
+                                max_buckets=opts.max_buckets, skipped_log=run_dir / art.SKIPPED,
+                                test_dir=opts.test_dir, cache_dir=opts.cache_dir, say=say,
+                                progress=progress)
     n_tr, n_va = sum(summary.train_counts.values()), sum(summary.val_counts.values())
     how = (f"decoded before, found in {summary.decode_seconds:.1f} s" if summary.cache_hit
            else f"decoded once in {summary.decode_seconds:.1f} s "
