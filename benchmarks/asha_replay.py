@@ -63,7 +63,7 @@ def replay(trials: list[dict], min_records: int, budget_s: float, slots: int,
            max_t: int) -> dict:
     from ray.tune.schedulers import TrialScheduler
 
-    from hyperfcn.scheduler import RungScheduler, plan_scheduler
+    from hyperfcn.tuning.scheduler import RungScheduler, plan_scheduler
 
     plan = plan_scheduler("asha", max_t)
     sched = RungScheduler("val_loss", "min", max_t=max_t, grace_period=plan.grace_period,

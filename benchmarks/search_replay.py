@@ -4,14 +4,15 @@
                                        [--budget 15m] [--slots 2] [--seeds 30] [--out F]
 
 The table (`record_curves.py`) holds full curves of configurations of the default space.
-Each arm runs the real searcher and scheduler (`hyperfcn.searchers`, `hyperfcn.scheduler`)
-with `slots` trials at once: a suggested configuration is replaced by the nearest recorded
-one not yet used (parameters scaled to [0, 1], log scale for rates; a differing choice
-counts 1), and its epochs then take the seconds they took when recorded. The search stops
-where `hyperfcn tune --budget` would (the budget less the final step's reserve); the
-model is the best trial's best epoch by val loss, as the final step picks it, and its
-val accuracy is the arm's score. Reported per arm: median score over seeds, and the median
-simulated seconds until a trial first reached the recipe's own accuracy.
+Each arm runs the real searcher and scheduler (`hyperfcn.tuning.searchers`,
+`hyperfcn.tuning.scheduler`) with `slots` trials at once: a suggested configuration is
+replaced by the nearest recorded one not yet used (parameters scaled to [0, 1], log scale
+for rates; a differing choice counts 1), and its epochs then take the seconds they took
+when recorded. The search stops where `hyperfcn tune --budget` would (the budget less the
+final step's reserve); the model is the best trial's best epoch by val loss, as the final
+step picks it, and its val accuracy is the arm's score. Reported per arm: median score
+over seeds, and the median simulated seconds until a trial first reached the recipe's own
+accuracy.
 
 What the replay cannot do: score configurations nobody recorded (a searcher's suggestion is
 only as good as its nearest neighbour in the table), or train anything longer than the
@@ -170,8 +171,8 @@ def _space(size: int, recipe: bool) -> Any:
 def arm(name: str, searcher: str, scheduler: str, recipe: bool) -> Callable[..., tuple]:
     """A (searcher, scheduler) pair as `hyperfcn tune` builds them for one seed."""
     def make(seed: int, size: int, slots: int, max_epochs: int) -> tuple:
-        from hyperfcn.scheduler import make_scheduler, plan_scheduler
-        from hyperfcn.searchers import make_searcher, random_starts
+        from hyperfcn.tuning.scheduler import make_scheduler, plan_scheduler
+        from hyperfcn.tuning.searchers import make_searcher, random_starts
 
         space = _space(size, recipe)
         points = [dict(p) for p in space.points] or None

@@ -3,12 +3,12 @@ back as hyperfcn's flat ones, the recipe tried first, and its own HyperBand."""
 
 import pytest
 
-from hyperfcn.bohb import config_space, decode, encode, make_bohb
 from hyperfcn.config import ModelConfig
 from hyperfcn.errors import UserError
 from hyperfcn.options import TuneOptions
-from hyperfcn.scheduler import make_scheduler, plan_scheduler
 from hyperfcn.space import load_space
+from hyperfcn.tuning.bohb import config_space, decode, encode, make_bohb
+from hyperfcn.tuning.scheduler import make_scheduler, plan_scheduler
 
 pytest.importorskip("ConfigSpace")
 pytest.importorskip("hpbandster")

@@ -81,7 +81,8 @@ def test_usage_error_exits_2():
 @pytest.mark.integration
 def test_driver_never_imports_tensorflow_or_keras():
     """TensorFlow costs the driver ~560 MB and seconds; only workers import it."""
-    code = ("import sys; import hyperfcn.api, hyperfcn.search, hyperfcn.session, hyperfcn.prepare; "
+    code = ("import sys; import hyperfcn.api, hyperfcn.tuning.search, hyperfcn.tuning.session, "
+            "hyperfcn.prepare; "
             "from hyperfcn.tb import HParamsLog; import tempfile; "
             "HParamsLog(tempfile.mkdtemp()).start('t', {'a': 1}); "
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hyperfcn import compat
+from hyperfcn.tuning import compat
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "hyperfcn"
 PRIVATE = re.compile(r"ray\._private|ray\.train\._internal|ray\._raylet|_Bracket|_local_tuner"
@@ -50,7 +50,7 @@ def _looks_for_the_stop_event(config):
 
     from ray import tune
 
-    from hyperfcn import compat as c
+    from hyperfcn.tuning import compat as c
 
     event = c.trial_stop_event()
     Path(config["out"]).write_text(
@@ -65,7 +65,7 @@ def test_inside_a_trial_compat_finds_the_event_the_scheduler_sets(tmp_path, dead
     import ray.cloudpickle
     from ray import tune
 
-    from hyperfcn import session
+    from hyperfcn.tuning import session
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     deadline(240)

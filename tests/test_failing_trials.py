@@ -58,10 +58,10 @@ def test_a_trial_that_raises_fails_with_its_reason_and_the_search_goes_on(tmp_pa
     the data was not prepared for (any exception takes the same path)."""
     from conftest import make_packed
 
-    from hyperfcn import scheduler, search, session
     from hyperfcn.config import ModelConfig
     from hyperfcn.space import parse_space
     from hyperfcn.trial import TrialData, TrialSettings
+    from hyperfcn.tuning import scheduler, search, session
 
     deadline(300)
     data = TrialData(classes=["dark", "light"], train={16: make_packed(8)},

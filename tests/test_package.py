@@ -85,3 +85,35 @@ def test_a_loaded_run_refuses_what_is_not_an_image(loaded):
 def test_predict_says_a_missing_file_before_loading_the_model(tmp_path):
     with pytest.raises(UserError, match="nope.jpg: no such file"):
         hyperfcn.predict([tmp_path / "nope.jpg"], tmp_path / "no run")
+
+
+def test_the_ray_layer_is_the_only_place_ray_is_imported():
+    import ast
+
+    src = Path(hyperfcn.__file__).parent
+    for p in src.rglob("*.py"):
+        for n in ast.walk(ast.parse(p.read_text())):
+            names = ([a.name for a in n.names] if isinstance(n, ast.Import) else
+                     [n.module or ""] if isinstance(n, ast.ImportFrom) and n.level == 0
+                     else [])
+            if any(x == "ray" or x.startswith("ray.") for x in names):
+                assert p.parent.name == "tuning", f"{p.relative_to(src)} imports ray"
+
+
+def test_a_moved_module_loads_by_its_old_path_as_a_pickle_from_before_names_it():
+    """A run interrupted before the Ray layer moved into hyperfcn.tuning resumes: Ray's
+    pickles name classes by their old module path."""
+    import pickle
+    import sys
+
+    from hyperfcn.tuning import scheduler
+
+    assert importlib.import_module("hyperfcn.scheduler") is scheduler
+    cls = scheduler.StopLog
+    cls.__module__ = "hyperfcn.scheduler"  # as pickled before the move
+    try:
+        blob = pickle.dumps(cls)
+    finally:
+        cls.__module__ = "hyperfcn.tuning.scheduler"
+    sys.modules.pop("hyperfcn.scheduler", None)
+    assert pickle.loads(blob) is cls

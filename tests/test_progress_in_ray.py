@@ -2,7 +2,7 @@
 
 import pytest
 
-from hyperfcn import scheduler, search, session
+from hyperfcn.tuning import scheduler, search, session
 
 
 def _scripted(config):

@@ -3,8 +3,8 @@ cluster."""
 
 import pytest
 
-from hyperfcn import scheduler  # noqa: E402
 from hyperfcn.config import ModelConfig
+from hyperfcn.tuning import scheduler  # noqa: E402
 
 KEYS = ModelConfig.keys()
 
@@ -134,7 +134,7 @@ def test_a_rung_stops_no_trial_until_it_holds_as_many_results_as_the_reduction_f
     assert _report(sched, trials[2], 3, 0.1) == TrialScheduler.CONTINUE
     assert _report(sched, trials[1], 3, 0.05) == TrialScheduler.CONTINUE
     # plain ASHA (one result is enough) stops the second as worse than the first
-    from hyperfcn.scheduler import RungScheduler
+    from hyperfcn.tuning.scheduler import RungScheduler
 
     plain = RungScheduler("val_accuracy", "max", max_t=12, grace_period=1,
                           reduction_factor=3)
@@ -167,7 +167,7 @@ def test_the_rung_scheduler_decides_as_rays_asha_when_its_rules_are_off():
 
     from ray.tune.schedulers import ASHAScheduler
 
-    from hyperfcn.scheduler import RungScheduler
+    from hyperfcn.tuning.scheduler import RungScheduler
 
     rng = random.Random(7)
     ours = RungScheduler("val_loss", "min", max_t=12, grace_period=1, reduction_factor=3)

@@ -3,9 +3,9 @@ random starts, seeded. No training, no Ray cluster."""
 
 import pytest
 
-from hyperfcn import searchers  # noqa: E402
 from hyperfcn.config import ModelConfig
 from hyperfcn.space import load_space, parse_space
+from hyperfcn.tuning import searchers  # noqa: E402
 
 KEYS = ModelConfig.keys()
 

@@ -17,7 +17,7 @@ def test_the_search_ends_early_for_the_leading_trials_training_on(monkeypatch, t
 
     from ray.tune.search import Searcher
 
-    from hyperfcn import search
+    from hyperfcn.tuning import search
 
     class Inner(Searcher):
         def suggest(self, trial_id):
@@ -63,7 +63,8 @@ def test_a_search_too_short_for_its_leader_ends_at_its_first_epoch(monkeypatch):
     took 14 s searches on, and its faster later epochs do not change that."""
     import pickle
 
-    from hyperfcn import progress, search
+    from hyperfcn import progress
+    from hyperfcn.tuning import search
 
     clock = [0.0]
     monkeypatch.setattr(search.time, "time", lambda: clock[0])
@@ -98,7 +99,8 @@ def test_a_recipe_fitted_to_the_search_end_ends_the_search_and_runs_on(monkeypat
     past --max-epochs if that is what fits."""
     from ray.tune.search import Searcher
 
-    from hyperfcn import progress, search
+    from hyperfcn import progress
+    from hyperfcn.tuning import search
 
     class Inner(Searcher):
         def suggest(self, trial_id):
@@ -120,7 +122,7 @@ def test_a_recipe_fitted_to_the_search_end_ends_the_search_and_runs_on(monkeypat
     assert len(said) == 1 and "trial recipe (the recipe) trains for the ~90 epochs that " \
         "fit, its learning rate decaying to 0 at the search's end" in said[0], said
     # ASHA stops it at its planned end, not at max_t
-    from hyperfcn.scheduler import RungScheduler
+    from hyperfcn.tuning.scheduler import RungScheduler
 
     asha = RungScheduler("val_loss", "min", max_t=10, seeded=[{"x": 1}])
     trial = type("T", (), {"trial_id": "recipe", "config": {"x": 1}})()

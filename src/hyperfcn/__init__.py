@@ -10,6 +10,10 @@ The Python API mirrors the CLI::
 
 __version__ = "0.1.0"
 
+from . import moved  # noqa: E402
+
+moved.install()  # modules that moved stay importable by their old paths (Ray's pickles)
+
 from .api import (  # noqa: E402
     RunResult,
     TuneOptions,

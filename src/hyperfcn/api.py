@@ -5,7 +5,7 @@ Each command is an orchestration of modules that own its parts: the checks befor
 (:mod:`hyperfcn.preflight`), the options (:mod:`hyperfcn.options`), the space
 (:mod:`hyperfcn.space_setup`), the machine (:mod:`hyperfcn.resources`), the budget
 (:mod:`hyperfcn.budget`), the run folder (:mod:`hyperfcn.guard`, :mod:`hyperfcn.rundir`),
-the search (:mod:`hyperfcn.tune_run`, :mod:`hyperfcn.search`) and the final model
+the search (:mod:`hyperfcn.tune_run`, :mod:`hyperfcn.tuning.search`) and the final model
 (:mod:`hyperfcn.final`).
 """
 
@@ -81,9 +81,9 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
 def _train_on_worker(cfg: ModelConfig, data: Any, summary: Any, until: float | None,
                      opts: TuneOptions, run_dir: Path, p: Printer) -> dict[str, Any]:
     """`train`'s one configuration, trained on a Ray worker; its files written."""
-    from . import session
     from .cache import release
     from .final import plan_final, write_files
+    from .tuning import session
 
     cluster = session.start(opts.address, opts.backend, quiet=opts.quiet)
     try:

@@ -155,7 +155,7 @@ def log_final(opts: TuneOptions, run_dir: Path, config: dict[str, Any],
                metrics: dict[str, Any], say: Printer) -> None:
     if not (opts.mlflow or opts.wandb):
         return
-    from .trackers import log_final
+    from .tuning.trackers import log_final
 
     try:
         for where in log_final(run_dir, run_dir.name, config, metrics, opts.mlflow,

@@ -2,7 +2,8 @@
 
 Parameters come out of a sample *flat*: a conditional choice such as ``head`` yields
 ``{"head": "dense", "dense_units": 128}``, so configs, trials.csv and TensorBoard all see one
-level of keys. Translating to a searcher's own format lives in :mod:`hyperfcn.searchers`.
+level of keys. Translating to a searcher's own format lives in
+:mod:`hyperfcn.tuning.searchers`.
 """
 
 from __future__ import annotations

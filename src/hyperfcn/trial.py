@@ -1,7 +1,7 @@
 """One trial: build -> fit one epoch at a time -> report. The final model runs this too.
 
 Nothing here imports Ray: a trial talks to whoever runs it through a ``Reporter``
-(:mod:`hyperfcn.search` adapts Ray Tune; the final model keeps results locally). Keras is
+(:mod:`hyperfcn.tuning.search` adapts Ray Tune; the final model keeps results locally). Keras is
 imported lazily, after the trial's thread and GPU-memory limits are in place
 (:mod:`hyperfcn.runtime`); the arrays and batches are :mod:`hyperfcn.arrays`.
 """

@@ -52,7 +52,7 @@ def _fetch_weights(space: SearchSpace, opts: TuneOptions, res: Resources, say: P
     fails in seconds with the way out, and trials never race to write Keras' cache."""
     if opts.weights != "imagenet" or not uses_backbone(space):
         return
-    from . import session
+    from .tuning import session
 
     names = [str(v) for v in space.values_of("backbone") or [] if v != "none"]
     say(f"getting ImageNet weights for {', '.join(names)} (Keras' cache, downloaded once)")
@@ -89,9 +89,9 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
 
 def _search_request(opts: TuneOptions, space: SearchSpace) -> Any:
     """The search as far as the options say it, before the round and the machine are known."""
-    from . import search
-    from .scheduler import plan_scheduler
     from .trial import TrialSettings
+    from .tuning import search
+    from .tuning.scheduler import plan_scheduler
 
     run_dir = opts.out.resolve()
     settings = TrialSettings(max_epochs=opts.max_epochs, metric=opts.metric, seed=opts.seed,
@@ -109,9 +109,9 @@ def _search_request(opts: TuneOptions, space: SearchSpace) -> Any:
 def _prepare_round(req: Any, opts: TuneOptions, t0: float, p: Printer) -> tuple:
     """The round this command runs, its trackers, and the data read: every refusal that can
     come before Ray starts comes here."""
-    from . import search
     from .rounds import image_sizes, plan_round
-    from .trackers import tracker_callbacks
+    from .tuning import search
+    from .tuning.trackers import tracker_callbacks
 
     run_dir = req.run_dir
     rnd = plan_round(run_dir, opts.resume, opts.samples, opts.budget_s,
@@ -134,7 +134,8 @@ def _on_ray(req: Any, opts: TuneOptions, rnd: Any, trackers: list[Any], data: An
             summary: Any, t0: float, p: Printer, say: Say | None, sizing: Any) -> RunResult:
     """The search (or, resuming an interrupted final step, its records) and the final model,
     on a Ray cluster of our own or the one joined."""
-    from . import cache, session
+    from . import cache
+    from .tuning import session
 
     cluster = session.start(opts.address, opts.backend, quiet=opts.quiet)
     try:
@@ -229,8 +230,8 @@ def _request(req: Any, opts: TuneOptions, res: Resources, rnd: Any, data_ref: An
     """The search request for this round, once the resources are known; says the plan."""
     from .progress import Board, make_view
     from .rounds import evaluated
-    from .searchers import random_starts
     from .tb import HParamsLog
+    from .tuning.searchers import random_starts
 
     plan, space = req.scheduler, req.space
     settings = dataclasses.replace(req.settings, cpus=res.cpus_per_trial,
@@ -292,9 +293,9 @@ def _run_search(req: Any, rnd: Any, opts: TuneOptions, summary: Any, t0: float,
                 p: Printer) -> tuple[list[Any], bool, dict[str, Any]]:
     """Run the round; write every round's trials; return them, whether it was cut short,
     and the search's summary."""
-    from . import search
     from .records import TrialRecord
     from .rounds import finished_rounds
+    from .tuning import search
 
     t_search = time.time()
     records, interrupted = search.run_search(req)
@@ -350,8 +351,8 @@ def _final_model(best: Any, config: dict[str, Any], req: Any, opts: TuneOptions,
                  p: Printer) -> dict[str, Any]:
     """Plan the final step, run it on a worker, write its files (unless the model an
     earlier round saved scores better); return metrics.json."""
-    from . import session
     from .final import best_trial_of, earlier_model_better, plan_final, write_files
+    from .tuning import session
 
     bt = best_trial_of(best, opts.metric, req.settings.mode, opts.max_epochs)
     fplan = plan_final(bt, opts.max_epochs, train_val=opts.final == "train+val",

@@ -26,10 +26,9 @@ from ray.tune.logger import JsonLoggerCallback
 from ray.tune.search import Searcher
 from ray.tune.stopper import Stopper
 
-from . import artifacts as art
-from . import compat
-from . import space as sp
-from .budget import (
+from .. import artifacts as art
+from .. import space as sp
+from ..budget import (
     LONGER_SHARE,
     MIN_TRAININGS,
     SearchClock,
@@ -37,8 +36,8 @@ from .budget import (
     search_share,
     too_short_to_search,
 )
-from .final import is_two_stage
-from .records import (
+from ..final import is_two_stage
+from ..records import (
     Objective,
     TrialRecord,
     fitted_epochs,
@@ -46,11 +45,12 @@ from .records import (
     record,
     status_of,
 )
+from ..tb import HParamsLog
+from ..trial import TrialSettings, run_trial
+from . import compat
 from .scheduler import SchedulerPlan, StopLog, cut_by_budget, make_scheduler, plan_scheduler
 from .searchers import EndsWhen, make_searcher, random_starts
 from .session import short_error
-from .tb import HParamsLog
-from .trial import TrialSettings, run_trial
 
 ENDED = (Trial.TERMINATED, Trial.ERROR)
 

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 from ray.tune.schedulers import FIFOScheduler, HyperBandScheduler, TrialScheduler
 
-from . import artifacts as art
-from .errors import UserError
-from .space import is_recipe
+from .. import artifacts as art
+from ..errors import UserError
+from ..space import is_recipe
 
 
 @dataclass

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import space as sp
-from .errors import UserError
-from .extras import message
+from .. import space as sp
+from ..errors import UserError
+from ..extras import message
 
 
 class _ConfigSpaceParams:

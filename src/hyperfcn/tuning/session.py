@@ -14,12 +14,12 @@ from typing import Any
 import ray
 from ray import tune
 
+from ..arrays import TrialData
+from ..errors import UserError
+from ..final import FinalModel, FinalPlan
+from ..precision import PRECISION_ENV
+from ..trial import TrialSettings
 from . import compat
-from .arrays import TrialData
-from .errors import UserError
-from .final import FinalModel, FinalPlan
-from .precision import PRECISION_ENV
-from .trial import TrialSettings
 
 log = logging.getLogger("hyperfcn")
 
@@ -138,7 +138,7 @@ def short_error(err: Any) -> str:
 
 
 def _fetch(names: list[str]) -> None:
-    from .backbone import build_base
+    from ..backbone import build_base
 
     for n in names:
         build_base(n, "imagenet")
@@ -155,7 +155,7 @@ def fetch_weights(names: list[str], cpus: float) -> None:
 
 def _final_task(config: dict[str, Any], data: TrialData, settings: TrialSettings,
                 plan: FinalPlan, progress: Any = None) -> FinalModel:
-    from .final import make_final, preview_png
+    from ..final import make_final, preview_png
 
     ckpt = tune.Checkpoint(plan.checkpoint) if plan.checkpoint else None
     with ckpt.as_directory() if ckpt else contextlib.nullcontext() as d:

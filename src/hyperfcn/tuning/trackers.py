@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import artifacts as art
-from .errors import UserError
-from .extras import message
+from .. import artifacts as art
+from ..errors import UserError
+from ..extras import message
 
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, float]:

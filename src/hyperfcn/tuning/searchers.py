@@ -23,9 +23,9 @@ import numpy as np
 from hyperopt import hp
 from ray.tune.search import Searcher
 
-from . import space as sp
-from .errors import UserError
-from .extras import message
+from .. import space as sp
+from ..errors import UserError
+from ..extras import message
 
 
 def _flatten(cfg: Mapping[str, Any]) -> dict[str, Any]:
