@@ -21,6 +21,7 @@ from hyperfcn.final import (
     plan_final,
     shortfall,
 )
+from hyperfcn.hints import command
 from hyperfcn.precision import as_float32
 from hyperfcn.trial import LocalReporter, TrialSettings, run_trial
 
@@ -375,6 +376,7 @@ def test_a_chance_level_model_is_saved_with_a_warning_in_its_files_and_on_stderr
                     capsys.readouterr().err):
         assert "no better than guessing: val_accuracy 0.500" in warning
         assert f"--config {tmp_path / 'best_config.json'} --budget" in warning
+        assert f"{command(['train'])} DATA --config" in warning  # runs as printed
 
 
 def test_a_recipe_that_ran_its_fitted_epochs_completed_and_is_promoted():

@@ -34,6 +34,7 @@ from typing import Any
 from .budget import MAX_LONGER, continue_epochs, longer_epochs
 from .config import ModelConfig
 from .epoch import VAL_IMAGES, sample_positions, scoring_rows
+from .hints import command
 from .precision import as_float32
 from .records import Objective, fitted_epochs
 
@@ -402,9 +403,10 @@ def near_chance(accuracy: float | None, labels: Any, classes: list[str],
 
 def fix_hint(run_dir: Path, searched: bool) -> str:
     """What to do about a model no better than guessing, for `tune` or `train`."""
-    if searched:
-        return (f"give a longer --budget, or train its configuration for a set time: "
-                f"hyperfcn train DATA --config {run_dir / 'best_config.json'} --budget 10m")
+    if searched:  # spelled as the user ran hyperfcn, so that it runs as printed
+        train = command(["train", "DATA", "--config", str(run_dir / "best_config.json"),
+                         "--budget", "10m"])
+        return f"give a longer --budget, or train its configuration for a set time: {train}"
     return "give it a longer --budget, or more --max-epochs"
 
 
