@@ -126,10 +126,11 @@ def load(run_dir: str | Path):
 
 def predict(paths: Sequence[str | Path], model: str | Path, top_k: int = 1):
     """Rows of {path, label, score, top_k} and a list of (path, reason) skipped files."""
-    from .inference import image_files, load_run, predict_paths
+    from .inference import image_files, iter_predictions, load_run
 
     files = image_files(paths)  # a missing file is said before the model loads
-    return predict_paths(load_run(model), files, top_k)
+    skipped: list[tuple[str, str]] = []
+    return list(iter_predictions(load_run(model), files, top_k, skipped)), skipped
 
 
 def predict_stream(paths: Sequence[str | Path], model: str | Path, top_k: int = 1,
@@ -152,7 +153,8 @@ def export(run_dir: str | Path, fmt: str, out: str | Path | None = None):
     return export_model(run_dir, fmt, out)
 
 
-def evaluate(data: str | Path, model: str | Path, done: Callable[[int], None] | None = None):
+def evaluate(data: str | Path, model: str | Path,
+             done: Callable[[int, int], None] | None = None):
     """The model's classification report on a labelled folder, and the skipped files."""
     from .inference import evaluate_folder, load_run
 

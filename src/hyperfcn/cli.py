@@ -522,11 +522,10 @@ def _run_cache(args: argparse.Namespace) -> int:
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from . import api
-    from .data import scan_folder
     from .metrics import format_report
-    from .progress import bar
+    from .progress import counted_bar
 
-    with bar("evaluating", len(scan_folder(args.data).files)) as done:
+    with counted_bar("evaluating") as done:  # its total comes with the work: no second scan
         rep, skipped = api.evaluate(args.data, args.model, done)
     print(json.dumps(rep, indent=2) if args.format == "json" else format_report(rep))
     if rep.get("seen_in_training"):

@@ -188,10 +188,10 @@ def predict_paths(run: LoadedRun, paths: list[str | Path], top_k: int = 1
 
 
 def evaluate_folder(run: LoadedRun, data_dir: str | Path,
-                    done: Callable[[int], None] | None = None
+                    done: Callable[[int, int], None] | None = None
                     ) -> tuple[dict, list[tuple[str, str]]]:
     """The run's classification report on a labelled folder, and the files skipped;
-    ``done`` hears how many files each chunk finished."""
+    ``done`` hears (files done, files in all) after each chunk."""
     scan = scan_folder(data_dir, what="DATA")
     if scan.classes != run.classes:
         raise DataError(f"{data_dir}: classes {scan.classes} differ from the model's "
@@ -202,7 +202,7 @@ def evaluate_folder(run: LoadedRun, data_dir: str | Path,
     offset = 0
     for part, dec in _chunks(list(scan.files), run.image_size):
         if done is not None:
-            done(len(part))
+            done(offset + len(part), len(scan.files))
         probs.append(_probabilities(run, dec.images[run.image_size]))
         kept += [offset + i for i in dec.kept]
         failed += [(str(f), r) for f, r in dec.failed]

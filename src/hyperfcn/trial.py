@@ -139,122 +139,11 @@ def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSetting
     return _Trial(config, data, settings, reporter).run()
 
 
-class _Trial:
-    """One trial's state, in the order it runs: process, data, model, stages, epochs."""
-
-    def __init__(self, config: Mapping[str, Any], data: TrialData, settings: TrialSettings,
-                 reporter: Reporter) -> None:
-        self.config, self.data, self.s, self.reporter = config, data, settings, reporter
-        self.history: list[dict[str, float]] = []
-        self.best: dict[str, float] = {}
-        self.best_weights: Any = None
-        self.stopped = self.asked_to_stop = False
-        self.setup_seconds = self.epoch_began = 0.0
-        self.last_checkpoint = _clock()
-        self.end_epoch = min(settings.stop_after or settings.max_epochs, settings.max_epochs)
-        self.min_epochs = settings.min_epochs
-        self.fitted_to_search = False  # see TrialSettings.clock
-        self.tail_steps = 0  # steps of a last, partial epoch (a run fitted to the search)
-        self.train_until: float | None = None  # ... and when its training must stop
-        self.step_began = 0.0
-        self._stop_requested = getattr(reporter, "stop_requested", None)
-
-    def run(self) -> TrialOutcome:
-        self._start()
-        with self.reporter.restore_dir() as ckpt:
-            start_epoch = self._build(ckpt)
-        switch = self.switch
-        if start_epoch < min(switch, self.end_epoch):  # two_stage, first stage: the head
-            self._fit(start_epoch, min(switch, self.end_epoch))
-            start_epoch = switch
-        if (self.two_stage and start_epoch == switch and not self.stopped
-                and switch < self.end_epoch):
-            self._second_stage()
-        if (self.fitting and not self.fitted_to_search
-                and start_epoch < min(PROBE_EPOCHS, self.end_epoch)):
-            start_epoch = self._fit_timed(start_epoch)
-        elif self.s.clock is not None and not self.two_stage and not self.stopped:
-            start_epoch = self._fit_within_search(start_epoch)
-        if start_epoch < self.end_epoch and not self.stopped:
-            self._fit(start_epoch, self.end_epoch)
-        if self.best_weights is not None:
-            self.core.set_weights(self.best_weights)
-        return TrialOutcome(history=self.history, best=self.best, model=self.core,
-                            seconds=time.time() - self.t0)
-
-    def _start(self) -> None:
-        """Process limits, imports, seeds, and this trial's arrays."""
-        entered = time.time()
-        first = runtime.claim_first_trial()
-        # A trial's setup counts from its process's start when it is the process's first
-        # trial (worker start and imports), else from here.
-        self.started = entered - runtime.process_age_at(entered) if first else entered
-        runtime.configure_runtime(self.s.cpus, self.s.gpus)
-        import keras
-
-        from . import augment  # noqa: F401  (registers Augment for checkpoint loading)
-
-        if first:
-            runtime.freeze_imports()
-        self.cfg = ModelConfig.from_dict(self.config, "trial config")
-        self.t0 = time.time()
-        keras.backend.clear_session(free_memory=False)
-        runtime.forget_compiled(program=json.dumps(
-            {k: v for k, v in self.cfg.to_dict().items() if k != "learning_rate"},
-            sort_keys=True, default=str))
-        keras.utils.set_random_seed(self.s.seed)
-        if self.cfg.image_size not in self.data.train:
-            raise TrialError(f"image_size {self.cfg.image_size} was not prepared; prepared: "
-                             f"{sorted(self.data.train)}")
-        self.train = self.data.train[self.cfg.image_size]
-        self.val = self.data.val[self.cfg.image_size]
-        self.k = len(self.data.classes)
-        self.val_rows = scoring_rows(self.val)
-        self.val_labels = arrays.labels_of(self.val, self.val_rows)
-        self.n_steps = epoch_steps(self.train, self.cfg.batch_size)
-        self.two_stage = self.cfg.two_stage
-        self.switch = min(self.cfg.head_epochs, self.s.max_epochs) if self.two_stage else 0
-        # a two-stage backbone plans its own schedules; the reporter's deadline still holds
-        self.fitting = self.s.fit_until is not None and not self.two_stage
-        if self.fitting:  # early stopping waits for the end, once the end is known
-            self.min_epochs = self.s.max_epochs
-
-    def _build(self, ckpt: str | None) -> int:
-        """The model, from the checkpoint if there is one; the epoch to start from."""
-        import keras
-
-        from .model import build_training_model
-        from .precision import set_precision
-
-        start_epoch = 0
-        set_precision(gpu=self.s.gpus > 0)
-        # a run fitted to a deadline gets its schedule once its epochs are known
-        decay = None if self.fitting else self.n_steps * (self.switch or self.s.max_epochs)
-        if self.s.init_from and not ckpt:
-            from .model import compile_model
-
-            self.model = keras.saving.load_model(Path(self.s.init_from, CHECKPOINT_MODEL))
-            self.core = self.model.get_layer("hyperfcn")
-            compile_model(self.model, self.cfg, decay_steps=decay)
-        elif ckpt:
-            state = json.loads(Path(ckpt, CHECKPOINT_STATE).read_text())
-            self.model = keras.saving.load_model(Path(ckpt, CHECKPOINT_MODEL))
-            self.core = self.model.get_layer("hyperfcn")
-            start_epoch, self.history = int(state["epoch"]), state["history"]
-        else:
-            self.model, self.core = build_training_model(
-                self.cfg, self.k, seed=self.s.seed, weights=self.s.weights,
-                decay_steps=decay)
-            if self.cfg.init == "airbench" and self.cfg.backbone == "none":
-                from .weights_init import airbench_init
-
-                airbench_init(self.core, [b.x for b in self.train.buckets], self.s.seed or 0)
-        for h in self.history:
-            if Objective(self.s.metric).better(h[self.s.metric], self.best.get(self.s.metric)):
-                self.best = dict(h)
-        if self.history and self.history[-1].get("planned_epochs") and self.s.clock:
-            self._fit_to_search_end()  # resumed: it had fitted itself; it does again
-        return start_epoch
+class _DeadlineFit:
+    """The part of a trial fitted to a deadline (`train --budget`, the final step's train-on,
+    a recipe fitted to the search's end): timing its first epochs, planning how many fit and
+    re-planning as it goes. Mixed into :class:`_Trial`, whose state it reads and sets; the
+    arithmetic itself is budget.py's."""
 
     def _fit_timed(self, start: int) -> int:
         """A run fitted to a deadline: the first PROBE_EPOCHS run at the starting learning
@@ -371,6 +260,124 @@ class _Trial:
             self._plan_to_end(since=at)
             at = half
         return at
+
+
+class _Trial(_DeadlineFit):
+    """One trial's state, in the order it runs: process, data, model, stages, epochs."""
+
+    def __init__(self, config: Mapping[str, Any], data: TrialData, settings: TrialSettings,
+                 reporter: Reporter) -> None:
+        self.config, self.data, self.s, self.reporter = config, data, settings, reporter
+        self.history: list[dict[str, float]] = []
+        self.best: dict[str, float] = {}
+        self.best_weights: Any = None
+        self.stopped = self.asked_to_stop = False
+        self.setup_seconds = self.epoch_began = 0.0
+        self.last_checkpoint = _clock()
+        self.end_epoch = min(settings.stop_after or settings.max_epochs, settings.max_epochs)
+        self.min_epochs = settings.min_epochs
+        self.fitted_to_search = False  # see TrialSettings.clock
+        self.tail_steps = 0  # steps of a last, partial epoch (a run fitted to the search)
+        self.train_until: float | None = None  # ... and when its training must stop
+        self.step_began = 0.0
+        self._stop_requested = getattr(reporter, "stop_requested", None)
+
+    def run(self) -> TrialOutcome:
+        self._start()
+        with self.reporter.restore_dir() as ckpt:
+            start_epoch = self._build(ckpt)
+        switch = self.switch
+        if start_epoch < min(switch, self.end_epoch):  # two_stage, first stage: the head
+            self._fit(start_epoch, min(switch, self.end_epoch))
+            start_epoch = switch
+        if (self.two_stage and start_epoch == switch and not self.stopped
+                and switch < self.end_epoch):
+            self._second_stage()
+        if (self.fitting and not self.fitted_to_search
+                and start_epoch < min(PROBE_EPOCHS, self.end_epoch)):
+            start_epoch = self._fit_timed(start_epoch)
+        elif self.s.clock is not None and not self.two_stage and not self.stopped:
+            start_epoch = self._fit_within_search(start_epoch)
+        if start_epoch < self.end_epoch and not self.stopped:
+            self._fit(start_epoch, self.end_epoch)
+        if self.best_weights is not None:
+            self.core.set_weights(self.best_weights)
+        return TrialOutcome(history=self.history, best=self.best, model=self.core,
+                            seconds=time.time() - self.t0)
+
+    def _start(self) -> None:
+        """Process limits, imports, seeds, and this trial's arrays."""
+        entered = time.time()
+        first = runtime.claim_first_trial()
+        # A trial's setup counts from its process's start when it is the process's first
+        # trial (worker start and imports), else from here.
+        self.started = entered - runtime.process_age_at(entered) if first else entered
+        runtime.configure_runtime(self.s.cpus, self.s.gpus)
+        import keras
+
+        from . import augment  # noqa: F401  (registers Augment for checkpoint loading)
+
+        if first:
+            runtime.freeze_imports()
+        self.cfg = ModelConfig.from_dict(self.config, "trial config")
+        self.t0 = time.time()
+        keras.backend.clear_session(free_memory=False)
+        runtime.forget_compiled(program=json.dumps(
+            {k: v for k, v in self.cfg.to_dict().items() if k != "learning_rate"},
+            sort_keys=True, default=str))
+        keras.utils.set_random_seed(self.s.seed)
+        if self.cfg.image_size not in self.data.train:
+            raise TrialError(f"image_size {self.cfg.image_size} was not prepared; prepared: "
+                             f"{sorted(self.data.train)}")
+        self.train = self.data.train[self.cfg.image_size]
+        self.val = self.data.val[self.cfg.image_size]
+        self.k = len(self.data.classes)
+        self.val_rows = scoring_rows(self.val)
+        self.val_labels = arrays.labels_of(self.val, self.val_rows)
+        self.n_steps = epoch_steps(self.train, self.cfg.batch_size)
+        self.two_stage = self.cfg.two_stage
+        self.switch = min(self.cfg.head_epochs, self.s.max_epochs) if self.two_stage else 0
+        # a two-stage backbone plans its own schedules; the reporter's deadline still holds
+        self.fitting = self.s.fit_until is not None and not self.two_stage
+        if self.fitting:  # early stopping waits for the end, once the end is known
+            self.min_epochs = self.s.max_epochs
+
+    def _build(self, ckpt: str | None) -> int:
+        """The model, from the checkpoint if there is one; the epoch to start from."""
+        import keras
+
+        from .model import build_training_model
+        from .precision import set_precision
+
+        start_epoch = 0
+        set_precision(gpu=self.s.gpus > 0)
+        # a run fitted to a deadline gets its schedule once its epochs are known
+        decay = None if self.fitting else self.n_steps * (self.switch or self.s.max_epochs)
+        if self.s.init_from and not ckpt:
+            from .model import compile_model
+
+            self.model = keras.saving.load_model(Path(self.s.init_from, CHECKPOINT_MODEL))
+            self.core = self.model.get_layer("hyperfcn")
+            compile_model(self.model, self.cfg, decay_steps=decay)
+        elif ckpt:
+            state = json.loads(Path(ckpt, CHECKPOINT_STATE).read_text())
+            self.model = keras.saving.load_model(Path(ckpt, CHECKPOINT_MODEL))
+            self.core = self.model.get_layer("hyperfcn")
+            start_epoch, self.history = int(state["epoch"]), state["history"]
+        else:
+            self.model, self.core = build_training_model(
+                self.cfg, self.k, seed=self.s.seed, weights=self.s.weights,
+                decay_steps=decay)
+            if self.cfg.init == "airbench" and self.cfg.backbone == "none":
+                from .weights_init import airbench_init
+
+                airbench_init(self.core, [b.x for b in self.train.buckets], self.s.seed or 0)
+        for h in self.history:
+            if Objective(self.s.metric).better(h[self.s.metric], self.best.get(self.s.metric)):
+                self.best = dict(h)
+        if self.history and self.history[-1].get("planned_epochs") and self.s.clock:
+            self._fit_to_search_end()  # resumed: it had fitted itself; it does again
+        return start_epoch
 
     def _second_stage(self) -> None:
         """Unfreeze the top of the backbone, at a lower learning rate. (A checkpoint from
