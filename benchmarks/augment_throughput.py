@@ -32,7 +32,7 @@ NONE = dict(flip="none", rotation=False, contrast=False)
 
 
 def batches_of(packed, bs, k, n, seed=0):
-    from hyperfcn.buckets import batch_plan
+    from hyperfcn.data.buckets import batch_plan
 
     rng = np.random.default_rng(seed)
     plan = batch_plan(packed, bs, rng)
@@ -82,7 +82,7 @@ def throughput(model, batches, steps):
 
 def training_images(size: int, synthetic: bool):
     """(the packed training set, classes): flowers, or random images in its bucket shapes."""
-    from hyperfcn.buckets import pack, plan_buckets
+    from hyperfcn.data.buckets import pack, plan_buckets
 
     if not synthetic:
         from common import load_flowers

@@ -130,7 +130,7 @@ def run_tune(photos: Path, work: Path, cache: Path) -> dict:
 def object_store_bytes(photos: Path, cache: Path) -> int:
     """The bytes of the arrays the run puts in Ray's object store (the cache is warm)."""
     from hyperfcn.api import TuneOptions, shareable
-    from hyperfcn.prepare import prepare
+    from hyperfcn.data.prepare import prepare
 
     data, _ = prepare(photos, [64, 96, 128], cache_dir=cache)
     return len(pickle.dumps(shareable(data, TuneOptions(data=photos)), protocol=5))

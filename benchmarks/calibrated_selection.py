@@ -9,7 +9,7 @@ the "calibrated log-likelihood" of Ashukha et al. 2020) takes confidence out of 
 
 No training: every trial checkpoint a finished `tune` run kept is loaded and scored on the
 run's own validation split (from its settings.json); the calibrated loss is
-`hyperfcn.arrays.calibrated_loss`, what `--metric val_calibrated_loss` selects on. Figure:
+`hyperfcn.metrics.calibrated_loss`, what `--metric val_calibrated_loss` selects on. Figure:
 per run, the validation accuracy of the checkpoint that plain and calibrated loss each
 pick, and the best there.
 """
@@ -29,9 +29,10 @@ from common import emit  # noqa: E402
 
 
 def run_rows(run: Path) -> list[dict]:
-    from hyperfcn import arrays
+    from hyperfcn import feed, metrics
+    from hyperfcn.data.arrays import labels_of
+    from hyperfcn.data.prepare import prepare
     from hyperfcn.final import load_core
-    from hyperfcn.prepare import prepare
 
     s = json.loads((run / "settings.json").read_text())
     data, _ = prepare(s["data"], s["image_sizes"], val_dir=s.get("val_dir"),
@@ -42,8 +43,8 @@ def run_rows(run: Path) -> list[dict]:
         size = json.loads((t / "params.json").read_text())["image_size"]
         val = data.val[size]
         for c in sorted(t.glob("checkpoint_*")):
-            probs = arrays.predict_packed(load_core(c), val, 64)
-            plain = arrays.score(probs, arrays.labels_of(val))
+            probs = feed.predict_packed(load_core(c), val, 64)
+            plain = metrics.score(probs, labels_of(val))
             rows.append({"trial": t.name, "checkpoint": c.name, "val_loss": plain["val_loss"],
                          "calibrated_loss": plain["val_calibrated_loss"],
                          "val_accuracy": plain["val_accuracy"]})

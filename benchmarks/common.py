@@ -46,7 +46,7 @@ def median(xs):
 def load_flowers(sizes):
     """Decoded, bucketed flowers arrays, as a trial sees them."""
     sys.path.insert(0, str(ROOT / "src"))
-    from hyperfcn.prepare import prepare
+    from hyperfcn.data.prepare import prepare
 
     data, summary = prepare(FLOWERS / "train", sizes, val_dir=FLOWERS / "val")
     return data, summary

@@ -27,8 +27,8 @@ from common import FLOWERS, emit, median  # noqa: E402
 def in_memory_path(size: int, workers: int) -> int:
     """The run's way before the decoded cache: scan, decode every image into a list,
     plan the buckets, pack them (a second copy); returns the images kept."""
-    from hyperfcn.buckets import pack, plan_buckets
-    from hyperfcn.data import decode_all, scan_folder
+    from hyperfcn.data.buckets import pack, plan_buckets
+    from hyperfcn.data.folder import decode_all, scan_folder
 
     files = scan_folder(FLOWERS / "train").files + scan_folder(FLOWERS / "val").files
     d = decode_all(files, [size], workers=workers)
@@ -41,8 +41,8 @@ def throughputs(size: int, repeats: int) -> tuple[list[Path], dict[str, dict[int
     """Images/s on 1 and 2 threads: the decode alone, and the run's two ways from folders to
     the arrays trials read: in memory (scan, decode, pack into buckets) and the decoded
     cache (scan, headers, plan, decode into its files)."""
-    from hyperfcn.data import decode_all, scan_folder
-    from hyperfcn.prepare import prepare
+    from hyperfcn.data.folder import decode_all, scan_folder
+    from hyperfcn.data.prepare import prepare
 
     files = scan_folder(FLOWERS / "train").files + scan_folder(FLOWERS / "val").files
     out: dict[str, dict[int, list]] = {k: {1: [], 2: []} for k in ("decode", "memory", "cache")}

@@ -8,7 +8,7 @@ No training: every trial of each `tune` run (trials.json) and each `train` run
 first compiles) split into training and validation, per image of its split (data.json).
 The multiply-adds of its network are counted at the middle batch shape of its image size.
 Figure: the median and range of validation's cost per image against training's (what
-hyperfcn.epoch.FORWARD_COST assumes), and the least-squares fit of training seconds per
+hyperfcn.data.epoch.FORWARD_COST assumes), and the least-squares fit of training seconds per
 image to a + b x multiply-adds with its median error (how well an epoch's time could be
 foretold before training).
 """

@@ -4,7 +4,7 @@
                                         --seed N --out DIR
 
 The peer users pick instead of hyperfcn: the same model family (hyperfcn's own builder,
-augmentation inside the model), the same decoded images and split (`hyperfcn.prepare`
+augmentation inside the model), the same decoded images and split (`hyperfcn.data.prepare`
 with the same seed), Hyperband with max_epochs 10 and factor 3 judged on val loss, as a
 KerasTuner user would set it up. KerasTuner has no time budget, so an oracle that stops
 creating trials and a callback that ends the running fit close the search at the budget
@@ -88,8 +88,8 @@ def main() -> None:
     import keras_tuner as kt
 
     from hyperfcn.config import ModelConfig
+    from hyperfcn.data.prepare import prepare
     from hyperfcn.model import build_training_model
-    from hyperfcn.prepare import prepare
 
     data, _ = prepare(a.data, [a.size], val_dir=a.val_dir, seed=a.seed)
     x, y = squares(data.train[a.size], a.size)

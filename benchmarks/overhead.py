@@ -54,11 +54,12 @@ def baseline(configs, epochs: int) -> tuple[float, list[float]]:
     code = f"""
 import json, sys, time, numpy as np
 sys.path.insert(0, {str(HERE.parent / 'src')!r})
-from hyperfcn.prepare import prepare
-from hyperfcn.arrays import labels_of, predict_packed
-from hyperfcn.arrays import train_input as _train_input
+from hyperfcn.data.prepare import prepare
+from hyperfcn.data.arrays import labels_of
+from hyperfcn.feed import predict_packed
+from hyperfcn.feed import train_input as _train_input
 from hyperfcn.runtime import configure_runtime
-from hyperfcn.buckets import steps
+from hyperfcn.data.buckets import steps
 from hyperfcn.config import ModelConfig
 configs = json.loads(sys.argv[1])
 size = configs[0]["image_size"]

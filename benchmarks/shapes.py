@@ -26,9 +26,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--out")
     a = ap.parse_args()
-    from hyperfcn.buckets import batch_plan
-    from hyperfcn.data import decode_all, scan_folder
-    from hyperfcn.prepare import prepare
+    from hyperfcn.data.buckets import batch_plan
+    from hyperfcn.data.folder import decode_all, scan_folder
+    from hyperfcn.data.prepare import prepare
 
     sizes = [64, 128]
     data, summary = prepare(FLOWERS / "train", sizes, val_dir=FLOWERS / "val")

@@ -93,8 +93,8 @@ def plain_keras(data: Path, epochs: int, backend: str) -> float:
     code = f"""
 import sys, time, numpy as np, yaml
 sys.path.insert(0, {str(HERE.parent / 'src')!r})
-from hyperfcn.prepare import prepare
-from hyperfcn.buckets import batch_plan
+from hyperfcn.data.prepare import prepare
+from hyperfcn.data.buckets import batch_plan
 from hyperfcn.config import ModelConfig
 from hyperfcn.runtime import configure_runtime
 from hyperfcn.space import default_space_text

@@ -78,7 +78,7 @@ def deadline():
 
 def make_packed(n_per_class=6, classes=2, shapes=((16, 16), (16, 24)), seed=0):
     """Tiny bucketed data whose classes differ in brightness (learnable in 1-2 epochs)."""
-    from hyperfcn.buckets import pack, plan_buckets
+    from hyperfcn.data.buckets import pack, plan_buckets
 
     rng = np.random.default_rng(seed)
     imgs, labels = [], []

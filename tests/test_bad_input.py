@@ -17,9 +17,9 @@ import pytest
 from PIL import Image
 
 from hyperfcn.cli import main
-from hyperfcn.data import decode_all, list_image_paths
+from hyperfcn.data.folder import decode_all, list_image_paths
+from hyperfcn.data.prepare import prepare
 from hyperfcn.errors import DataError
-from hyperfcn.prepare import prepare
 
 CAT = "chats é"  # non-ASCII and a space in a class name
 

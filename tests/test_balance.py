@@ -4,8 +4,9 @@ class the same total weight in training."""
 import numpy as np
 import pytest
 
-from hyperfcn.arrays import TrialData, balanced_accuracy, class_weights, score
-from hyperfcn.buckets import pack, plan_buckets
+from hyperfcn.data.arrays import TrialData, class_weights
+from hyperfcn.data.buckets import pack, plan_buckets
+from hyperfcn.metrics import balanced_accuracy, score
 from hyperfcn.records import METRICS, Objective
 from hyperfcn.trial import LocalReporter, TrialSettings, run_trial
 

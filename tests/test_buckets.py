@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from hyperfcn.buckets import batch_plan, batches, fit_to, pack, plan_buckets, steps
-from hyperfcn.data import target_shape
+from hyperfcn.data.buckets import batch_plan, batches, fit_to, pack, plan_buckets, steps
+from hyperfcn.data.folder import target_shape
 
 
 def test_plan_respects_max_buckets_and_covers_every_shape():

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hyperfcn import cache as cache_mod
-from hyperfcn import data as data_mod
-from hyperfcn.buckets import fit_to
-from hyperfcn.prepare import prepare
+from hyperfcn.data import cache as cache_mod
+from hyperfcn.data import folder as data_mod
+from hyperfcn.data.buckets import fit_to
+from hyperfcn.data.prepare import prepare
 
 
 def _corpus(root: Path, n: int = 6) -> Path:
@@ -195,8 +195,8 @@ def test_a_disk_that_fills_while_failed_rows_are_dropped_keeps_the_old_file(tmp_
 
 
 def test_the_plan_s_array_rules_agree_with_the_one_image_rules():
-    from hyperfcn.buckets import plan_buckets
-    from hyperfcn.data import decoded_shapes, decoded_shapes_many
+    from hyperfcn.data.buckets import plan_buckets
+    from hyperfcn.data.folder import decoded_shapes, decoded_shapes_many
 
     rng = np.random.default_rng(0)
     wh = np.concatenate([rng.integers(1, 3000, (3000, 2)),

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hyperfcn import cache as cache_mod
-from hyperfcn.cache_admin import clear, describe_entries, describe_removed, entries
 from hyperfcn.cli import main, parse_duration
-from hyperfcn.prepare import prepare
+from hyperfcn.data import cache as cache_mod
+from hyperfcn.data.cache_admin import clear, describe_entries, describe_removed, entries
+from hyperfcn.data.prepare import prepare
 
 DAY = 86400.0
 

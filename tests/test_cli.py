@@ -82,7 +82,7 @@ def test_usage_error_exits_2():
 def test_driver_never_imports_tensorflow_or_keras():
     """TensorFlow costs the driver ~560 MB and seconds; only workers import it."""
     code = ("import sys; import hyperfcn.api, hyperfcn.tuning.search, hyperfcn.tuning.session, "
-            "hyperfcn.prepare; "
+            "hyperfcn.data.prepare; "
             "from hyperfcn.tb import HParamsLog; import tempfile; "
             "HParamsLog(tempfile.mkdtemp()).start('t', {'a': 1}); "
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hyperfcn.data import (
+from hyperfcn.data.folder import (
     DECODES,
     decode_all,
     decode_image,
@@ -12,8 +12,8 @@ from hyperfcn.data import (
     scan_folder,
     stratified_split,
 )
+from hyperfcn.data.prepare import prepare, unmeasured_message
 from hyperfcn.errors import DataError
-from hyperfcn.prepare import prepare, unmeasured_message
 
 
 def _save(path, img, fmt=None, **kw):
@@ -146,7 +146,7 @@ def test_the_header_probe_reads_what_pillow_reads(tmp_path):
     (read from their markers), progressive ones, ones with a large APP segment before the
     frame or data after the end, and other formats (read by Pillow); a JPEG cut short is
     refused with the reason."""
-    from hyperfcn.data import decode_image, probe_image
+    from hyperfcn.data.folder import decode_image, probe_image
 
     rgb = _rgb(50, 30)
     cases = {}

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 from conftest import make_packed
 
-import hyperfcn.epoch as ep
-from hyperfcn.arrays import labels_of, predict_packed, score
-from hyperfcn.buckets import batch_plan, steps
+import hyperfcn.data.epoch as ep
+from hyperfcn.data.arrays import labels_of
+from hyperfcn.data.buckets import batch_plan, steps
+from hyperfcn.feed import predict_packed
+from hyperfcn.metrics import score
 from hyperfcn.trial import LocalReporter, TrialSettings, run_trial
 
 CFG = {"image_size": 16, "batch_size": 4, "blocks": 2, "filters": 8, "dense_units": 16,

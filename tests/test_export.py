@@ -25,7 +25,7 @@ def run_dir(tmp_path_factory):
     two shapes (so the check runs batches of different sides)."""
     from conftest import make_packed
 
-    from hyperfcn.arrays import TrialData
+    from hyperfcn.data.arrays import TrialData
 
     data = TrialData(classes=["dark", "light"], train={16: make_packed(8)},
                      val={16: make_packed(4, seed=1)})

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hyperfcn import arrays as trial_mod
-from hyperfcn.arrays import labels_of, predict_packed
 from hyperfcn.budget import MAX_LONGER, end_search_for_longer, too_short_to_search
+from hyperfcn.data.arrays import labels_of
+from hyperfcn.feed import predict_packed
 from hyperfcn.final import (
     BestTrial,
     FinalSource,
@@ -22,6 +22,7 @@ from hyperfcn.final import (
     shortfall,
 )
 from hyperfcn.hints import command
+from hyperfcn.metrics import score
 from hyperfcn.precision import as_float32
 from hyperfcn.trial import LocalReporter, TrialSettings, run_trial
 
@@ -53,6 +54,12 @@ class RayLikeReporter:
         return contextlib.nullcontext(None)
 
 
+def _score_with(monkeypatch, fake) -> None:
+    """Every validation score the trial and the final model compute comes from ``fake``."""
+    monkeypatch.setattr("hyperfcn.trial.score", fake)
+    monkeypatch.setattr("hyperfcn.final.score", fake)
+
+
 @pytest.fixture
 def scripted(monkeypatch):
     """Validation scores follow NOISY_LOSS / NOISY_ACC, one value per scored epoch."""
@@ -62,7 +69,7 @@ def scripted(monkeypatch):
         i = next(calls) % len(NOISY_LOSS)
         return {"val_loss": NOISY_LOSS[i], "val_accuracy": NOISY_ACC[i]}
 
-    monkeypatch.setattr(trial_mod, "score", fake)
+    _score_with(monkeypatch, fake)
     return monkeypatch
 
 
@@ -71,7 +78,7 @@ def _real_score(core, data):
     a checkpoint trained under mixed bfloat16 (a CPU with native bf16) scores differently
     in its own precision, by ~1e-3 in loss."""
     val = data.val[16]
-    return trial_mod.score(predict_packed(as_float32(core), val, 4), labels_of(val))
+    return score(predict_packed(as_float32(core), val, 4), labels_of(val))
 
 
 def test_patience_alone_stops_the_noisy_run_at_epoch_4_and_keeps_epoch_1(tiny_data,
@@ -126,7 +133,7 @@ def test_a_retrain_that_scores_worse_does_not_replace_the_best_trial(tiny_data, 
     def worse(probs, labels):  # the retrain's own validation: always worse
         return {"val_loss": 99.0, "val_accuracy": 0.0}
 
-    monkeypatch.setattr(trial_mod, "score", worse)
+    _score_with(monkeypatch, worse)
     final = make_final(CFG, tiny_data, TrialSettings(max_epochs=3, patience=3), plan,
                        str(rep.saved[epoch]))
     assert final.source == FinalSource.BEST_TRIAL

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hyperfcn import data as data_mod
-from hyperfcn import prepare as prepare_mod
-from hyperfcn.cache import Source
-from hyperfcn.cache_plan import make_split, needed_bytes, plan_size
+from hyperfcn.data import folder as data_mod
+from hyperfcn.data import prepare as prepare_mod
+from hyperfcn.data.cache import Source
+from hyperfcn.data.cache_plan import make_split, needed_bytes, plan_size
+from hyperfcn.data.footprint import available_bytes, check_memory
 from hyperfcn.errors import DataError
-from hyperfcn.footprint import available_bytes, check_memory
 
 
 def _photos(root: Path, w: int, h: int, n: int = 3) -> Path:

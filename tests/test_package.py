@@ -2,6 +2,7 @@
 package exports stay functions whatever was imported (a submodule named like one of them
 would replace it on the package)."""
 
+import ast
 import importlib
 import inspect
 import pkgutil
@@ -43,7 +44,7 @@ def loaded(tmp_path_factory):
 
     from conftest import make_packed
 
-    from hyperfcn.arrays import TrialData
+    from hyperfcn.data.arrays import TrialData
     from hyperfcn.final import make_final, plan_final, write_files
     from hyperfcn.trial import TrialSettings
 
@@ -87,17 +88,53 @@ def test_predict_says_a_missing_file_before_loading_the_model(tmp_path):
         hyperfcn.predict([tmp_path / "nope.jpg"], tmp_path / "no run")
 
 
-def test_the_ray_layer_is_the_only_place_ray_is_imported():
-    import ast
+SRC = Path(hyperfcn.__file__).parent
 
-    src = Path(hyperfcn.__file__).parent
-    for p in src.rglob("*.py"):
-        for n in ast.walk(ast.parse(p.read_text())):
-            names = ([a.name for a in n.names] if isinstance(n, ast.Import) else
-                     [n.module or ""] if isinstance(n, ast.ImportFrom) and n.level == 0
-                     else [])
-            if any(x == "ray" or x.startswith("ray.") for x in names):
-                assert p.parent.name == "tuning", f"{p.relative_to(src)} imports ray"
+
+def _imports(path: Path) -> set[str]:
+    """Every module ``path`` imports, at the top or inside a function, as absolute names."""
+    package = ".".join(("hyperfcn", *path.relative_to(SRC).parent.parts))
+    out = set()
+    for n in ast.walk(ast.parse(path.read_text())):
+        if isinstance(n, ast.Import):
+            out |= {a.name for a in n.names}
+        elif isinstance(n, ast.ImportFrom):
+            base = (package.rsplit(".", n.level - 1)[0] if n.level > 1 else package
+                    ) if n.level else ""
+            module = ".".join(x for x in (base, n.module or "") if x)
+            out.add(module)
+            out |= {f"{module}.{a.name}" for a in n.names}  # `from . import x`
+    return out
+
+
+def _file(module: str) -> Path | None:
+    parts = module.split(".")[1:]
+    for p in (SRC.joinpath(*parts).with_suffix(".py"), SRC.joinpath(*parts, "__init__.py")):
+        if parts and p.exists():
+            return p
+    return None
+
+
+def test_the_ray_layer_is_the_only_place_ray_is_imported():
+    for p in SRC.rglob("*.py"):
+        if any(x == "ray" or x.startswith("ray.") for x in _imports(p)):
+            assert p.parent.name == "tuning", f"{p.relative_to(SRC)} imports ray"
+
+
+def test_the_data_path_imports_neither_keras_nor_ray_nor_any_module_that_does():
+    todo = [p for p in (SRC / "data").glob("*.py")]
+    seen: set[Path] = set()
+    while todo:
+        p = todo.pop()
+        seen.add(p)
+        for m in _imports(p):
+            top = m.split(".")[0]
+            assert top not in {"keras", "tensorflow", "jax", "ray"}, \
+                f"{p.relative_to(SRC)} imports {m}"
+            f = _file(m) if top == "hyperfcn" else None
+            if f is not None and f not in seen:
+                todo.append(f)
+    assert len(seen) > 10
 
 
 def test_a_moved_module_loads_by_its_old_path_as_a_pickle_from_before_names_it():
@@ -117,3 +154,10 @@ def test_a_moved_module_loads_by_its_old_path_as_a_pickle_from_before_names_it()
         cls.__module__ = "hyperfcn.tuning.scheduler"
     sys.modules.pop("hyperfcn.scheduler", None)
     assert pickle.loads(blob) is cls
+
+
+@pytest.mark.parametrize("old, new", [("hyperfcn.buckets", "hyperfcn.data.buckets"),
+                                      ("hyperfcn.arrays", "hyperfcn.data.arrays"),
+                                      ("hyperfcn.searchers", "hyperfcn.tuning.searchers")])
+def test_the_old_paths_of_moved_modules_are_the_new_modules(old, new):
+    assert importlib.import_module(old) is importlib.import_module(new)

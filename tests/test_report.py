@@ -235,12 +235,12 @@ def test_a_class_without_validation_images_is_flagged_in_the_data_section(tmp_pa
 
 
 def test_the_data_section_says_what_an_epoch_is_on_large_data(tmp_path, monkeypatch):
-    import hyperfcn.epoch
+    import hyperfcn.data.epoch
 
     run = _run_dir(tmp_path)
     assert "an epoch is" not in write_report(run).read_text()
-    monkeypatch.setattr(hyperfcn.epoch, "EPOCH_IMAGES", 20)  # 30 training images here
-    monkeypatch.setattr(hyperfcn.epoch, "VAL_IMAGES", 10)  # 12 validation images
+    monkeypatch.setattr(hyperfcn.data.epoch, "EPOCH_IMAGES", 20)  # 30 training images here
+    monkeypatch.setattr(hyperfcn.data.epoch, "VAL_IMAGES", 10)  # 12 validation images
     page = write_report(run).read_text()
     assert "An epoch is 20 of the 30 training images" in page
     assert "scored on the same 10 of the 12 validation images" in page

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from hyperfcn.data.sizing import Sizing, fit_sizes, native_size
 from hyperfcn.options import TuneOptions
-from hyperfcn.sizing import Sizing, fit_sizes, native_size
 from hyperfcn.space_setup import fit_sizes_to_data, resolve_space, sizes
 
 

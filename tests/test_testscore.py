@@ -12,11 +12,11 @@ import pytest
 from PIL import Image
 
 from hyperfcn import artifacts as art
-from hyperfcn import data as data_mod
+from hyperfcn.data import folder as data_mod
+from hyperfcn.data.prepare import check_test_dir, prepare
 from hyperfcn.errors import DataError
 from hyperfcn.final import BestTrial, FinalModel, FinalSource, make_final, plan_final, write_files
 from hyperfcn.inference import evaluate_folder, load_run
-from hyperfcn.prepare import check_test_dir, prepare
 from hyperfcn.reporting import write_report
 from hyperfcn.testscore import add_test_score
 from hyperfcn.trial import TrialSettings

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hyperfcn.arrays import score
 from hyperfcn.errors import TrialError
+from hyperfcn.metrics import score
 from hyperfcn.trial import LocalReporter, TrialSettings, run_trial
 
 CFG = {"image_size": 16, "batch_size": 4, "blocks": 2, "filters": 8, "dense_units": 16,
@@ -114,7 +114,8 @@ def test_final_retrain_early_stops_and_restores_best(tiny_data):
                     TrialSettings(max_epochs=6, patience=1), rep)
     best_epoch = out.best["epoch"]
     assert len(rep.history) <= 6
-    from hyperfcn.arrays import labels_of, predict_packed
+    from hyperfcn.data.arrays import labels_of
+    from hyperfcn.feed import predict_packed
 
     val = tiny_data.val[16]
     got = score(predict_packed(out.model, val, 4), labels_of(val))
@@ -141,7 +142,7 @@ def _softmax(z):
 
 def test_the_calibrated_loss_is_blind_to_confidence_and_never_above_the_plain_one(
         monkeypatch):
-    from hyperfcn import arrays
+    from hyperfcn import metrics as arrays
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 5, 400)
@@ -257,9 +258,9 @@ def test_training_batches_follow_each_epochs_plan_with_autotuning_off(tiny_data,
     the copy limit, a generator over the shared arrays."""
     import keras
 
-    from hyperfcn import arrays as trial
-    from hyperfcn.arrays import train_input as _train_input
-    from hyperfcn.buckets import batch_plan
+    from hyperfcn import feed as trial
+    from hyperfcn.data.buckets import batch_plan
+    from hyperfcn.feed import train_input as _train_input
 
     if not tf_copy:
         monkeypatch.setattr(trial, "TF_COPY_LIMIT_BYTES", 0)
@@ -322,7 +323,7 @@ def test_a_budgeted_run_spans_its_schedule_over_the_epochs_that_fit(tiny_data, m
     their end. A deadline already past ends the run at its first epoch."""
     import time
 
-    from hyperfcn.buckets import steps
+    from hyperfcn.data.buckets import steps
 
     plans = _recorded_plans(monkeypatch)
     rep = LocalReporter()
@@ -367,7 +368,7 @@ def test_a_budgeted_run_is_re_planned_half_way(tiny_data, monkeypatch, plans, ep
     import time
 
     import hyperfcn.trial
-    from hyperfcn.buckets import steps
+    from hyperfcn.data.buckets import steps
 
     planned = iter(plans)
     # after the first epoch, more than one more fits; then the scripted plans
@@ -395,7 +396,7 @@ def test_a_budgeted_run_is_re_planned_each_time_half_its_rest_has_run(tiny_data,
     import time
 
     import hyperfcn.trial
-    from hyperfcn.buckets import steps
+    from hyperfcn.data.buckets import steps
 
     calls: list[tuple[int, float]] = []
     planned = iter((20, 16, 18, 18))
@@ -477,7 +478,7 @@ def test_a_recipe_given_3_epochs_of_budget_trains_its_schedule_over_those_3(tiny
     times the plan (3 epochs fit), and the cosine goes on from where it was to 0 at the
     end of the third, as `train --budget` would, where a 10-epoch trial cut by the budget
     would have stopped near its peak learning rate."""
-    from hyperfcn.buckets import steps
+    from hyperfcn.data.buckets import steps
 
     rep, clock, search, plans = _fitted_recipe(monkeypatch, tiny_data, [45.0, 40.0], 130.0, 10)
     n = steps(tiny_data.train[16], 4)
@@ -513,7 +514,7 @@ def test_train_with_a_budget_ends_on_a_partial_epoch_at_its_deadline(tiny_data, 
     margin) and 43% of another fit, so the run ends on a partial epoch of the steps that
     fit, its cosine reaching 0 at that epoch's last step, where whole epochs alone would
     leave 18 s of the budget unused."""
-    from hyperfcn.buckets import steps
+    from hyperfcn.data.buckets import steps
 
     clock = _scripted_epochs(monkeypatch, [45.0, 40.0])
     plans = _recorded_plans(monkeypatch)
@@ -536,7 +537,7 @@ def test_train_whose_budget_holds_less_than_two_epochs_plans_after_the_first(
     50 s left after it, a second timing epoch at the starting learning rate would overrun
     the deadline: the rest is planned at once, a partial epoch whose cosine ends at 0 at its
     last step. With 10 s left, nothing more is worth its validation: the run ends there."""
-    from hyperfcn.buckets import steps
+    from hyperfcn.data.buckets import steps
 
     clock = _scripted_epochs(monkeypatch, [80.0, 40.0])
     plans = _recorded_plans(monkeypatch)
@@ -561,7 +562,7 @@ def test_a_recipe_with_less_than_an_epoch_left_trains_a_partial_one_to_the_end(t
     fits in the 48 s left, but more than half of one does: the run ends on a partial epoch
     of the steps that fit, planned at once, its learning rate reaching 0 at its last step,
     instead of stopping after the first epoch near its peak learning rate."""
-    from hyperfcn.buckets import steps
+    from hyperfcn.data.buckets import steps
 
     rep, clock, search, plans = _fitted_recipe(monkeypatch, tiny_data, [80.0, 40.0], 130.0, 10)
     n = steps(tiny_data.train[16], 4)

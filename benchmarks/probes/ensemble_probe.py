@@ -52,9 +52,10 @@ def greedy(probs: dict[str, np.ndarray], y: np.ndarray, picks: int = 5) -> list[
 def probe(run: Path) -> dict:
     import keras
 
-    from hyperfcn import arrays
+    from hyperfcn import feed
+    from hyperfcn.data import arrays
+    from hyperfcn.data.prepare import prepare
     from hyperfcn.final import load_core
-    from hyperfcn.prepare import prepare
 
     s = json.loads((run / "settings.json").read_text())
     size = int(json.loads((run / "best_config.json").read_text())["image_size"])
@@ -66,9 +67,9 @@ def probe(run: Path) -> dict:
         cfg = json.loads((ck.parent / "params.json").read_text())
         if int(cfg["image_size"]) != size:
             continue
-        probs[f"{ck.parent.name}/{ck.name}"] = arrays.predict_packed(load_core(ck), val, 64)
+        probs[f"{ck.parent.name}/{ck.name}"] = feed.predict_packed(load_core(ck), val, 64)
     final = keras.saving.load_model(run / "model.keras")
-    probs["final"] = arrays.predict_packed(final, val, 64)
+    probs["final"] = feed.predict_packed(final, val, 64)
     metrics = json.loads((run / "metrics.json").read_text())
     bt = (metrics.get("final") or {}).get("best_trial") or {}
     scores = {k: {"acc": _acc(p, y), "loss": _nll(p, y)} for k, p in probs.items()}

@@ -26,10 +26,11 @@ HERE = Path(__file__).resolve().parents[1]  # benchmarks/
 def scores(run_dir: Path, val_dir: Path) -> dict:
     import numpy as np
 
-    from hyperfcn.arrays import labels_of, score
-    from hyperfcn.buckets import batch_plan, pack, plan_buckets
-    from hyperfcn.data import decode_all, scan_folder
+    from hyperfcn.data.arrays import labels_of
+    from hyperfcn.data.buckets import batch_plan, pack, plan_buckets
+    from hyperfcn.data.folder import decode_all, scan_folder
     from hyperfcn.inference import load_run
+    from hyperfcn.metrics import score
 
     run = load_run(run_dir)
     scan = scan_folder(val_dir, classes=run.classes)

@@ -20,7 +20,7 @@ from typing import Any
 from . import guard
 from .budget import train_epochs, train_until
 from .config import ModelConfig, load_config
-from .data import class_names
+from .data.folder import class_names
 from .options import TuneOptions
 from .precision import describe
 from .preflight import command_line, preflight, with_out
@@ -81,7 +81,7 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
 def _train_on_worker(cfg: ModelConfig, data: Any, summary: Any, until: float | None,
                      opts: TuneOptions, run_dir: Path, p: Printer) -> dict[str, Any]:
     """`train`'s one configuration, trained on a Ray worker; its files written."""
-    from .cache import release
+    from .data.cache import release
     from .final import plan_final, write_files
     from .tuning import session
 
@@ -163,10 +163,10 @@ def evaluate(data: str | Path, model: str | Path,
 
 
 def cache_entries(cache_dir: str | Path | None = None):
-    """The decoded cache's entries (:class:`hyperfcn.cache_admin.Entry`), most recently
+    """The decoded cache's entries (:class:`hyperfcn.data.cache_admin.Entry`), most recently
     used first, and the cache's folder."""
-    from .cache import cache_root
-    from .cache_admin import entries
+    from .data.cache import cache_root
+    from .data.cache_admin import entries
 
     root = cache_root(cache_dir)
     return (entries(root) if root.is_dir() else []), root
@@ -175,8 +175,8 @@ def cache_entries(cache_dir: str | Path | None = None):
 def clear_cache(cache_dir: str | Path | None = None, older_than_s: float = 0.0):
     """Remove the decoded cache's entries last used over ``older_than_s`` ago, except those
     a running run uses; returns (removed, left because in use)."""
-    from .cache import cache_root
-    from .cache_admin import clear
+    from .data.cache import cache_root
+    from .data.cache_admin import clear
 
     root = cache_root(cache_dir)
     return clear(root, older_than_s) if root.is_dir() else ([], [])

@@ -506,7 +506,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 def _run_cache(args: argparse.Namespace) -> int:
     from . import api
-    from .cache_admin import describe_entries, describe_removed
+    from .data.cache_admin import describe_entries, describe_removed
 
     if args.older_than and not args.clear:
         raise UserError("--older-than chooses what --clear removes; give both, e.g. "

@@ -120,7 +120,7 @@ def _runner(fmt: Format, path: Path) -> Callable[[np.ndarray], np.ndarray]:
 def check_images(run_dir: Path, image_size: int, n: int = CHECK_IMAGES) -> list[np.ndarray]:
     """Up to ``n`` of the run's validation images (its training images when it kept none),
     decoded as `predict` decodes them, grouped into batches of one shape each."""
-    from .data import decode_all, scan_folder
+    from .data.folder import decode_all, scan_folder
 
     files = [Path(r["path"]) for r in art.read_val_predictions(run_dir)]
     settings = run_dir / art.SETTINGS

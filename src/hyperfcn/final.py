@@ -33,8 +33,12 @@ from typing import Any
 
 from .budget import MAX_LONGER, continue_epochs, longer_epochs
 from .config import ModelConfig
-from .epoch import VAL_IMAGES, sample_positions, scoring_rows
+from .data.arrays import TrialData, labels_of
+from .data.buckets import Packed
+from .data.epoch import VAL_IMAGES, sample_positions, scoring_rows
+from .feed import predict_packed
 from .hints import command
+from .metrics import score
 from .precision import as_float32
 from .records import Objective, fitted_epochs
 
@@ -204,9 +208,6 @@ class FinalModel:
 def merged(data: Any, size: int) -> Any:
     """TrialData whose training set is train+val at `size`: both sets' buckets side by side
     (they share shapes, so nothing compiles anew), nothing copied."""
-    from .arrays import TrialData
-    from .buckets import Packed
-
     tr, va = data.train[size], data.val[size]
     return TrialData(classes=data.classes,
                      train={size: Packed(tr.buckets + va.buckets, tr.padded_fraction)},
@@ -226,21 +227,17 @@ def load_core(checkpoint_dir: str | Path) -> Any:
 
 def _score(model: Any, val: Any, batch_size: int, rows: Any = None
            ) -> tuple[dict[str, float], Any]:
-    from . import arrays
-
-    probs = arrays.predict_packed(model, val, batch_size, rows)
-    return arrays.score(probs, arrays.labels_of(val, rows)), probs
+    probs = predict_packed(model, val, batch_size, rows)
+    return score(probs, labels_of(val, rows)), probs
 
 
 def _on_sample(checked: dict[str, float], probs: Any, val: Any) -> dict[str, float]:
     """The scores of ``probs`` (every validation image, in bucket order) on the epochs'
     validation sample."""
-    from . import arrays
-
     at = sample_positions(val)
     if at is None:
         return checked
-    return arrays.score(probs[at], arrays.labels_of(val)[at])
+    return score(probs[at], labels_of(val)[at])
 
 
 def make_final(config: dict[str, Any], data: Any, settings: Any, plan: FinalPlan,
@@ -248,8 +245,6 @@ def make_final(config: dict[str, Any], data: Any, settings: Any, plan: FinalPlan
                on_epoch: Callable[[dict], None] | None = None) -> FinalModel:
     """Build the final model as planned, save it, load the bytes back and score them."""
     import keras
-
-    from .arrays import labels_of
 
     t0 = time.time()
     size, bs = int(config["image_size"]), int(config["batch_size"])

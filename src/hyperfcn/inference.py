@@ -21,8 +21,8 @@ import numpy as np
 from PIL import Image
 
 from . import artifacts as art
-from .buckets import pack, plan_buckets
-from .data import decode_all, list_image_paths, resized, scan_folder
+from .data.buckets import pack, plan_buckets
+from .data.folder import decode_all, list_image_paths, resized, scan_folder
 from .errors import DataError, UserError
 from .metrics import classification_report
 
@@ -124,7 +124,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
 
 def _probabilities(run: LoadedRun, images: list[np.ndarray], batch_size: int = 32
                    ) -> np.ndarray:
-    from .arrays import predict_packed
+    from .feed import predict_packed
 
     if not images:
         return np.zeros((0, len(run.classes)), np.float32)

@@ -13,8 +13,15 @@ import sys
 from types import ModuleType
 
 # old path -> new path
-MOVED = {f"hyperfcn.{m}": f"hyperfcn.tuning.{m}"
-         for m in ("bohb", "compat", "scheduler", "search", "searchers", "session", "trackers")}
+MOVED = {**{f"hyperfcn.{m}": f"hyperfcn.tuning.{m}"
+            for m in ("bohb", "compat", "scheduler", "search", "searchers", "session",
+                      "trackers")},
+         **{f"hyperfcn.{m}": f"hyperfcn.data.{m}"
+            for m in ("sizing", "footprint", "cache_plan", "cache", "cache_admin", "prepare",
+                      "buckets", "epoch")},
+         # the classes a pickle can name (TrialData) stayed in arrays; its Keras glue is
+         # hyperfcn.feed, its scores hyperfcn.metrics
+         "hyperfcn.arrays": "hyperfcn.data.arrays"}
 
 
 class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):

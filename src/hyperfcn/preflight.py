@@ -9,7 +9,7 @@ import importlib.util
 import sys
 
 from . import extras, guard, hints
-from .data import class_names
+from .data.folder import class_names
 from .errors import UserError
 from .gpu import check_gpu_option, gpu_note
 from .hints import install

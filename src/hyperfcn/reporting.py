@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import artifacts as art
-from .epoch import describe as describe_epoch
+from .data.epoch import describe as describe_epoch
 from .errors import UserError
 from .records import Objective
 

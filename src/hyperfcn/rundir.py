@@ -67,8 +67,8 @@ def versions() -> dict[str, str]:
 
 def prepare_data(opts: TuneOptions, sizes: list[int], run_dir: Path, say: Printer,
                  resuming: bool = False):
-    from .epoch import describe as describe_epoch
-    from .prepare import prepare, skipped_message, unmeasured_message
+    from .data.epoch import describe as describe_epoch
+    from .data.prepare import prepare, skipped_message, unmeasured_message
 
     say(f"reading {opts.data}" + (f" (validation: {opts.val_dir})" if opts.val_dir else
                                   f" (validation: {opts.val_split:.0%} stratified split)"))

@@ -100,10 +100,10 @@ def _check_ranges(space: SearchSpace) -> None:
 
 def fit_sizes_to_data(space: SearchSpace, data: Path, seed: int) -> tuple[SearchSpace, Any]:
     """The space with the searched image sizes that would upsample the data dropped (see
-    :mod:`hyperfcn.sizing`), and what was found. A constant size (``--image-size``, or one
+    :mod:`hyperfcn.data.sizing`), and what was found. A constant size (``--image-size``, or one
     the space file fixes) is the user's choice and stays."""
-    from .data import scan_folder
-    from .sizing import Sizing, fit_sizes, native_size
+    from .data.folder import scan_folder
+    from .data.sizing import Sizing, fit_sizes, native_size
 
     asked = sizes(space)
     if isinstance(space.get("image_size"), Constant):

@@ -3,7 +3,8 @@
 Nothing here imports Ray: a trial talks to whoever runs it through a ``Reporter``
 (:mod:`hyperfcn.tuning.search` adapts Ray Tune; the final model keeps results locally). Keras is
 imported lazily, after the trial's thread and GPU-memory limits are in place
-(:mod:`hyperfcn.runtime`); the arrays and batches are :mod:`hyperfcn.arrays`.
+(:mod:`hyperfcn.runtime`); the arrays are :mod:`hyperfcn.data.arrays`, the batches
+:mod:`hyperfcn.feed`.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import arrays, runtime
-from .arrays import TrialData
+from . import feed, runtime
 from .budget import FIT_MARGIN, SearchClock, epochs_and_tail
 from .config import ModelConfig
-from .data import DECODES
-from .epoch import epoch_steps, scoring_rows
+from .data.arrays import TrialData, class_weights, labels_of
+from .data.epoch import epoch_steps, scoring_rows
+from .data.folder import DECODES
 from .errors import TrialError
+from .metrics import score
 from .records import Objective
 
 CHECKPOINT_MODEL = "model.keras"
@@ -83,7 +85,7 @@ class TrialSettings:
     # stopped at their peak learning rate.
     clock: SearchClock | None = None
     # "balanced": each training image's loss weighted so that every class weighs the same
-    # in all (arrays.class_weights); "none": every image weighs 1
+    # in all (data.arrays.class_weights); "none": every image weighs 1
     class_weight: str = "none"
 
     @property
@@ -333,7 +335,7 @@ class _Trial(_DeadlineFit):
         self.val = self.data.val[self.cfg.image_size]
         self.k = len(self.data.classes)
         self.val_rows = scoring_rows(self.val)
-        self.val_labels = arrays.labels_of(self.val, self.val_rows)
+        self.val_labels = labels_of(self.val, self.val_rows)
         self.n_steps = epoch_steps(self.train, self.cfg.batch_size)
         self.two_stage = self.cfg.two_stage
         self.switch = min(self.cfg.head_epochs, self.s.max_epochs) if self.two_stage else 0
@@ -402,7 +404,7 @@ class _Trial(_DeadlineFit):
     def _fit_steps(self, first: int, last: int, n_steps: int) -> None:
         self.epoch_began = self.step_began = time.time()
         self.setup_seconds = self.setup_seconds or self.epoch_began - self.started
-        inputs = arrays.train_input(self.train, self.cfg.batch_size, self.k, self.s.seed,
+        inputs = feed.train_input(self.train, self.cfg.batch_size, self.k, self.s.seed,
                                     first, last, epoch_steps=self.n_steps)
         self.model.fit(inputs, epochs=last, initial_epoch=first, steps_per_epoch=n_steps,
                        callbacks=_callbacks(self), shuffle=False, verbose=0,
@@ -412,7 +414,7 @@ class _Trial(_DeadlineFit):
         if self.s.class_weight != "balanced":
             return None
         labels = np.concatenate([b.y for b in self.train.buckets])
-        return arrays.class_weights(labels, self.k)
+        return class_weights(labels, self.k)
 
     def should_stop_now(self) -> bool:
         """Before each step: the scheduler stopped this trial (a reused worker can start
@@ -466,7 +468,7 @@ class _Trial(_DeadlineFit):
                    # where the schedule is at the epoch's end (trials.json, TensorBoard)
                    "lr": float(ops.convert_to_numpy(self.model.optimizer.learning_rate))}
         tv = time.time()
-        metrics.update(arrays.score(arrays.predict_packed(
+        metrics.update(score(feed.predict_packed(
             self.core, self.val, self.cfg.batch_size, self.val_rows), self.val_labels))
         now = time.time()
         # Where a trial's time goes (benchmarks/gpu_packing.py): before the first fit

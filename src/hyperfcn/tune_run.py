@@ -134,7 +134,7 @@ def _on_ray(req: Any, opts: TuneOptions, rnd: Any, trackers: list[Any], data: An
             summary: Any, t0: float, p: Printer, say: Say | None, sizing: Any) -> RunResult:
     """The search (or, resuming an interrupted final step, its records) and the final model,
     on a Ray cluster of our own or the one joined."""
-    from . import cache
+    from .data import cache
     from .tuning import session
 
     cluster = session.start(opts.address, opts.backend, quiet=opts.quiet)
@@ -214,8 +214,8 @@ def shareable(data: Any, opts: TuneOptions) -> Any:
     a cluster without --cache-dir, held in memory and shipped through Ray's object store."""
     if not opts.address or opts.cache_dir is not None:
         return data
-    from .cache import in_memory
-    from .footprint import available_bytes, check_memory
+    from .data.cache import in_memory
+    from .data.footprint import available_bytes, check_memory
 
     sets = [*data.train.values(), *data.val.values()]
     check_memory(sum(b.x.nbytes for s in sets for b in s.buckets), available_bytes(),

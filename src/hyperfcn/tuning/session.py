@@ -14,7 +14,7 @@ from typing import Any
 import ray
 from ray import tune
 
-from ..arrays import TrialData
+from ..data.arrays import TrialData
 from ..errors import UserError
 from ..final import FinalModel, FinalPlan
 from ..precision import PRECISION_ENV

@@ -3,7 +3,7 @@ is decoded, and the refusal of a run that cannot have it: without it, a dataset 
 the machine is decoded until the disk fills or the kernel kills the driver, with no message
 and nothing saved.
 
-The decoded cache (:mod:`hyperfcn.cache`) holds every image at every prepared size on disk
+The decoded cache (:mod:`hyperfcn.data.cache`) holds every image at every prepared size on disk
 (uint8, its bucket's shape); trials map it, so memory is not what bounds the data there.
 Data held in memory instead (shared through a Ray cluster's object store) needs its bytes
 twice at the peak: the mapped arrays read in, and the object store's copy.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from .errors import DataError
+from ..errors import DataError
 
 # The share of the free disk the decoded cache may fill (logs, checkpoints and the rest of
 # the machine need some), and of the available memory data held in memory may take at its

@@ -11,7 +11,7 @@ split and every bucket's shape are planned before any decode; each size is a fol
 own, complete once its ``meta.json`` exists, so a run at another size decodes only that
 size. A decode records each finished chunk of images: an interrupted one resumes there.
 A run holds its entry (a shared lock) until it ends, so `hyperfcn cache --clear`
-(:mod:`hyperfcn.cache_admin`) never removes one in use.
+(:mod:`hyperfcn.data.cache_admin`) never removes one in use.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from typing import IO
 
 import numpy as np
 
+from ..errors import DataError, UserError
 from .buckets import Bucket, Packed, fit_to
 from .cache_plan import FORMAT, SizePlan, Source, Split, make_split
-from .data import decode_image
-from .errors import DataError, UserError
+from .folder import decode_image
 
 # Images decoded at a time, and the least time between two progress records (each flushes
 # the arrays to disk and waits for it): what an interrupted decode may redo.

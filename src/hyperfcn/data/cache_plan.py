@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .buckets import BucketPlan, plan_buckets
-from .data import MAX_ASPECT, decoded_shapes_many, probe_all, stratified_split
+from .folder import MAX_ASPECT, decoded_shapes_many, probe_all, stratified_split
 
 # Bump when what an entry's files hold changes: older entries are then never read.
 FORMAT = 1

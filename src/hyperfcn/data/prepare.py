@@ -1,5 +1,5 @@
 """From class folders to the bucketed arrays every trial shares: decoded once into the
-decoded cache (:mod:`hyperfcn.cache`), or found there, and checked."""
+decoded cache (:mod:`hyperfcn.data.cache`), or found there, and checked."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import artifacts as art
+from .. import artifacts as art
+from ..errors import DataError
 from .arrays import TrialData
 from .buckets import MAX_BUCKETS, Packed
 from .cache import (
@@ -34,8 +35,7 @@ from .cache import (
     split_of,
 )
 from .cache_plan import Split, needed_bytes, plan_size
-from .data import Scan, scan_folder
-from .errors import DataError
+from .folder import Scan, scan_folder
 from .footprint import check_disk
 
 

@@ -1,29 +1,18 @@
-"""The arrays a trial trains and validates on, and the batches made from them.
+"""The batches Keras trains and predicts on, made from the decoded, bucketed uint8 arrays.
 
-Decoded, bucketed uint8 arrays (:class:`TrialData`, mapped from the decoded cache) become
-fixed-shape training batches (TensorFlow ops, or a PyDataset for other backends) and fixed-
-shape prediction batches; :func:`score` is the one validation score every trial, the final
-model and `evaluate` report. Shared by the trial, the final model and `predict`.
+Fixed-shape training batches (TensorFlow ops, or a PyDataset for other backends) and fixed-
+shape prediction batches. Shared by the trial, the final model and `predict`; the only part of
+the data's path that imports Keras or TensorFlow.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .buckets import Packed, batch_plan
-
-
-@dataclass
-class TrialData:
-    """Decoded, bucketed arrays for every image size the search can pick."""
-
-    classes: list[str]
-    train: dict[int, Packed]
-    val: dict[int, Packed]
+from .data.buckets import Packed, batch_plan
 
 
 def _one_hot(y: np.ndarray, k: int) -> np.ndarray:
@@ -169,83 +158,3 @@ def predict_packed(model, packed: Packed, batch_size: int,
         p = np.asarray(model.predict_on_batch(x))
         out.append(p[:n_real])
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
-
-
-def labels_of(packed: Packed, rows: Sequence[np.ndarray] | None = None) -> np.ndarray:
-    if rows is not None:
-        return np.concatenate([b.y[r] for b, r in zip(packed.buckets, rows, strict=True)])
-    return np.concatenate([b.y for b in packed.buckets])
-
-
-def score(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Plain cross-entropy (no label smoothing), the same after one fitted temperature, and
-    accuracy: comparable across trials."""
-    p = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
-    return {"val_loss": float(-np.log(p).mean()),
-            "val_calibrated_loss": calibrated_loss(probs, labels),
-            "val_accuracy": float((probs.argmax(1) == labels).mean()),
-            "val_balanced_accuracy": balanced_accuracy(probs.argmax(1), labels)}
-
-
-def balanced_accuracy(predicted: np.ndarray, labels: np.ndarray) -> float:
-    """The mean over the classes present of each one's recall: what accuracy would be if
-    every class had as many images, so a model that ignores a rare class scores low."""
-    labels = np.asarray(labels)
-    if not len(labels):
-        return float("nan")
-    present = np.unique(labels)
-    return float(np.mean([(predicted[labels == c] == c).mean() for c in present]))
-
-
-def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
-    """Loss weights that give every class the same total weight: n / (k n_c), so the mean
-    weight of a training image stays 1 (the learning rate keeps its meaning)."""
-    counts = np.bincount(np.asarray(labels, dtype=int), minlength=num_classes)
-    present = counts > 0
-    k, n = int(present.sum()), int(counts.sum())
-    return {c: (n / (k * int(counts[c])) if present[c] else 0.0) for c in range(num_classes)}
-
-
-CALIBRATION_ROWS = 20_000  # the temperature is fitted on at most this many images
-
-
-def calibrated_loss(probs: np.ndarray, labels: np.ndarray) -> float:
-    """Cross-entropy after the one temperature that minimises it on these images (Guo et
-    al. 2017; Ashukha et al. 2020's calibrated log-likelihood). Plain cross-entropy also
-    scores confidence: a trial trained with label smoothing cannot be confident, so on data
-    it classifies almost perfectly its loss sits above an overconfident trial's that makes
-    more mistakes. Fitting the temperature takes the confidence level out of the score.
-    Newton's method on the inverse temperature, in which the loss is convex."""
-    if len(labels) == 0:
-        return float("nan")
-    step = max(1, len(labels) // CALIBRATION_ROWS)
-    beta = _inverse_temperature(_logits(probs[::step]).astype(np.float64), labels[::step])
-    # in slices: a large validation set's (images x classes) temporaries stay small
-    total = sum(_cross_entropy(beta * _logits(probs[i:i + CALIBRATION_ROWS]),
-                               labels[i:i + CALIBRATION_ROWS]) * len(labels[i:i + CALIBRATION_ROWS])
-                for i in range(0, len(labels), CALIBRATION_ROWS))
-    return float(total / len(labels))
-
-
-def _logits(probs: np.ndarray) -> np.ndarray:
-    return np.log(np.clip(probs, 1e-12, 1.0))
-
-
-def _inverse_temperature(z: np.ndarray, labels: np.ndarray) -> float:
-    rows, beta = np.arange(len(labels)), 1.0
-    for _ in range(50):
-        s = beta * z
-        p = np.exp(s - s.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
-        mean_z = (p * z).sum(1)
-        grad = float((mean_z - z[rows, labels]).mean())
-        hess = float(((p * z * z).sum(1) - mean_z ** 2).mean())
-        if hess <= 1e-12 or abs(grad) < 1e-9:
-            break  # separable data: the loss falls towards 0 as beta grows
-        beta = min(max(beta - grad / hess, 1e-3), 1e3)
-    return beta
-
-
-def _cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
-    s = logits - logits.max(1, keepdims=True)
-    return float((np.log(np.exp(s).sum(1)) - s[np.arange(len(labels)), labels]).mean())
