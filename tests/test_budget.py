@@ -65,3 +65,48 @@ def test_a_budget_that_the_final_step_alone_would_use_up_is_refused(tmp_path):
     left = budget.search_budget(TuneOptions(data=tmp_path, budget_s=600.0), time.time(),
                                 summary)
     assert left == pytest.approx(600.0 - budget.final_reserve(summary), abs=1.0)
+
+
+def _epochs(*seconds: tuple[float, float]) -> list[dict[str, float]]:
+    return [{"epoch_seconds": e, "val_seconds": v} for e, v in seconds]
+
+
+def test_a_run_is_timed_by_the_median_of_its_epochs_so_one_busy_epoch_moves_nothing():
+    t = budget.Timing.of(_epochs((10.0, 1.0), (90.0, 9.0), (12.0, 1.2)))
+    assert (t.epoch_s, t.val_s) == (12.0, 1.2)
+    assert budget.Timing.of(_epochs((5.0, 8.0))).val_s == 5.0  # never above the epoch
+    with pytest.raises(ValueError, match="no epochs"):
+        budget.Timing.of([])
+
+
+def test_the_first_epoch_which_compiles_times_a_run_only_until_another_has_run():
+    assert budget.timed_epoch_s([40.0]) == 40.0
+    assert budget.timed_epoch_s([40.0, 10.0, 12.0]) == 11.0
+
+
+def test_a_deadline_plans_whole_epochs_then_a_partial_one_and_stops_steps_before_validating():
+    d = budget.Deadline(until=1000.0, max_epochs=50, n_steps=100)
+    t = budget.Timing(epoch_s=10.0, val_s=2.0)
+    # 95 s left: 9 whole epochs of 10.5 s (FIT_MARGIN), then 0.1 s for an epoch's steps
+    assert d.plan(done=2, timing=t, now=905.0) == (2 + 9, 0)
+    # 100 s left: 9 whole epochs use 94.5 s; 5.5 s less a validation (2.1 s) holds 3.4 s
+    # of training, 0.40 of an epoch's 8.4 s: a last epoch of 40 steps
+    assert d.plan(done=2, timing=t, now=900.0) == (12, 40)
+    assert d.plan(done=2, timing=t, now=0.0) == (50, 0)  # at most max_epochs
+    assert d.plan(done=2, timing=t, now=2000.0) == (2, 0)  # past it: what is done
+    assert d.steps_stop_at(t) == pytest.approx(1000.0 - budget.FIT_MARGIN * 2.0)
+
+
+def test_the_recipe_fitted_to_a_search_plans_to_end_before_the_search_does():
+    clock = budget.SearchClock(until=500.0, search_s=300.0, max_epochs=4)
+    d = budget.Deadline.search_end(clock, n_steps=10)
+    assert d.until == 500.0 - budget.SEARCH_END_SLACK_S
+    assert d.max_epochs == budget.MAX_LONGER * 4 == clock.epoch_cap
+
+
+def test_a_deadline_fitted_run_replans_at_each_half_of_what_is_left():
+    at, seen = budget.PROBE_EPOCHS, []
+    while (half := budget.next_replan(at, 20)) is not None:
+        seen.append(half)
+        at = half
+    assert seen == [11, 15, 17]  # then 17 -> 18 is shorter than REPLAN_AFTER

@@ -73,7 +73,7 @@ def test_a_trial_trains_capped_epochs_and_scores_them_on_the_sample(tiny_data, m
     which is where a deadline-fitted run's first plan starts (2 epochs in). Each epoch is
     scored on 5 of the 8 validation images, as the final model is scored for comparison."""
     import hyperfcn.model
-    import hyperfcn.trial
+    from hyperfcn.budget import Deadline
     from hyperfcn.final import _score
 
     monkeypatch.setattr(ep, "EPOCH_IMAGES", 8)
@@ -82,7 +82,7 @@ def test_a_trial_trains_capped_epochs_and_scores_them_on_the_sample(tiny_data, m
     real = hyperfcn.model.Cosine.plan
     monkeypatch.setattr(hyperfcn.model.Cosine, "plan",
                         lambda self, **n: (plans.append(n), real(self, **n)))
-    monkeypatch.setattr(hyperfcn.trial, "epochs_and_tail", lambda *a: (3, 0))
+    monkeypatch.setattr(Deadline, "plan", lambda *a, **k: (3, 0))
     rep = LocalReporter()
     out = run_trial(CFG, tiny_data, TrialSettings(max_epochs=3, patience=None,
                                                   fit_until=time.time() + 1e6), rep)

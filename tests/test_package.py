@@ -93,9 +93,13 @@ SRC = Path(hyperfcn.__file__).parent
 
 def _imports(path: Path) -> set[str]:
     """Every module ``path`` imports, at the top or inside a function, as absolute names."""
+    return _imports_of(ast.parse(path.read_text()), path)
+
+
+def _imports_of(tree: ast.AST, path: Path) -> set[str]:
     package = ".".join(("hyperfcn", *path.relative_to(SRC).parent.parts))
     out = set()
-    for n in ast.walk(ast.parse(path.read_text())):
+    for n in ast.walk(tree):
         if isinstance(n, ast.Import):
             out |= {a.name for a in n.names}
         elif isinstance(n, ast.ImportFrom):
@@ -113,6 +117,36 @@ def _file(module: str) -> Path | None:
         if parts and p.exists():
             return p
     return None
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    """The hyperfcn modules ``path`` imports when it is imported (not inside functions,
+    not for type checking only)."""
+    mods = set()
+    for n in ast.parse(path.read_text()).body:
+        if isinstance(n, ast.Import | ast.ImportFrom):
+            one = ast.Module(body=[n], type_ignores=[])
+            mods |= {m for m in _imports_of(one, path) if _file(m) is not None}
+    return mods
+
+
+def test_no_two_modules_import_each_other_however_indirectly():
+    graph = {p: {_file(m) for m in _top_level_imports(p)} - {p} for p in SRC.rglob("*.py")}
+
+    def cycle_from(start: Path) -> list[Path] | None:
+        stack = [(start, [start])]
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph.get(node, ()):
+                if nxt == start:
+                    return path
+                if nxt not in path:
+                    stack.append((nxt, [*path, nxt]))
+        return None
+
+    for p in graph:
+        loop = cycle_from(p)
+        assert loop is None, " -> ".join(str(x.relative_to(SRC)) for x in [*loop, p])
 
 
 def test_the_ray_layer_is_the_only_place_ray_is_imported():

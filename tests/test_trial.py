@@ -367,12 +367,12 @@ def test_a_budgeted_run_is_re_planned_half_way(tiny_data, monkeypatch, plans, ep
     the rest of the cosine spans the new plan from where the schedule was."""
     import time
 
-    import hyperfcn.trial
+    import hyperfcn.budget
     from hyperfcn.data.buckets import steps
 
     planned = iter(plans)
     # after the first epoch, more than one more fits; then the scripted plans
-    monkeypatch.setattr(hyperfcn.trial, "epochs_and_tail",
+    monkeypatch.setattr(hyperfcn.budget, "epochs_and_tail",
                         lambda done, *a: (99, 0) if done == 1 else (next(planned), 0))
     made = _recorded_plans(monkeypatch)
     rep = LocalReporter()
@@ -395,7 +395,7 @@ def test_a_budgeted_run_is_re_planned_each_time_half_its_rest_has_run(tiny_data,
     is, with the epochs since the last plan timing it, and the run ends at 0."""
     import time
 
-    import hyperfcn.trial
+    import hyperfcn.budget
     from hyperfcn.data.buckets import steps
 
     calls: list[tuple[int, float]] = []
@@ -407,7 +407,7 @@ def test_a_budgeted_run_is_re_planned_each_time_half_its_rest_has_run(tiny_data,
         calls.append((done, train_s + val_s))
         return next(planned), 0
 
-    monkeypatch.setattr(hyperfcn.trial, "epochs_and_tail", fit)
+    monkeypatch.setattr(hyperfcn.budget, "epochs_and_tail", fit)
     made = _recorded_plans(monkeypatch)
     rep = LocalReporter()
     run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
@@ -593,7 +593,7 @@ def test_an_epoch_running_past_the_search_end_stops_early_and_still_reports(tiny
     only the slack and a validation are left it ends the epoch there, validates and reports
     it before the search's end (the search would drop a later report, and the epoch)."""
     import hyperfcn.trial
-    from hyperfcn.budget import SearchClock
+    from hyperfcn.budget import SEARCH_END_SLACK_S, SearchClock
 
     clock = _scripted_epochs(monkeypatch, [45.0, 0.0])
     real = hyperfcn.trial._Trial.should_stop_now
@@ -609,7 +609,7 @@ def test_an_epoch_running_past_the_search_end_stops_early_and_still_reports(tiny
     run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
               TrialSettings(max_epochs=10, clock=search), rep)
     assert [h["epoch"] for h in rep.history] == [1, 2]
-    assert clock[0] <= search.until - hyperfcn.trial.SEARCH_END_SLACK_S
+    assert clock[0] <= search.until - SEARCH_END_SLACK_S
 
 
 def test_configs_drawn_from_the_default_space_train(tiny_data):

@@ -20,10 +20,18 @@ from typing import Any
 from . import guard
 from .budget import train_epochs, train_until
 from .config import ModelConfig, load_config
+from .data.arrays import TrialData
+from .data.cache import cache_root, release
+from .data.cache_admin import clear, entries
 from .data.folder import class_names
+from .data.prepare import DataSummary
+from .exporting import export as export_model
+from .final import plan_final, write_files
+from .inference import evaluate_folder, image_files, iter_predictions, load_run
 from .options import TuneOptions
 from .precision import describe
 from .preflight import command_line, preflight, with_out
+from .reporting import write_report
 from .resources import CPU_THREADS_PER_TRIAL, final_settings, plan_resources
 from .rundir import (
     Printer,
@@ -44,7 +52,6 @@ __all__ = ["CPU_THREADS_PER_TRIAL", "RunResult", "TuneOptions", "default_space_t
 
 def report(run_dir: str | Path) -> Path:
     """Write RUN_DIR/report.html (and its plots as PNG files in RUN_DIR/report/)."""
-    from .reporting import write_report
 
     return write_report(run_dir)
 
@@ -78,12 +85,10 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
     return RunResult(run_dir, cfg.to_dict(), metrics)
 
 
-def _train_on_worker(cfg: ModelConfig, data: Any, summary: Any, until: float | None,
+def _train_on_worker(cfg: ModelConfig, data: TrialData, summary: DataSummary, until: float | None,
                      opts: TuneOptions, run_dir: Path, p: Printer) -> dict[str, Any]:
     """`train`'s one configuration, trained on a Ray worker; its files written."""
-    from .data.cache import release
-    from .final import plan_final, write_files
-    from .tuning import session
+    from .tuning import session  # Ray, once the run's checks have passed
 
     cluster = session.start(opts.address, opts.backend, quiet=opts.quiet)
     try:
@@ -119,14 +124,12 @@ def load(run_dir: str | Path):
     """A saved run's model, whose ``predict(images)`` and ``predict_proba(images)`` take
     PIL images or arrays and prepare them as the run did (a
     :class:`hyperfcn.inference.LoadedRun`)."""
-    from .inference import load_run
 
     return load_run(run_dir)
 
 
 def predict(paths: Sequence[str | Path], model: str | Path, top_k: int = 1):
     """Rows of {path, label, score, top_k} and a list of (path, reason) skipped files."""
-    from .inference import image_files, iter_predictions, load_run
 
     files = image_files(paths)  # a missing file is said before the model loads
     skipped: list[tuple[str, str]] = []
@@ -139,7 +142,6 @@ def predict_stream(paths: Sequence[str | Path], model: str | Path, top_k: int = 
     """(the image files found, an iterator of their rows in that order), decoding a chunk
     at a time: memory stays bounded however many files there are. Unreadable files are
     appended to ``skipped`` as they are met; ``done`` hears the files each chunk did."""
-    from .inference import image_files, iter_predictions, load_run
 
     files = image_files(paths)  # a missing file is said before the model loads
     return files, iter_predictions(load_run(model), files, top_k, skipped, done)
@@ -148,7 +150,6 @@ def predict_stream(paths: Sequence[str | Path], model: str | Path, top_k: int = 
 def export(run_dir: str | Path, fmt: str, out: str | Path | None = None):
     """RUN_DIR's model as ``fmt`` (onnx, saved_model, litert), checked against Keras; an
     :class:`hyperfcn.exporting.Exported`."""
-    from .exporting import export as export_model
 
     return export_model(run_dir, fmt, out)
 
@@ -156,7 +157,6 @@ def export(run_dir: str | Path, fmt: str, out: str | Path | None = None):
 def evaluate(data: str | Path, model: str | Path,
              done: Callable[[int, int], None] | None = None):
     """The model's classification report on a labelled folder, and the skipped files."""
-    from .inference import evaluate_folder, load_run
 
     class_names(data, "DATA")  # a missing folder is said before the model loads
     return evaluate_folder(load_run(model), data, done)
@@ -165,8 +165,6 @@ def evaluate(data: str | Path, model: str | Path,
 def cache_entries(cache_dir: str | Path | None = None):
     """The decoded cache's entries (:class:`hyperfcn.data.cache_admin.Entry`), most recently
     used first, and the cache's folder."""
-    from .data.cache import cache_root
-    from .data.cache_admin import entries
 
     root = cache_root(cache_dir)
     return (entries(root) if root.is_dir() else []), root
@@ -175,8 +173,6 @@ def cache_entries(cache_dir: str | Path | None = None):
 def clear_cache(cache_dir: str | Path | None = None, older_than_s: float = 0.0):
     """Remove the decoded cache's entries last used over ``older_than_s`` ago, except those
     a running run uses; returns (removed, left because in use)."""
-    from .data.cache import cache_root
-    from .data.cache_admin import clear
 
     root = cache_root(cache_dir)
     return clear(root, older_than_s) if root.is_dir() else ([], [])

@@ -7,13 +7,16 @@ final step all ask these rules, so that they decide alike.
 
 from __future__ import annotations
 
+import statistics
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import UserError
 
 if TYPE_CHECKING:
+    from .data.prepare import DataSummary
     from .options import TuneOptions
 
 # A trial's epochs when --max-epochs is not given; and `train --budget` without it trains as
@@ -131,6 +134,77 @@ def epochs_and_tail(done: int, train_s: float, val_s: float, left_s: float, n_st
     return (end + 1, tail) if tail > 0 else (end, 0)
 
 
+# A run fitted to a deadline times its plan by its first PROBE_EPOCHS (the second is the
+# first without compilation), and re-plans each time half of what its plan has left has
+# run, while that half is at least REPLAN_AFTER epochs.
+PROBE_EPOCHS = 2
+REPLAN_AFTER = 2
+# A run fitted to the search's end plans to finish this long before it: its last report,
+# checkpoint and the search's own clean-up come after the last epoch. An epoch still
+# training when only this and a validation are left ends there and reports (the search
+# would drop a report that came after its end, and the epoch with it).
+SEARCH_END_SLACK_S = 3.0
+
+
+@dataclass(frozen=True)
+class Timing:
+    """A run's epochs as timed: the median seconds of a whole epoch, and of its validation."""
+
+    epoch_s: float
+    val_s: float
+
+    @classmethod
+    def of(cls, history: Sequence[Mapping[str, float]]) -> Timing:
+        """From epochs' records (``epoch_seconds``, ``val_seconds``); medians, so that one
+        epoch timed while the machine was busy does not move the plan."""
+        if not history:
+            raise ValueError("Timing.of: no epochs to time")
+        epoch_s = statistics.median(h["epoch_seconds"] for h in history)
+        val_s = statistics.median(h.get("val_seconds", 0.0) for h in history)
+        return cls(epoch_s=epoch_s, val_s=min(val_s, epoch_s))
+
+
+def timed_epoch_s(epoch_seconds: Sequence[float]) -> float:
+    """One epoch's time from a run's epochs so far: the first also compiles, so once there
+    are others it is left out; until then it decides alone (an overestimate)."""
+    return statistics.median(epoch_seconds[1:] or epoch_seconds[:1])
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A run fitted to end by ``until`` (a ``time.time()`` value): `train --budget`, the
+    final step's train-on, and the recipe fitted to the search's end all plan by it."""
+
+    until: float
+    max_epochs: int
+    n_steps: int  # steps of one whole epoch
+
+    @classmethod
+    def search_end(cls, clock: SearchClock, n_steps: int) -> Deadline:
+        """The recipe fitted to a search's end: SEARCH_END_SLACK_S before it, at most
+        ``clock.epoch_cap`` epochs."""
+        return cls(until=clock.until - SEARCH_END_SLACK_S, max_epochs=clock.epoch_cap,
+                   n_steps=n_steps)
+
+    def plan(self, done: int, timing: Timing, now: float) -> tuple[int, int]:
+        """(epochs in all, steps of a last partial epoch) that fit by ``until``, ``done``
+        epochs in (:func:`epochs_and_tail`)."""
+        return epochs_and_tail(done, timing.epoch_s - timing.val_s, timing.val_s,
+                               self.until - now, self.n_steps, self.max_epochs)
+
+    def steps_stop_at(self, timing: Timing) -> float:
+        """When training steps stop: ``until`` less the time a validation takes (taken
+        FIT_MARGIN longer), so the last epoch is still validated and reported in time."""
+        return self.until - FIT_MARGIN * timing.val_s
+
+
+def next_replan(at: int, end: int) -> int | None:
+    """The epoch at which a run planned to ``end``, now at ``at``, re-plans: half of what
+    is left, or None once that half is shorter than REPLAN_AFTER."""
+    half = at + (end - at) // 2
+    return half if half - at >= REPLAN_AFTER else None
+
+
 def fitting_epochs(per_epoch: float, time_left: float | None, max_epochs: int) -> int:
     """Epochs a new run (the final step's) fits in the time left: one epoch's worth is kept
     back for its start (a worker, loading weights, compiling); at most MAX_LONGER x the
@@ -186,12 +260,12 @@ TRAIN_VAL_SHARE = 0.3
 TRAIN_MIN_S = 10.0
 
 
-def final_reserve(summary: Any) -> float:
+def final_reserve(summary: DataSummary) -> float:
     """Seconds the final step keeps back, for a data summary's validation images."""
     return FINAL_RESERVE_S + FINAL_RESERVE_PER_VAL_IMAGE_S * sum(summary.val_counts.values())
 
 
-def budget_left(opts: TuneOptions, t0: float, summary: Any, need_s: float,
+def budget_left(opts: TuneOptions, t0: float, summary: DataSummary, need_s: float,
                 step: str) -> float | None:
     """Seconds of --budget left for ``step`` (the search, or training): the budget is the
     time until the model is saved, so what ran since ``t0`` and the final step's saving and
@@ -208,13 +282,13 @@ def budget_left(opts: TuneOptions, t0: float, summary: Any, need_s: float,
     return left
 
 
-def train_until(opts: TuneOptions, t0: float, summary: Any) -> float | None:
+def train_until(opts: TuneOptions, t0: float, summary: DataSummary) -> float | None:
     """`train --budget`: the time.time() by which training must end."""
     left = budget_left(opts, t0, summary, TRAIN_MIN_S, "training")
     return None if left is None else time.time() + left
 
 
-def search_budget(opts: TuneOptions, t0: float, summary: Any) -> float | None:
+def search_budget(opts: TuneOptions, t0: float, summary: DataSummary) -> float | None:
     """What is left of --budget for the search (train+val keeps a share for its refit)."""
     left = budget_left(opts, t0, summary, 1.0, "the search")
     if left is not None and opts.final == "train+val":

@@ -9,15 +9,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import difflib
 import json
 import re
 import sys
 import traceback
+from collections import Counter
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__
+from . import __version__, api
+from . import artifacts as art
+from .api import TuneOptions, default_space_text
+from .data.cache_admin import describe_entries, describe_removed
 from .errors import SearchFailed, UserError
+from .hints import command, redact
+from .metrics import format_report
+from .progress import bar, counted_bar
 from .records import METRICS
 
 _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
@@ -53,8 +61,6 @@ class _Parser(argparse.ArgumentParser):
     argparse has none)."""
 
     def error(self, message: str) -> NoReturn:
-        import difflib
-
         words = re.findall(r"unrecognized arguments: (.*)", message)
         choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
         known = _option_strings(self)
@@ -336,8 +342,6 @@ def _add_use_commands(sub: Any) -> None:
 
 
 def _opts(args: argparse.Namespace):
-    from .api import TuneOptions
-
     kw = dict(data=args.data, out=args.out, val_dir=args.val_dir, val_split=args.val_split,
               test_dir=args.test_dir,
               max_epochs=args.max_epochs, image_size=args.image_size,
@@ -362,7 +366,6 @@ def _opts(args: argparse.Namespace):
 def _resume_command(argv: list[str]) -> str:
     """The command that resumes this one; a URL's credentials are left out of it, and the
     line after says where they go instead."""
-    from .hints import command, redact
 
     cmd = command([a for a in argv if a != "--resume"] + ["--resume"])
     if any(redact(a) != a for a in argv):
@@ -372,9 +375,6 @@ def _resume_command(argv: list[str]) -> str:
 
 
 def _summary(result, argv: list[str]) -> dict:
-    from collections import Counter
-
-    from . import artifacts as art
 
     m = result.metrics
     out = {"status": "interrupted" if result.interrupted else "done",
@@ -432,14 +432,12 @@ def run(argv: list[str]) -> int:
         parser.print_help()
         return 0
     if args.command == "space":
-        from .api import default_space_text
 
         sys.stdout.write(default_space_text(args.backbone))
         return 0
     if args.command in ("tune", "train"):
         return _run_training(args, argv)
     if args.command == "report":
-        from . import api
 
         print(api.report(args.run_dir))
         return 0
@@ -450,7 +448,6 @@ def run(argv: list[str]) -> int:
     if args.command == "evaluate":
         return _run_evaluate(args)
     if args.command == "export":
-        from . import api
 
         e = api.export(args.run_dir, args.format, args.out)
         print(f"{e.path} ({e.format}): checked against the Keras model on "
@@ -462,7 +459,6 @@ def run(argv: list[str]) -> int:
 
 def _run_training(args: argparse.Namespace, argv: list[str]) -> int:
     """`tune` or `train`; Ctrl-C during a search prints the command that resumes it."""
-    from . import api
 
     opts = _opts(args)
     try:
@@ -487,9 +483,6 @@ def _run_training(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from . import api
-    from .progress import bar
-
     skipped: list[tuple[str, str]] = []
     advance: list[Any] = []  # the bar's, once the files are counted
     files, rows = api.predict_stream(args.paths, args.model, args.top_k, skipped,
@@ -505,9 +498,6 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 
 def _run_cache(args: argparse.Namespace) -> int:
-    from . import api
-    from .data.cache_admin import describe_entries, describe_removed
-
     if args.older_than and not args.clear:
         raise UserError("--older-than chooses what --clear removes; give both, e.g. "
                         "hyperfcn cache --clear --older-than 7d")
@@ -521,10 +511,6 @@ def _run_cache(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from . import api
-    from .metrics import format_report
-    from .progress import counted_bar
-
     with counted_bar("evaluating") as done:  # its total comes with the work: no second scan
         rep, skipped = api.evaluate(args.data, args.model, done)
     print(json.dumps(rep, indent=2) if args.format == "json" else format_report(rep))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from . import yamlio
 from .errors import SpaceError
 
 FLIP_MODES = ("none", "horizontal", "vertical", "horizontal_and_vertical")
@@ -186,7 +187,6 @@ def load_config(path: str | Path) -> ModelConfig:
                          f"or write one with the keys `hyperfcn space` lists")
     try:
         if p.suffix in (".yaml", ".yml"):
-            from . import yamlio
 
             data = yamlio.load(p.read_text())
         else:

@@ -12,12 +12,14 @@ It returns class probabilities in the order of ``classes.json``, written beside 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
 import json
 import os
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -28,8 +30,10 @@ import numpy as np
 
 from . import artifacts as art
 from . import extras, guard, hints
+from .data.folder import decode_all, scan_folder
 from .errors import UserError
 from .hints import install
+from .inference import load_run
 
 # Largest difference in any class probability between the exported model and Keras'.
 TOLERANCE = 1e-4
@@ -76,8 +80,6 @@ def preprocessing(image_size: int, classes: list[str]) -> dict[str, Any]:
 
 
 def _require(fmt: Format, module: str) -> Any:
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -100,7 +102,6 @@ def _runner(fmt: Format, path: Path) -> Callable[[np.ndarray], np.ndarray]:
     try:  # LiteRT's own runtime where installed; TensorFlow's copy (deprecated) otherwise
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
-        import warnings
 
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
         Interpreter = tf.lite.Interpreter  # noqa: N806
@@ -120,7 +121,6 @@ def _runner(fmt: Format, path: Path) -> Callable[[np.ndarray], np.ndarray]:
 def check_images(run_dir: Path, image_size: int, n: int = CHECK_IMAGES) -> list[np.ndarray]:
     """Up to ``n`` of the run's validation images (its training images when it kept none),
     decoded as `predict` decodes them, grouped into batches of one shape each."""
-    from .data.folder import decode_all, scan_folder
 
     files = [Path(r["path"]) for r in art.read_val_predictions(run_dir)]
     settings = run_dir / art.SETTINGS
@@ -142,7 +142,6 @@ def export(run_dir: str | Path, fmt: str, out: str | Path | None = None) -> Expo
     """Export RUN_DIR's model.keras to ``fmt`` at ``out`` (default: beside it), check the
     file against Keras on validation images, and write ``classes.json`` and
     ``preprocessing.json`` beside it."""
-    from .inference import load_run
 
     try:
         f = Format(fmt)

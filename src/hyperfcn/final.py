@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import logging
+import statistics
 import sys
 import tempfile
 import time
@@ -29,8 +31,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+from PIL import Image
+
+from . import artifacts as art
 from .budget import MAX_LONGER, continue_epochs, longer_epochs
 from .config import ModelConfig
 from .data.arrays import TrialData, labels_of
@@ -38,9 +44,16 @@ from .data.buckets import Packed
 from .data.epoch import VAL_IMAGES, sample_positions, scoring_rows
 from .feed import predict_packed
 from .hints import command
-from .metrics import score
+from .metrics import classification_report, format_report, score
 from .precision import as_float32
-from .records import Objective, fitted_epochs
+from .records import Objective, TrialRecord, fitted_epochs
+from .testscore import add_test_score, optimism_note
+from .trial import CHECKPOINT_MODEL, LocalReporter, TrialOutcome, TrialSettings, run_trial
+
+if TYPE_CHECKING:
+    import keras
+
+    from .data.prepare import DataSummary
 
 log = logging.getLogger("hyperfcn")
 
@@ -196,8 +209,8 @@ class FinalModel:
     compared: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)  # the retrain's, if any
     best_epoch: int = 0
-    val_probs: Any = None
-    val_labels: Any = None
+    val_probs: np.ndarray | None = None
+    val_labels: np.ndarray | None = None
     val_order: list[int] = field(default_factory=list)
     seconds: float = 0.0
     augment_preview: bytes | None = None
@@ -205,7 +218,7 @@ class FinalModel:
     start_epoch: int = 0
 
 
-def merged(data: Any, size: int) -> Any:
+def merged(data: TrialData, size: int) -> TrialData:
     """TrialData whose training set is train+val at `size`: both sets' buckets side by side
     (they share shapes, so nothing compiles anew), nothing copied."""
     tr, va = data.train[size], data.val[size]
@@ -214,24 +227,24 @@ def merged(data: Any, size: int) -> Any:
                      val=data.val)
 
 
-def load_core(checkpoint_dir: str | Path) -> Any:
+def load_core(checkpoint_dir: str | Path) -> keras.Model:
     """The inference model inside a trial checkpoint (its optimizer is not needed)."""
     import keras
 
     from . import augment  # noqa: F401  (registers Augment for loading)
-    from .trial import CHECKPOINT_MODEL
 
     return keras.saving.load_model(Path(checkpoint_dir, CHECKPOINT_MODEL),
                                    compile=False).get_layer("hyperfcn")
 
 
-def _score(model: Any, val: Any, batch_size: int, rows: Any = None
-           ) -> tuple[dict[str, float], Any]:
+def _score(model: keras.Model, val: Packed, batch_size: int,
+           rows: list[np.ndarray] | None = None) -> tuple[dict[str, float], np.ndarray]:
     probs = predict_packed(model, val, batch_size, rows)
     return score(probs, labels_of(val, rows)), probs
 
 
-def _on_sample(checked: dict[str, float], probs: Any, val: Any) -> dict[str, float]:
+def _on_sample(checked: dict[str, float], probs: np.ndarray, val: Packed
+               ) -> dict[str, float]:
     """The scores of ``probs`` (every validation image, in bucket order) on the epochs'
     validation sample."""
     at = sample_positions(val)
@@ -240,7 +253,8 @@ def _on_sample(checked: dict[str, float], probs: Any, val: Any) -> dict[str, flo
     return score(probs[at], labels_of(val)[at])
 
 
-def make_final(config: dict[str, Any], data: Any, settings: Any, plan: FinalPlan,
+def make_final(config: dict[str, Any], data: TrialData, settings: TrialSettings,
+               plan: FinalPlan,
                checkpoint_dir: str | None = None,
                on_epoch: Callable[[dict], None] | None = None) -> FinalModel:
     """Build the final model as planned, save it, load the bytes back and score them."""
@@ -278,17 +292,17 @@ class _Kept:
     """The model the final step keeps so far, and why."""
 
     reason: str
-    core: Any = None
+    core: keras.Model | None = None
     source: FinalSource | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     start_epoch: int = 0
 
 
-def _retrain(config: dict[str, Any], data: Any, settings: Any, plan: FinalPlan,
-             checkpoint_dir: str | None, on_epoch: Callable[[dict], None] | None) -> Any:
+def _retrain(config: dict[str, Any], data: TrialData, settings: TrialSettings,
+             plan: FinalPlan, checkpoint_dir: str | None,
+             on_epoch: Callable[[dict], None] | None) -> TrialOutcome:
     """The planned retrain (or continuation, or train+val refit): its TrialOutcome."""
-    from .trial import LocalReporter, run_trial
 
     s = dataclasses.replace(settings, min_epochs=plan.min_epochs,
                             max_epochs=plan.max_epochs or settings.max_epochs,
@@ -301,7 +315,7 @@ def _retrain(config: dict[str, Any], data: Any, settings: Any, plan: FinalPlan,
     return run_trial(config, merged(data, size) if plan.train_val else data, s, rep)
 
 
-def _keep_better(kept: _Kept, out: Any, plan: FinalPlan, val: Any, bs: int,
+def _keep_better(kept: _Kept, out: TrialOutcome, plan: FinalPlan, val: Packed, bs: int,
                  metric: str) -> None:
     """Keep the retrain's model where it is the model: a train+val refit that ran its
     epochs, or a retrain that scores better on validation than the weights kept so far."""
@@ -329,14 +343,11 @@ def _keep_better(kept: _Kept, out: Any, plan: FinalPlan, val: Any, bs: int,
                         f"epoch {out.best.get('epoch')}), so the best trial's weights were kept")
 
 
-def preview_png(config: dict[str, Any], val: Any, seed: int) -> bytes | None:
+def preview_png(config: dict[str, Any], val: Packed, seed: int) -> bytes | None:
     """PNG of the best config's augmentation on up to 8 validation images, one per class
     first, from the largest bucket (one shape, so they stack)."""
-    import io
 
-    from PIL import Image
-
-    from .augment import preview_grid
+    from .augment import preview_grid  # Keras: loaded only where a model is needed
 
     try:
         bucket = max(val.buckets, key=lambda b: len(b.y))
@@ -374,11 +385,10 @@ def shortfall(checked: Mapping[str, float], best: Mapping[str, float] | None,
             f"trial's {want:.4f}; the search found a better model than the one saved")
 
 
-def near_chance(accuracy: float | None, labels: Any, classes: list[str],
+def near_chance(accuracy: float | None, labels: np.ndarray, classes: list[str],
                 fix: str) -> str | None:
     """A warning when the saved model's validation accuracy is within NEAR_CHANCE of
     guessing, saying what guessing scores here and ``fix``, what to do instead."""
-    import numpy as np
 
     n = len(labels)
     if accuracy is None or not n or len(classes) < 2:
@@ -407,10 +417,8 @@ def fix_hint(run_dir: Path, searched: bool) -> str:
 
 # ---------------------------------------------------------------- on the driver
 
-def best_trial_of(r: Any, metric: str, mode: str, max_epochs: int) -> Any:
-    """The search's best trial (a records.TrialRecord) as the final step sees it."""
-    import statistics
-
+def best_trial_of(r: TrialRecord, metric: str, mode: str, max_epochs: int) -> BestTrial:
+    """The search's best trial as the final step sees it."""
     best = Objective(metric).best(r.history) or {
         "epoch": r.epochs, "val_loss": r.best_val_loss, "val_accuracy": r.best_val_accuracy}
     fitted = fitted_epochs(r.history)
@@ -430,7 +438,7 @@ def is_two_stage(config: Mapping[str, Any]) -> bool:
     return ModelConfig(**{k: config[k] for k in keys if k in config}).two_stage
 
 
-def _final_text(out: Any, best: Any, metric: str) -> str:
+def _final_text(out: FinalModel, best: BestTrial | None, metric: str) -> str:
     c = out.checked
     text = (f"saved model: val_accuracy {c['val_accuracy']:.4f}, val_loss "
             f"{c['val_loss']:.4f} (loaded back from the file and scored")
@@ -447,7 +455,7 @@ def _final_text(out: Any, best: Any, metric: str) -> str:
     return text + ")"
 
 
-def _val_predictions(out: Any, summary: Any) -> list[dict[str, Any]]:
+def _val_predictions(out: FinalModel, summary: DataSummary) -> list[dict[str, Any]]:
     classes = summary.classes
     rows = []
     probs = out.val_probs
@@ -461,8 +469,7 @@ def _val_predictions(out: Any, summary: Any) -> list[dict[str, Any]]:
 
 
 def _log_final_tb(run_dir: Path, config: dict[str, Any], out: FinalModel) -> None:
-    from . import artifacts as art
-    from .tb import HParamsLog
+    from .tb import HParamsLog  # TensorBoard, only when writing HParams
 
     tb = HParamsLog(run_dir / art.TENSORBOARD)
     tb.start("final", config, group="final")
@@ -477,7 +484,6 @@ def earlier_model_better(run_dir: Path, out: FinalModel, metric: str) -> str | N
     the validation set as ``out``), or None when ``out`` is to be saved. Both scores are
     files loaded back and scored on every validation image of the same data; a model
     fitted on train+val has no held-out score, and a new one replaces it."""
-    from . import artifacts as art
 
     try:
         before = art.read_json(run_dir / art.METRICS)["final"]
@@ -495,17 +501,12 @@ def earlier_model_better(run_dir: Path, out: FinalModel, metric: str) -> str | N
             f"is unchanged")
 
 
-def write_files(run_dir: Path, config: dict[str, Any], out: FinalModel, summary: Any,
+def write_files(run_dir: Path, config: dict[str, Any], out: FinalModel, summary: DataSummary,
                 say: Callable[[str], None], extra_metrics: dict[str, Any],
                 best: BestTrial | None = None, metric: str = "val_loss",
                 test_dir: Path | None = None) -> dict[str, Any]:
     """Write the final model and everything that describes it, each file atomically; then
     score the saved file on ``test_dir``, if given."""
-    import hashlib
-
-    from . import artifacts as art
-    from .metrics import classification_report
-    from .testscore import add_test_score, optimism_note
 
     classes = summary.classes
     rep = classification_report(out.val_probs, out.val_labels, classes)
@@ -555,7 +556,6 @@ def write_files(run_dir: Path, config: dict[str, Any], out: FinalModel, summary:
 def _say_final(say: Callable[[str], None], rep: dict[str, Any] | None, text: str,
                test_text: str | None, final: dict[str, Any]) -> None:
     """The saved model's report, its line, its note, and a warning on stderr."""
-    from .metrics import format_report
 
     if rep is not None:
         say(format_report(rep))

@@ -24,6 +24,7 @@ from . import artifacts as art
 from .data.buckets import pack, plan_buckets
 from .data.folder import decode_all, list_image_paths, resized, scan_folder
 from .errors import DataError, UserError
+from .feed import predict_packed
 from .metrics import classification_report
 
 
@@ -124,8 +125,6 @@ def load_run(run_dir: str | Path) -> LoadedRun:
 
 def _probabilities(run: LoadedRun, images: list[np.ndarray], batch_size: int = 32
                    ) -> np.ndarray:
-    from .feed import predict_packed
-
     if not images:
         return np.zeros((0, len(run.classes)), np.float32)
     plan = plan_buckets([im.shape[:2] for im in images])

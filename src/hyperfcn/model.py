@@ -198,7 +198,7 @@ def build_training_model(cfg: ModelConfig, num_classes: int, seed: int | None = 
                          ) -> tuple[keras.Model, keras.Model]:
     """(training model with augmentation in front, the core it wraps), compiled."""
     if cfg.backbone != "none":
-        from .backbone import build_backbone_core
+        from .backbone import build_backbone_core  # Keras: loaded only where a model is needed
 
         core = build_backbone_core(cfg, num_classes, weights)
     else:

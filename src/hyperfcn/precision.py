@@ -17,6 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
+
 PRECISION_ENV = "HYPERFCN_PRECISION"
 PRECISIONS = ("auto", "float32", "bfloat16")
 # oneDNN's native bfloat16 paths: AVX512-BF16 (Cooper Lake, Zen 4 and later) and AMX
@@ -43,7 +45,6 @@ def chosen(env: str | None = None, backend: str | None = None, gpu: bool = False
     bfloat16 where TensorFlow trains on a CPU with native bfloat16."""
     value = (os.environ.get(PRECISION_ENV, "") if env is None else env).strip() or "auto"
     if value not in PRECISIONS:
-        from .errors import UserError
 
         raise UserError(f"{PRECISION_ENV}={value!r}: must be one of {', '.join(PRECISIONS)}")
     if value != "auto":

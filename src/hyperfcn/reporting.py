@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageOps
 
 from . import artifacts as art
+from .config import ModelConfig
 from .data.epoch import describe as describe_epoch
 from .errors import UserError
-from .records import Objective
+from .records import Objective, TrialStatus, read_history, record, status_of
 
 GALLERY = 16  # most confident mistakes shown
 PARAMS_SHOWN = 8  # parameters on the parallel-coordinates plot
@@ -90,7 +92,6 @@ def load(run_dir: str | Path) -> Run:
 def _trials_from_ray(d: Path, max_epochs: int, scheduler: str | None) -> list[dict[str, Any]]:
     """The trials of a run that ended before it wrote trials.json (killed, interrupted):
     every round's result.json, through the search's own reader and status rule."""
-    from .records import TrialStatus, read_history, record, status_of
 
     stops = art.read_stops(d / art.SCHEDULER_STOPS)
     out = []
@@ -397,8 +398,6 @@ def _img(png: bytes, alt: str, mime: str = "image/png") -> str:
 
 
 def _thumb(path: str, size: int = 144) -> bytes | None:
-    from PIL import Image, ImageOps
-
     try:
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im)
@@ -664,8 +663,6 @@ def _mistakes_html(run: Run) -> list[str]:
 
 
 def _unused(config: dict[str, Any]) -> set[str]:
-    from .config import ModelConfig
-
     try:
         return ModelConfig.from_dict(config).unused()
     except Exception:  # a config from another version: show it all

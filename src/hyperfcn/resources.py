@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .errors import UserError
+from .trial import TrialSettings
 
 if TYPE_CHECKING:
     from .options import TuneOptions
@@ -58,8 +59,6 @@ def plan_resources(opts: TuneOptions, cluster: dict[str, float]) -> Resources:
 
 
 def final_settings(opts: TuneOptions, res: Resources, weights: str | None = None):
-    from .trial import TrialSettings
-
     # The final retrain is one task: all of one node's CPUs (up to 8) or one GPU; a task
     # asking for more than any single node has would wait forever.
     node_cpus = res.node_cpus or res.cpus

@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from . import artifacts as art
 from . import hints
+from .data.epoch import describe as describe_epoch
+from .data.prepare import prepare, skipped_message, unmeasured_message
 from .guard import check_same_classes
 from .progress import counted_bar
+from .reporting import write_report
 
 if TYPE_CHECKING:
     from .options import TuneOptions
@@ -67,8 +70,6 @@ def versions() -> dict[str, str]:
 
 def prepare_data(opts: TuneOptions, sizes: list[int], run_dir: Path, say: Printer,
                  resuming: bool = False):
-    from .data.epoch import describe as describe_epoch
-    from .data.prepare import prepare, skipped_message, unmeasured_message
 
     say(f"reading {opts.data}" + (f" (validation: {opts.val_dir})" if opts.val_dir else
                                   f" (validation: {opts.val_split:.0%} stratified split)"))
@@ -142,8 +143,6 @@ def epoch_printer(p: Printer, fs, epochs: int | None = None
 
 
 def write_report_or_say(run_dir: Path, say: Printer) -> None:
-    from .reporting import write_report
-
     try:
         say(f"report: {write_report(run_dir)}")
     except Exception as e:  # the model is saved; a plotting problem must not hide that
@@ -155,7 +154,7 @@ def log_final(opts: TuneOptions, run_dir: Path, config: dict[str, Any],
                metrics: dict[str, Any], say: Printer) -> None:
     if not (opts.mlflow or opts.wandb):
         return
-    from .tuning.trackers import log_final
+    from .tuning.trackers import log_final  # Ray, once the run's checks have passed
 
     try:
         for where in log_final(run_dir, run_dir.name, config, metrics, opts.mlflow,

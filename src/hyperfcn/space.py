@@ -21,6 +21,7 @@ import yaml
 
 from . import yamlio
 from .errors import SpaceError
+from .hints import command
 
 Scalar = int | float | str | bool
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "quniform", "randint")
@@ -479,7 +480,6 @@ def load_space(path: str | Path | None = None, known_keys: set[str] | None = Non
     else:
         p = Path(path)
         if not p.is_file():
-            from .hints import command
 
             raise SpaceError(f"{p}: space file not found; write one with "
                              f"`{command(['space'])} > {p.name}` and edit it")

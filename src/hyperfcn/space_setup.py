@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import BACKBONES, ModelConfig
+from .data.folder import scan_folder
+from .data.sizing import Sizing, fit_sizes, native_size
 from .errors import SpaceError, UserError
 from .space import Constant, SearchSpace, load_space, parse_space
+from .space import default_space_text as text
 
 if TYPE_CHECKING:
     from .options import TuneOptions
@@ -40,7 +43,6 @@ def space_file(backbone: str | None) -> str:
 
 def default_space_text(backbone: str | None = None) -> str:
     """The packaged space (FCN, or the recipe space of a backbone) as YAML text."""
-    from .space import default_space_text as text
 
     out = text(space_file(backbone))
     if backbone:
@@ -102,8 +104,6 @@ def fit_sizes_to_data(space: SearchSpace, data: Path, seed: int) -> tuple[Search
     """The space with the searched image sizes that would upsample the data dropped (see
     :mod:`hyperfcn.data.sizing`), and what was found. A constant size (``--image-size``, or one
     the space file fixes) is the user's choice and stays."""
-    from .data.folder import scan_folder
-    from .data.sizing import Sizing, fit_sizes, native_size
 
     asked = sizes(space)
     if isinstance(space.get("image_size"), Constant):
@@ -127,7 +127,7 @@ def sizes(space: SearchSpace) -> list[int]:
 
 
 def space_infos(space: SearchSpace):
-    from .tb import hparam_info
+    from .tb import hparam_info  # TensorBoard, only when writing HParams
 
     return [hparam_info(p.name, None if p.interval() else p.choices(), p.interval())
             for p in space.walk() if not isinstance(p, Constant)]

@@ -11,6 +11,7 @@ from typing import Any
 
 from . import artifacts as art
 from . import hints
+from .inference import evaluate_folder, load_run
 
 
 def optimism_note(run_dir: Path, searched: bool) -> str:
@@ -26,7 +27,6 @@ def optimism_note(run_dir: Path, searched: bool) -> str:
 
 def score_test(run_dir: Path, test_dir: Path) -> dict[str, Any]:
     """``hyperfcn evaluate TEST_DIR --model RUN_DIR``'s report, for metrics.json's ``test``."""
-    from .inference import evaluate_folder, load_run
 
     settings = run_dir / art.SETTINGS
     if "keras" not in sys.modules and settings.is_file():  # a jax run scores with jax too

@@ -14,7 +14,6 @@ import dataclasses
 import json
 import math
 import os
-import statistics
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -25,7 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import feed, runtime
-from .budget import FIT_MARGIN, SearchClock, epochs_and_tail
+from .budget import PROBE_EPOCHS, Deadline, SearchClock, Timing, next_replan
 from .config import ModelConfig
 from .data.arrays import TrialData, class_weights, labels_of
 from .data.epoch import epoch_steps, scoring_rows
@@ -37,13 +36,6 @@ from .records import Objective
 CHECKPOINT_MODEL = "model.keras"
 CHECKPOINT_STATE = "state.json"
 _clock = time.monotonic  # times the checkpoint interval (a test steps it)
-PROBE_EPOCHS = 2  # the second is the first without compilation: it times an epoch
-REPLAN_AFTER = 2  # a run fitted to a deadline is re-planned when half its rest is this long
-# A run fitted to the search's end plans to finish this long before it: its last report,
-# checkpoint and the search's own clean-up come after the last epoch. An epoch still
-# training when only this and a validation are left ends there and reports (the search
-# would drop a report that came after its end, and the epoch with it).
-SEARCH_END_SLACK_S = 3.0
 
 __all__ = ["TrialData", "TrialSettings", "LocalReporter", "TrialOutcome", "run_trial"]
 
@@ -145,7 +137,7 @@ class _DeadlineFit:
     """The part of a trial fitted to a deadline (`train --budget`, the final step's train-on,
     a recipe fitted to the search's end): timing its first epochs, planning how many fit and
     re-planning as it goes. Mixed into :class:`_Trial`, whose state it reads and sets; the
-    arithmetic itself is budget.py's."""
+    planning itself is budget.py's :class:`~hyperfcn.budget.Deadline`."""
 
     def _fit_timed(self, start: int) -> int:
         """A run fitted to a deadline: the first PROBE_EPOCHS run at the starting learning
@@ -183,8 +175,11 @@ class _DeadlineFit:
     def _set_deadline(self, since: int) -> None:
         """Steps stop at ``fit_until`` less the margin a validation takes (timed by the
         epochs from the ``since``-th on)."""
-        val_s = statistics.median(h.get("val_seconds", 0.0) for h in self.history[since:])
-        self.train_until = float(self.s.fit_until or 0.0) - FIT_MARGIN * val_s
+        self.train_until = self._deadline().steps_stop_at(Timing.of(self.history[since:]))
+
+    def _deadline(self) -> Deadline:
+        return Deadline(until=float(self.s.fit_until or 0.0), max_epochs=self.s.max_epochs,
+                        n_steps=self.n_steps)
 
     def _fit_within_search(self, start: int) -> int:
         """The recipe in a budgeted search: its first epoch runs alone, and when the budget
@@ -211,8 +206,9 @@ class _DeadlineFit:
         planned once the next is timed, or now when only a partial epoch fits."""
         clock = self.s.clock
         assert clock is not None
-        self.s = dataclasses.replace(self.s, fit_until=clock.until - SEARCH_END_SLACK_S,
-                                     max_epochs=clock.epoch_cap)
+        deadline = Deadline.search_end(clock, self.n_steps)
+        self.s = dataclasses.replace(self.s, fit_until=deadline.until,
+                                     max_epochs=deadline.max_epochs)
         self.fitting = self.fitted_to_search = True
         self._set_deadline(since=0)
         done = len(self.history)
@@ -225,19 +221,15 @@ class _DeadlineFit:
     def _plan(self, since: int) -> tuple[int, int]:
         """(epochs in all, steps of a last partial epoch) that fit before ``fit_until``,
         timed by the epochs from the ``since``-th on."""
-        hist = self.history[since:]
-        epoch_s = statistics.median(h["epoch_seconds"] for h in hist)
-        val_s = min(statistics.median(h.get("val_seconds", 0.0) for h in hist), epoch_s)
-        return epochs_and_tail(len(self.history), epoch_s - val_s, val_s,
-                               float(self.s.fit_until or 0.0) - time.time(), self.n_steps,
-                               self.s.max_epochs)
+        return self._deadline().plan(len(self.history), Timing.of(self.history[since:]),
+                                     time.time())
 
     def _plan_to_end(self, since: int, first: bool = False) -> None:
         """(Re-)plan a run fitted to a deadline (:meth:`_plan`): the cosine goes on from
         where it is to 0 at the last step of the new plan, which may end on a partial
         epoch: at a budget of a few epochs, the time after the last whole one is a large
         part of the training."""
-        from .model import schedule_of
+        from .model import schedule_of  # Keras: loaded only where a model is needed
 
         done = len(self.history)
         if self.stopped or (done >= self.end_epoch and not first):
@@ -254,10 +246,7 @@ class _DeadlineFit:
 
     def _replan_halves(self, at: int) -> int:
         """Each time half of what the plan has left has run, re-plan the rest."""
-        while not self.stopped:
-            half = at + (self.end_epoch - at) // 2
-            if half - at < REPLAN_AFTER:
-                break
+        while not self.stopped and (half := next_replan(at, self.end_epoch)) is not None:
             self._fit(at, half)
             self._plan_to_end(since=at)
             at = half
@@ -348,15 +337,15 @@ class _Trial(_DeadlineFit):
         """The model, from the checkpoint if there is one; the epoch to start from."""
         import keras
 
-        from .model import build_training_model
-        from .precision import set_precision
+        from .model import build_training_model  # Keras: loaded only where a model is needed
+        from .precision import set_precision  # Keras: loaded only where a model is needed
 
         start_epoch = 0
         set_precision(gpu=self.s.gpus > 0)
         # a run fitted to a deadline gets its schedule once its epochs are known
         decay = None if self.fitting else self.n_steps * (self.switch or self.s.max_epochs)
         if self.s.init_from and not ckpt:
-            from .model import compile_model
+            from .model import compile_model  # Keras: loaded only where a model is needed
 
             self.model = keras.saving.load_model(Path(self.s.init_from, CHECKPOINT_MODEL))
             self.core = self.model.get_layer("hyperfcn")
@@ -371,7 +360,9 @@ class _Trial(_DeadlineFit):
                 self.cfg, self.k, seed=self.s.seed, weights=self.s.weights,
                 decay_steps=decay)
             if self.cfg.init == "airbench" and self.cfg.backbone == "none":
-                from .weights_init import airbench_init
+                from .weights_init import (
+                    airbench_init,  # Keras: loaded only where a model is needed
+                )
 
                 airbench_init(self.core, [b.x for b in self.train.buckets], self.s.seed or 0)
         for h in self.history:
@@ -384,8 +375,8 @@ class _Trial(_DeadlineFit):
     def _second_stage(self) -> None:
         """Unfreeze the top of the backbone, at a lower learning rate. (A checkpoint from
         after the switch already holds both.)"""
-        from .backbone import second_stage
-        from .model import compile_model
+        from .backbone import second_stage  # Keras: loaded only where a model is needed
+        from .model import compile_model  # Keras: loaded only where a model is needed
 
         second_stage(self.core, self.cfg)
         compile_model(self.model, self.cfg, self.cfg.learning_rate * self.cfg.finetune_lr_factor,

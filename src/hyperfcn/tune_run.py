@@ -8,7 +8,7 @@ import collections
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import artifacts as art
 from . import guard
@@ -22,13 +22,18 @@ from .budget import (
     tune_epochs,
 )
 from .config import ModelConfig
+from .data import cache
+from .data.cache import in_memory
+from .data.footprint import available_bytes, check_memory
 from .errors import SearchFailed, UserError
+from .final import best_trial_of, earlier_model_better, plan_final, write_files
 from .options import TuneOptions
 from .precision import describe
 from .preflight import command_line, preflight, with_out
-from .records import Objective
+from .progress import Board, make_view
+from .records import Objective, TrialRecord
 from .resources import Resources, final_settings, plan_resources
-from .rounds import FINAL_DONE, FINAL_PENDING
+from .rounds import FINAL_DONE, FINAL_PENDING, evaluated, finished_rounds, image_sizes, plan_round
 from .rundir import (
     Printer,
     RunResult,
@@ -44,6 +49,15 @@ from .rundir import (
 )
 from .space import SearchSpace
 from .space_setup import fit_sizes_to_data, resolve_space, sizes, space_infos, uses_backbone
+from .trial import TrialSettings
+
+if TYPE_CHECKING:  # the Ray layer is imported where it runs, once the run's checks pass
+    from .data.arrays import TrialData
+    from .data.prepare import DataSummary
+    from .data.sizing import Sizing
+    from .rounds import Round
+    from .tuning.scheduler import SchedulerPlan
+    from .tuning.search import SearchRequest
 
 
 def _fetch_weights(space: SearchSpace, opts: TuneOptions, res: Resources, say: Printer
@@ -52,14 +66,14 @@ def _fetch_weights(space: SearchSpace, opts: TuneOptions, res: Resources, say: P
     fails in seconds with the way out, and trials never race to write Keras' cache."""
     if opts.weights != "imagenet" or not uses_backbone(space):
         return
-    from .tuning import session
+    from .tuning import session  # Ray, once the run's checks have passed
 
     names = [str(v) for v in space.values_of("backbone") or [] if v != "none"]
     say(f"getting ImageNet weights for {', '.join(names)} (Keras' cache, downloaded once)")
     session.fetch_weights(names, res.cpus_per_trial)
 
 
-def _space(opts: TuneOptions, p: Printer) -> tuple[SearchSpace, Any]:
+def _space(opts: TuneOptions, p: Printer) -> tuple[SearchSpace, Sizing | None]:
     """The space `tune` searches, its image sizes fitted to the data (said when probed)."""
     space, sizing = fit_sizes_to_data(resolve_space(opts), opts.data, opts.seed)
     if sizing is not None:
@@ -87,11 +101,10 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     return result
 
 
-def _search_request(opts: TuneOptions, space: SearchSpace) -> Any:
+def _search_request(opts: TuneOptions, space: SearchSpace) -> SearchRequest:
     """The search as far as the options say it, before the round and the machine are known."""
-    from .trial import TrialSettings
-    from .tuning import search
-    from .tuning.scheduler import plan_scheduler
+    from .tuning import search  # Ray, once the run's checks have passed
+    from .tuning.scheduler import plan_scheduler  # Ray, once the run's checks have passed
 
     run_dir = opts.out.resolve()
     settings = TrialSettings(max_epochs=opts.max_epochs, metric=opts.metric, seed=opts.seed,
@@ -106,12 +119,11 @@ def _search_request(opts: TuneOptions, space: SearchSpace) -> Any:
                                                          opts.max_epochs, opts.searcher))
 
 
-def _prepare_round(req: Any, opts: TuneOptions, t0: float, p: Printer) -> tuple:
+def _prepare_round(req: SearchRequest, opts: TuneOptions, t0: float, p: Printer) -> tuple:
     """The round this command runs, its trackers, and the data read: every refusal that can
     come before Ray starts comes here."""
-    from .rounds import image_sizes, plan_round
-    from .tuning import search
-    from .tuning.trackers import tracker_callbacks
+    from .tuning import search  # Ray, once the run's checks have passed
+    from .tuning.trackers import tracker_callbacks  # Ray, once the run's checks have passed
 
     run_dir = req.run_dir
     rnd = plan_round(run_dir, opts.resume, opts.samples, opts.budget_s,
@@ -130,12 +142,12 @@ def _prepare_round(req: Any, opts: TuneOptions, t0: float, p: Printer) -> tuple:
     return opts, rnd, trackers, data, summary
 
 
-def _on_ray(req: Any, opts: TuneOptions, rnd: Any, trackers: list[Any], data: Any,
-            summary: Any, t0: float, p: Printer, say: Say | None, sizing: Any) -> RunResult:
+def _on_ray(req: SearchRequest, opts: TuneOptions, rnd: Round, trackers: list[Any],
+            data: TrialData, summary: DataSummary, t0: float, p: Printer, say: Say | None,
+            sizing: Sizing | None) -> RunResult:
     """The search (or, resuming an interrupted final step, its records) and the final model,
     on a Ray cluster of our own or the one joined."""
-    from .data import cache
-    from .tuning import session
+    from .tuning import session  # Ray, once the run's checks have passed
 
     cluster = session.start(opts.address, opts.backend, quiet=opts.quiet)
     try:
@@ -167,7 +179,7 @@ def _on_ray(req: Any, opts: TuneOptions, rnd: Any, trackers: list[Any], data: An
         cache.release(Path(summary.cache))
 
 
-def _say_round(rnd: Any, run_dir: Path, p: Printer) -> None:
+def _say_round(rnd: Round, run_dir: Path, p: Printer) -> None:
     if rnd.final_only:
         p(f"the search in {run_dir} finished ({len(rnd.earlier)} trials) and its final step "
           f"was interrupted: making the final model again, no trial runs again")
@@ -176,7 +188,7 @@ def _say_round(rnd: Any, run_dir: Path, p: Printer) -> None:
           f"round {rnd.number}: its searcher starts from their results")
 
 
-def _final_time_left(opts: TuneOptions, t0: float, summary: Any) -> float | None:
+def _final_time_left(opts: TuneOptions, t0: float, summary: DataSummary) -> float | None:
     """Seconds the budget leaves the final step (None: no budget); recorded, so that a
     resumed final step plans with the time it had."""
     if opts.budget_s is None:
@@ -184,21 +196,20 @@ def _final_time_left(opts: TuneOptions, t0: float, summary: Any) -> float | None
     return opts.budget_s - (time.time() - t0) - final_reserve(summary)
 
 
-def _final_request(req: Any, res: Resources, data_ref: Any) -> Any:
+def _final_request(req: SearchRequest, res: Resources, data_ref: object) -> SearchRequest:
     """The request a resumed final step needs: the data and this machine's share."""
     return dataclasses.replace(req, data_ref=data_ref, settings=dataclasses.replace(
         req.settings, cpus=res.cpus_per_trial, gpus=res.gpus_per_trial))
 
 
-def _finished_search(run_dir: Path, rnd: Any) -> tuple[list[Any], dict[str, Any]]:
+def _finished_search(run_dir: Path, rnd: Round) -> tuple[list[TrialRecord], dict[str, Any]]:
     """The trials and the summary of a search whose final step is to run again."""
-    from .records import TrialRecord
 
     return [TrialRecord(**r) for r in rnd.earlier], art.read_json(run_dir / art.SEARCH)
 
 
-def _no_final(run_dir: Path, best: Any, config: dict[str, Any], info: dict[str, Any],
-              records: list[Any], p: Printer) -> RunResult:
+def _no_final(run_dir: Path, best: TrialRecord, config: dict[str, Any], info: dict[str, Any],
+              records: list[TrialRecord], p: Printer) -> RunResult:
     """--no-final: the best trial's config, and the report, without a model."""
     art.write_json(run_dir / art.SEARCH, {**info, "best_trial": best.trial_id})
     art.write_json(run_dir / art.BEST_CONFIG, config)
@@ -208,14 +219,12 @@ def _no_final(run_dir: Path, best: Any, config: dict[str, Any], info: dict[str, 
     return RunResult(run_dir, config, info, records)
 
 
-def shareable(data: Any, opts: TuneOptions) -> Any:
+def shareable(data: TrialData, opts: TuneOptions) -> TrialData:
     """The data as the trials will read it: mapped from the decoded cache, whose path every
     trial sees on this machine (or, with --cache-dir, on a cluster that mounts it); joining
     a cluster without --cache-dir, held in memory and shipped through Ray's object store."""
     if not opts.address or opts.cache_dir is not None:
         return data
-    from .data.cache import in_memory
-    from .data.footprint import available_bytes, check_memory
 
     sets = [*data.train.values(), *data.val.values()]
     check_memory(sum(b.x.nbytes for s in sets for b in s.buckets), available_bytes(),
@@ -224,14 +233,12 @@ def shareable(data: Any, opts: TuneOptions) -> Any:
                                val={k: in_memory(v) for k, v in data.val.items()})
 
 
-def _request(req: Any, opts: TuneOptions, res: Resources, rnd: Any, data_ref: Any,
-             summary: Any, t0: float, trackers: list[Any], p: Printer, say: Say | None,
-             sizing: Any = None):
+def _request(req: SearchRequest, opts: TuneOptions, res: Resources, rnd: Round, data_ref: object,
+             summary: DataSummary, t0: float, trackers: list[Any], p: Printer, say: Say | None,
+             sizing: Sizing | None = None):
     """The search request for this round, once the resources are known; says the plan."""
-    from .progress import Board, make_view
-    from .rounds import evaluated
-    from .tb import HParamsLog
-    from .tuning.searchers import random_starts
+    from .tb import HParamsLog  # TensorBoard, only when writing HParams
+    from .tuning.searchers import random_starts  # Ray, once the run's checks have passed
 
     plan, space = req.scheduler, req.space
     settings = dataclasses.replace(req.settings, cpus=res.cpus_per_trial,
@@ -263,8 +270,8 @@ def _request(req: Any, opts: TuneOptions, res: Resources, rnd: Any, data_ref: An
         longer_final=opts.final == "auto", view=make_view(board, opts.quiet, say))
 
 
-def _announce(opts: TuneOptions, res: Resources, plan: Any, space: SearchSpace,
-              n_random: int, rnd: Any, p: Printer) -> None:
+def _announce(opts: TuneOptions, res: Resources, plan: SchedulerPlan, space: SearchSpace,
+              n_random: int, rnd: Round, p: Printer) -> None:
     p(f"Ray: {res.cpus:g} CPUs, {res.gpus:g} GPUs; each trial {res.cpus_per_trial:g} CPU"
       f"{', ' + format(res.gpus_per_trial, 'g') + ' GPU' if res.gpus_per_trial else ''}; "
       f"up to {res.concurrency} at once; backend {opts.backend}; "
@@ -289,13 +296,11 @@ def _announce(opts: TuneOptions, res: Resources, plan: Any, space: SearchSpace,
           f"recipe trains alone, its schedule fitted to the budget")
 
 
-def _run_search(req: Any, rnd: Any, opts: TuneOptions, summary: Any, t0: float,
-                p: Printer) -> tuple[list[Any], bool, dict[str, Any]]:
+def _run_search(req: SearchRequest, rnd: Round, opts: TuneOptions, summary: DataSummary, t0: float,
+                p: Printer) -> tuple[list[TrialRecord], bool, dict[str, Any]]:
     """Run the round; write every round's trials; return them, whether it was cut short,
     and the search's summary."""
-    from .records import TrialRecord
-    from .rounds import finished_rounds
-    from .tuning import search
+    from .tuning import search  # Ray, once the run's checks have passed
 
     t_search = time.time()
     records, interrupted = search.run_search(req)
@@ -314,8 +319,8 @@ def _run_search(req: Any, rnd: Any, opts: TuneOptions, summary: Any, t0: float,
     return records, interrupted, info
 
 
-def _best_usable(records: list[Any], opts: TuneOptions, info: dict[str, Any],
-                 summary: Any, run_dir: Path) -> Any:
+def _best_usable(records: list[TrialRecord], opts: TuneOptions, info: dict[str, Any],
+                 summary: DataSummary, run_dir: Path) -> TrialRecord:
     """The best trial on the search metric, or why there is none."""
     usable = [r for r in records if r.status != "failed" and r.best_val_loss is not None]
     if not usable and opts.budget_s is not None and not any(r.error for r in records):
@@ -341,18 +346,17 @@ def _best_usable(records: list[Any], opts: TuneOptions, info: dict[str, Any],
     return best
 
 
-def _best_value(r: Any, metric: str) -> float | None:
+def _best_value(r: TrialRecord, metric: str) -> float | None:
     """A trial record's best score on the search's metric (records.Objective's rule)."""
     return Objective(metric).best_value(r.history)
 
 
-def _final_model(best: Any, config: dict[str, Any], req: Any, opts: TuneOptions,
-                 res: Resources, summary: Any, info: dict[str, Any],
+def _final_model(best: TrialRecord, config: dict[str, Any], req: SearchRequest,
+                 opts: TuneOptions, res: Resources, summary: DataSummary, info: dict[str, Any],
                  p: Printer) -> dict[str, Any]:
     """Plan the final step, run it on a worker, write its files (unless the model an
     earlier round saved scores better); return metrics.json."""
-    from .final import best_trial_of, earlier_model_better, plan_final, write_files
-    from .tuning import session
+    from .tuning import session  # Ray, once the run's checks have passed
 
     bt = best_trial_of(best, opts.metric, req.settings.mode, opts.max_epochs)
     fplan = plan_final(bt, opts.max_epochs, train_val=opts.final == "train+val",

@@ -28,7 +28,6 @@ class BucketPlan:
         return min(range(len(self.shapes)),
                    key=lambda i: h * w - min(h, self.shapes[i][0]) * min(w, self.shapes[i][1]))
 
-
     def assign_many(self, hw: np.ndarray) -> np.ndarray:
         """:meth:`assign` of every (height, width) row of ``hw``."""
         shapes = np.asarray(self.shapes, np.int64)  # (k, 2)

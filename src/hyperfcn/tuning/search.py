@@ -34,6 +34,7 @@ from ..budget import (
     SearchClock,
     end_search_for_longer,
     search_share,
+    timed_epoch_s,
     too_short_to_search,
 )
 from ..final import is_two_stage
@@ -281,11 +282,9 @@ class LongerFinalStopper(Stopper):
         pick = min if self.objective.mode == "min" else max
         lead = pick(self.best, key=self.best.__getitem__)
         epoch_s = statistics.median(self.epoch_s[lead])
-        # The first epoch also compiles, so once there are others it is left out; until
-        # then it decides alone: an overestimate, which errs toward training the leader on
-        # (the decision a recipe fitting itself makes too, see trial.py)
-        timed = self.epoch_s[lead][1:] or self.epoch_s[lead][:1]
-        timed_s = statistics.median(timed)
+        # an overestimate while the first epoch (which compiles) decides alone: it errs
+        # toward training the leader on, the decision a recipe fitting itself makes too
+        timed_s = timed_epoch_s(self.epoch_s[lead])
         short = too_short_to_search(self.search_s, timed_s, self.max_epochs, self.slots)
         elapsed = time.time() - self.t0
         if not end_search_for_longer(elapsed, self.search_s, epoch_s, self.max_epochs,

@@ -26,6 +26,7 @@ from ray.tune.search import Searcher
 from .. import space as sp
 from ..errors import UserError
 from ..extras import message
+from .bohb import make_bohb
 
 
 def _flatten(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -330,7 +331,6 @@ def make_searcher(name: str, space: sp.SearchSpace, metric: str, mode: str, seed
                                 seed=seed, n_startup_trials=n_initial_points),
                             points_to_evaluate=points)
     if name == "bohb":
-        from .bohb import make_bohb
 
         # like Optuna's, a new round of BOHB starts afresh: its model needs each result's
         # HyperBand budget, which an earlier round's table does not keep

@@ -16,7 +16,7 @@ from ray import tune
 
 from ..data.arrays import TrialData
 from ..errors import UserError
-from ..final import FinalModel, FinalPlan
+from ..final import FinalModel, FinalPlan, make_final, preview_png
 from ..precision import PRECISION_ENV
 from ..trial import TrialSettings
 from . import compat
@@ -138,7 +138,7 @@ def short_error(err: Any) -> str:
 
 
 def _fetch(names: list[str]) -> None:
-    from ..backbone import build_base
+    from ..backbone import build_base  # Keras: loaded only where a model is needed
 
     for n in names:
         build_base(n, "imagenet")
@@ -155,8 +155,6 @@ def fetch_weights(names: list[str], cpus: float) -> None:
 
 def _final_task(config: dict[str, Any], data: TrialData, settings: TrialSettings,
                 plan: FinalPlan, progress: Any = None) -> FinalModel:
-    from ..final import make_final, preview_png
-
     ckpt = tune.Checkpoint(plan.checkpoint) if plan.checkpoint else None
     with ckpt.as_directory() if ckpt else contextlib.nullcontext() as d:
         out = make_final(config, data, settings, plan, d,
