@@ -1,5 +1,7 @@
 """A search's rounds and records: resume, extend, and what a resumed trial reports again."""
 
+from pathlib import Path
+
 import pytest
 
 from hyperfcn import records  # noqa: E402
@@ -97,13 +99,17 @@ def test_a_round_on_another_space_starts_its_searcher_from_the_trials_that_fit_i
 
 
 def test_the_best_of_a_trial_on_the_calibrated_loss_comes_from_its_history():
-    from hyperfcn.tune_run import _best_value
+    from hyperfcn.final import best_usable
 
     hist = [{"epoch": 1, "val_loss": 0.2, "val_calibrated_loss": 0.05, "val_accuracy": 0.9},
             {"epoch": 2, "val_loss": 0.1, "val_calibrated_loss": 0.08, "val_accuracy": 0.8}]
+    other = [{"epoch": 1, "val_loss": 0.09, "val_calibrated_loss": 0.06, "val_accuracy": 0.85}]
     r = records.record("t", {}, records.TrialStatus.COMPLETED, hist)
-    assert _best_value(r, "val_loss") == 0.1 and _best_value(r, "val_accuracy") == 0.9
-    assert _best_value(r, "val_calibrated_loss") == 0.05
+    o = records.record("o", {}, records.TrialStatus.COMPLETED, other)
+    assert best_usable([o, r], "val_loss", Path(".")) is o
+    assert best_usable([o, r], "val_accuracy", Path(".")) is r
+    assert best_usable([o, r], "val_calibrated_loss", Path(".")) is r
+    assert best_usable([o, r], "val_loss", Path("."), recorded="t") is r  # a resumed step
 
 
 @pytest.mark.parametrize("history", [
@@ -120,13 +126,16 @@ def test_the_best_of_a_trial_on_the_calibrated_loss_comes_from_its_history():
 def test_a_trials_best_is_one_rule_wherever_a_nan_stands(history):
     """The record, the search's choice and the report agree: a diverged epoch (NaN) is
     never a trial's best, first, middle or last (min() kept a NaN that came first)."""
+    from hyperfcn.final import best_usable
     from hyperfcn.records import Objective, TrialStatus, record
     from hyperfcn.reporting import best_of
-    from hyperfcn.tune_run import _best_value
 
     r = record("t", {}, TrialStatus.COMPLETED, history)
     assert (r.best_val_loss, r.best_val_accuracy) == (0.5, 0.7)
-    assert _best_value(r, "val_loss") == 0.5 and _best_value(r, "val_accuracy") == 0.7
+    worse = record("w", {}, TrialStatus.COMPLETED, [{"epoch": 1, "val_loss": 0.6,
+                                                      "val_accuracy": 0.65}])
+    assert best_usable([worse, r], "val_loss", Path(".")) is r
+    assert best_usable([worse, r], "val_accuracy", Path(".")) is r
     assert best_of({"history": history}, "val_loss", "min") == 0.5
     assert Objective("val_loss").best(history)["val_accuracy"] == 0.7
     nans = [{"epoch": 1, "val_loss": float("nan")}]

@@ -19,6 +19,7 @@ bytes and scored on the validation set, so the figure reported is the file's. No
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import io
@@ -42,6 +43,7 @@ from .config import ModelConfig
 from .data.arrays import TrialData, labels_of
 from .data.buckets import Packed
 from .data.epoch import VAL_IMAGES, sample_positions, scoring_rows
+from .errors import SearchFailed, UserError
 from .feed import predict_packed
 from .hints import command
 from .metrics import classification_report, format_report, score
@@ -416,6 +418,32 @@ def fix_hint(run_dir: Path, searched: bool) -> str:
 
 
 # ---------------------------------------------------------------- on the driver
+
+def best_usable(records: list[TrialRecord], metric: str, run_dir: Path,
+                recorded: str | None = None, too_short: str | None = None) -> TrialRecord:
+    """The trial whose config ships: the one a resumed final step ``recorded``, else the
+    best on ``metric`` (the first, on a tie). No usable trial is refused: with
+    ``too_short`` (what a budget too short for one epoch says) where no trial failed,
+    else with the most common failure."""
+    usable = [r for r in records if r.status != "failed" and r.best_val_loss is not None]
+    if not usable and too_short is not None and not any(r.error for r in records):
+        raise UserError(too_short)
+    if not usable:
+        reasons = collections.Counter(r.error or "no result" for r in records)
+        reason, n = reasons.most_common(1)[0] if reasons else ("no trials ran", 0)
+        raise SearchFailed(f"every trial failed ({n} of {len(records)}: {reason}); "
+                           f"see {run_dir / art.TRIALS}")
+    chosen = [r for r in usable if r.trial_id == recorded]
+    if chosen:
+        return chosen[0]
+    objective = Objective(metric)
+    best = usable[0]
+    for r in usable[1:]:
+        if objective.better(objective.best_value(r.history),
+                            objective.best_value(best.history)):
+            best = r
+    return best
+
 
 def best_trial_of(r: TrialRecord, metric: str, mode: str, max_epochs: int) -> BestTrial:
     """The search's best trial as the final step sees it."""

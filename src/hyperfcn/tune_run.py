@@ -25,13 +25,12 @@ from .config import ModelConfig
 from .data import cache
 from .data.cache import in_memory
 from .data.footprint import available_bytes, check_memory
-from .errors import SearchFailed, UserError
-from .final import best_trial_of, earlier_model_better, plan_final, write_files
+from .final import best_trial_of, best_usable, earlier_model_better, plan_final, write_files
 from .options import TuneOptions
 from .precision import describe
 from .preflight import command_line, preflight, with_out
 from .progress import Board, make_view
-from .records import Objective, TrialRecord
+from .records import TrialRecord
 from .resources import Resources, final_settings, plan_resources
 from .rounds import FINAL_DONE, FINAL_PENDING, evaluated, finished_rounds, image_sizes, plan_round
 from .rundir import (
@@ -163,7 +162,8 @@ def _on_ray(req: SearchRequest, opts: TuneOptions, rnd: Round, trackers: list[An
             records, interrupted, info = _run_search(req, rnd, opts, summary, t0, p)
             if interrupted:
                 return RunResult(req.run_dir, {}, {}, records, interrupted=True)
-        best = _best_usable(records, opts, info, summary, req.run_dir)
+        best = best_usable(records, opts.metric, req.run_dir, info.get("best_trial"),
+                           _too_short_for_one_epoch(opts, info, summary))
         config = ModelConfig.from_dict(best.config).to_dict()
         if opts.final == "none":
             return _no_final(req.run_dir, best, config, info, records, p)
@@ -319,36 +319,16 @@ def _run_search(req: SearchRequest, rnd: Round, opts: TuneOptions, summary: Data
     return records, interrupted, info
 
 
-def _best_usable(records: list[TrialRecord], opts: TuneOptions, info: dict[str, Any],
-                 summary: DataSummary, run_dir: Path) -> TrialRecord:
-    """The best trial on the search metric, or why there is none."""
-    usable = [r for r in records if r.status != "failed" and r.best_val_loss is not None]
-    if not usable and opts.budget_s is not None and not any(r.error for r in records):
-        raise UserError(
-            f"--budget {budget_text(opts.budget_s)}: too short for one epoch; no trial "
+def _too_short_for_one_epoch(opts: TuneOptions, info: dict[str, Any],
+                             summary: DataSummary) -> str | None:
+    """What to say when no trial finished an epoch within --budget (None: no budget)."""
+    if opts.budget_s is None:
+        return None
+    return (f"--budget {budget_text(opts.budget_s)}: too short for one epoch; no trial "
             f"finished its first epoch in the {info['search_wall_seconds']:.0f} s the search "
             f"had (after reading the data, starting Ray and keeping "
             f"~{final_reserve(summary):.0f} s for the final model); give a longer "
             f"--budget, or a smaller --image-size")
-    if not usable:
-        reasons = collections.Counter(r.error or "no result" for r in records)
-        reason, n = reasons.most_common(1)[0] if reasons else ("no trials ran", 0)
-        raise SearchFailed(f"every trial failed ({n} of {len(records)}: {reason}); "
-                           f"see {run_dir / art.TRIALS}")
-    recorded = [r for r in usable if r.trial_id == info.get("best_trial")]
-    if recorded:  # a resumed final step: the trial the search chose
-        return recorded[0]
-    objective = Objective(opts.metric)
-    best = usable[0]
-    for r in usable[1:]:  # the first, on a tie
-        if objective.better(_best_value(r, opts.metric), _best_value(best, opts.metric)):
-            best = r
-    return best
-
-
-def _best_value(r: TrialRecord, metric: str) -> float | None:
-    """A trial record's best score on the search's metric (records.Objective's rule)."""
-    return Objective(metric).best_value(r.history)
 
 
 def _final_model(best: TrialRecord, config: dict[str, Any], req: SearchRequest,
