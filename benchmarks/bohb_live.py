@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import argparse
 import collections
-import concurrent.futures as cf
-import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import pinned  # noqa: E402
 from common import data_args, emit  # noqa: E402
 
 ARMS = {"default": [], "bohb": ["--searcher", "bohb"]}
@@ -29,17 +26,14 @@ ARMS = {"default": [], "bohb": ["--searcher", "bohb"]}
 
 def run(arm: str, core: str, a: argparse.Namespace, work: Path) -> dict:
     out = work / f"{a.dataset}_{arm}_{a.seed}"
-    cmd = ["taskset", "-c", core, sys.executable, "-m", "hyperfcn.cli", "tune",
-           *data_args(a.dataset, work), "--samples", str(a.samples), "--max-epochs",
-           str(a.max_epochs), "--seed", str(a.seed), "--cpus-per-trial", "1",
-           "--concurrency", "1", "--out", str(out), "--quiet", *ARMS[arm]]
-    t0 = time.time()
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    row = {"arm": arm, "seconds": round(time.time() - t0, 1)}
-    if r.returncode:
-        return {**row, "error": r.stderr[-2000:]}
-    m = json.loads((out / "metrics.json").read_text())
-    trials = json.loads((out / "trials.json").read_text())
+    f = pinned.run(pinned.Command(
+        ["tune", *data_args(a.dataset, work), "--samples", str(a.samples), "--max-epochs",
+         str(a.max_epochs), "--seed", str(a.seed), "--cpus-per-trial", "1",
+         "--concurrency", "1", "--out", str(out), "--quiet", *ARMS[arm]], out), core)
+    row = {"arm": arm, "seconds": f.exit_s}
+    if f.error:
+        return {**row, "error": f.stderr[-2000:]}
+    m, trials = f.json("metrics.json"), f.json("trials.json")
     return {**row, "val_accuracy": m["val_accuracy"], "val_loss": m["val_loss"],
             "trials": dict(collections.Counter(t["status"] for t in trials)),
             "trial_epochs": sum(t["epochs"] for t in trials),
@@ -56,9 +50,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "results" / "bohb_live_cpu.json"))
     a = ap.parse_args()
     work = Path(a.work or tempfile.mkdtemp(prefix="bohb_live_"))
-    with cf.ThreadPoolExecutor(2) as pool:
-        rows = list(pool.map(lambda ac: run(ac[0], ac[1], a, work),
-                             [("default", "0"), ("bohb", "1")]))
+    rows = list(pinned.pooled(ARMS, lambda arm, core: run(arm, core, a, work)))
     text = "; ".join(f"{r['arm']} {r.get('val_accuracy', float('nan')):.3f} "
                      f"({sum(r.get('trials', {}).values())} trials, {r['seconds']:.0f} s)"
                      for r in rows)

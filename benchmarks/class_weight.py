@@ -12,11 +12,8 @@ what decides whether `balanced` becomes the default.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -24,26 +21,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from common import data_args, emit  # noqa: E402
+from pinned import Command, Finished, side_by_side  # noqa: E402
 
 SIDES = ("none", "balanced")
 
 
-def start(side: str, core: int, seed: int, run: Path, a: argparse.Namespace):
-    shutil.rmtree(run, ignore_errors=True)
-    cmd = ["taskset", "-c", str(core), sys.executable, "-m", "hyperfcn.cli", "tune",
-           *data_args(a.dataset, a.work), "--budget", a.budget, "--seed", str(seed),
-           "--out", str(run), "--cpus-per-trial", "1", "--class-weight", side, "--quiet"]
-    env = {**os.environ, "HYPERFCN_CACHE_DIR": f"{run}-cache"}
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+def command(side: str, seed: int, a: argparse.Namespace) -> Command:
+    return Command(["tune", *data_args(a.dataset, a.work), "--budget", a.budget, "--seed",
+                    str(seed), "--cpus-per-trial", "1", "--class-weight", side, "--quiet",
+                    "--out", str(a.work / f"{side}-{seed}")], a.work / f"{side}-{seed}")
 
 
-def result(proc, run: Path) -> dict:
-    _, err = proc.communicate()
-    shutil.rmtree(f"{run}-cache", ignore_errors=True)
-    if proc.returncode:
-        return {"error": err.strip().splitlines()[-1:]}
-    m = json.loads((run / "metrics.json").read_text())
+def result(f: Finished) -> dict:
+    if f.error:
+        return {"error": f.error}
+    m = f.json("metrics.json")
     rep = m["validation"]
     recalls = {c: round(v["recall"], 3) for c, v in rep["per_class"].items()}
     return {"val_accuracy": m["val_accuracy"], "balanced_accuracy": rep["balanced_accuracy"],
@@ -61,10 +53,9 @@ def main() -> None:
     a.work = Path(tempfile.mkdtemp(prefix="hyperfcn-classweight-"))
     runs: dict[str, list[dict]] = {s: [] for s in SIDES}
     for seed in map(int, a.seeds.split(",")):
-        procs = [(side, start(side, core, seed, a.work / f"{side}-{seed}", a), seed)
-                 for core, side in enumerate(SIDES)]
-        for side, proc, seed in procs:
-            runs[side].append({"seed": seed, **result(proc, a.work / f"{side}-{seed}")})
+        done = side_by_side([command(side, seed, a) for side in SIDES])
+        for side, f in zip(SIDES, done, strict=True):
+            runs[side].append({"seed": seed, **result(f)})
     shutil.rmtree(a.work, ignore_errors=True)
 
     def med(side: str, key: str) -> float:

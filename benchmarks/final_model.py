@@ -12,18 +12,14 @@ the saved file against the best trial's best epoch (the search metric is val_los
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import json
-import os
-import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import pinned  # noqa: E402
 from common import ROOT, SIZES, data_args, emit  # noqa: E402
 
 
@@ -38,24 +34,21 @@ def parse_seconds(text: str) -> float:
     return float(parse_duration(text))
 
 
-def one(name: str, seed: int, budget: str, core: int, work: Path) -> dict:
+def one(job: tuple[str, int], core: str, budget: str, work: Path) -> dict:
+    name, seed = job
     run = work / f"{name}_{seed}"
-    shutil.rmtree(run, ignore_errors=True)
-    cmd = ["taskset", "-c", str(core), sys.executable, "-m", "hyperfcn.cli", "tune",
-           *dataset_args(name, work), "--out", str(run), "--budget", budget,
-           "--concurrency", "1", "--cpus-per-trial", "1", "--seed", str(seed), "--json"]
-    t0 = time.time()
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    t_exit = time.time() - t0
-    if r.returncode:
-        return {"dataset": name, "seed": seed, "error": r.stderr[-2000:]}
-    m = json.loads((run / "metrics.json").read_text())
+    f = pinned.run(pinned.Command(
+        ["tune", *dataset_args(name, work), "--out", str(run), "--budget", budget,
+         "--concurrency", "1", "--cpus-per-trial", "1", "--seed", str(seed), "--json"],
+        run), core)
+    if f.error:
+        return {"dataset": name, "seed": seed, "error": f.stderr[-2000:]}
+    m = f.json("metrics.json")
     final, best = m["final"], m["final"]["best_trial"]
-    trials = json.loads((run / "trials.json").read_text())
     return {"dataset": name, "seed": seed, "budget_s": parse_seconds(budget),
-            "seconds_to_model": round((run / "model.keras").stat().st_mtime - t0, 1),
-            "seconds_to_exit": round(t_exit, 1), "source": final["source"],
-            "reason": final["reason"], "trials": len(trials),
+            "seconds_to_model": f.saved_s(), "seconds_to_exit": f.exit_s,
+            "source": final["source"], "reason": final["reason"],
+            "trials": len(f.json("trials.json")),
             "saved_val_accuracy": m["val_accuracy"], "saved_val_loss": m["val_loss"],
             "best_trial_val_accuracy": best["val_accuracy"],
             "best_trial_val_loss": best["val_loss"], "best_trial_epoch": best["epoch"],
@@ -71,23 +64,10 @@ def main() -> None:
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hyperfcn-final-"))
     jobs = [(d, int(s)) for s in a.seeds.split(",") for d in a.datasets.split(",")]
-    cores = os.cpu_count() or 2
     rows = []
-    with cf.ThreadPoolExecutor(max_workers=min(2, cores)) as pool:
-        free = list(range(min(2, cores)))
-        futures = {}
-        for d, s in jobs:  # two at a time, each on its own core
-            if len(futures) == len(free):
-                done = next(cf.as_completed(futures))
-                rows.append(done.result())
-                print(json.dumps(rows[-1]), flush=True)
-                core = futures.pop(done)
-            else:
-                core = free[len(futures)]
-            futures[pool.submit(one, d, s, a.budget, core, work)] = core
-        for f in cf.as_completed(futures):
-            rows.append(f.result())
-            print(json.dumps(rows[-1]), flush=True)
+    for row in pinned.pooled(jobs, lambda job, core: one(job, core, a.budget, work)):
+        rows.append(row)
+        print(json.dumps(row), flush=True)
     ok = [r for r in rows if "error" not in r]
     over = max((r["seconds_to_model"] - r["budget_s"] for r in ok), default=float("nan"))
     worse = max((r["saved_val_loss"] - r["best_trial_val_loss"] for r in ok),

@@ -16,13 +16,8 @@ time its validation took.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -30,37 +25,31 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 import big_data  # noqa: E402
 from common import emit  # noqa: E402
+from pinned import Command, Finished, side_by_side  # noqa: E402
 
 big_data.W, big_data.H = 43, 32  # a 4:3 photo whose short side is 32 px
 
 
-def start(src: Path, core: int, photos: Path, run: Path, a: argparse.Namespace):
-    shutil.rmtree(run, ignore_errors=True)
-    shutil.rmtree(f"{run}-cache", ignore_errors=True)
-    cmd = ["taskset", "-c", str(core), sys.executable, "-m", "hyperfcn.cli", "tune",
-           str(photos), "--image-size", str(a.size), "--budget", a.budget, "--out", str(run),
-           "--cpus-per-trial", "1", "--concurrency", "1", "--quiet"]
-    env = {**os.environ, "PYTHONPATH": str(src), "HYPERFCN_CACHE_DIR": f"{run}-cache"}
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+def command(src: Path, photos: Path, run: Path, a: argparse.Namespace) -> Command:
+    return Command(["tune", str(photos), "--image-size", str(a.size), "--budget", a.budget,
+                    "--out", str(run), "--cpus-per-trial", "1", "--concurrency", "1",
+                    "--quiet"], run, src=src)
 
 
-def result(proc, run: Path, t0: float) -> dict:
-    out, err = proc.communicate()
-    row: dict = {"exit_s": round(time.time() - t0, 1), "returncode": proc.returncode}
-    shutil.rmtree(f"{run}-cache", ignore_errors=True)
-    if proc.returncode:
-        return {**row, "saved": False, "error": err.strip().splitlines()[-1:]}
-    m = json.loads((run / "metrics.json").read_text())
-    trials = json.loads((run / "trials.json").read_text())
+def result(f: Finished) -> dict:
+    row: dict = {"exit_s": f.exit_s, "returncode": f.returncode}
+    if f.error:
+        return {**row, "saved": False, "error": f.error}
+    m = f.json("metrics.json")
+    trials = f.json("trials.json")
     hist = [h for t in trials for h in t.get("history", [])]
     shares = [h["val_seconds"] / h["epoch_seconds"] for h in hist if h.get("epoch_seconds")]
-    return {**row, "saved": (run / "model.keras").is_file(),
+    return {**row, "saved": (f.command.out / "model.keras").is_file(),
             "val_accuracy": m["val_accuracy"], "trials": len(trials),
             "epochs": [len(t.get("history", [])) for t in trials],
             "epoch_seconds": [round(h["epoch_seconds"], 1) for h in hist],
             "val_share": round(statistics.median(shares), 3) if shares else None,
-            "startup": [line for line in out.splitlines() if "an epoch is" in line]}
+            "startup": [line for line in f.stdout.splitlines() if "an epoch is" in line]}
 
 
 def main() -> None:
@@ -74,11 +63,10 @@ def main() -> None:
     a = ap.parse_args()
     photos = a.work / "photos"
     big_data.make_photos(photos, a.images)
-    t0 = time.time()
-    sides = {"new": (HERE.parent / "src", 0), "baseline": (a.baseline_src.resolve(), 1)}
-    procs = {k: start(src, core, photos, a.work / f"run-{k}", a)
-             for k, (src, core) in sides.items()}
-    rows = {k: result(p, a.work / f"run-{k}", t0) for k, p in procs.items()}
+    sides = {"new": HERE.parent / "src", "baseline": a.baseline_src.resolve()}
+    done = side_by_side([command(src, photos, a.work / f"run-{k}", a)
+                         for k, src in sides.items()])
+    rows = {k: result(f) for k, f in zip(sides, done, strict=True)}
 
     def said(r: dict) -> str:
         if not r["saved"]:

@@ -14,32 +14,30 @@ its setup seconds: what `search_replay.py` replays with simulated time.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import pinned  # noqa: E402
 from common import DATASETS, emit  # noqa: E402
 
 _KEYS = ("val_loss", "val_accuracy", "time_this_iter_s")
 
 
-def record(dataset: str, seed: int, budget: str, size: int, epochs: int, core: int,
+def record(dataset: str, seed: int, budget: str, size: int, epochs: int, core: str,
            work: Path) -> Path:
     run = work / f"{dataset}_{seed}"
-    cmd = ["taskset", "-c", str(core), sys.executable, "-m", "hyperfcn.cli", "tune",
-           str(DATASETS / dataset / "train"), "--val-dir", str(DATASETS / dataset / "val"),
-           "--out", str(run), "--image-size", str(size), "--budget", budget,
-           "--max-epochs", str(epochs), "--searcher", "random", "--scheduler", "fifo",
-           "--concurrency", "1", "--cpus-per-trial", "1", "--seed", str(seed),
-           "--no-final", "--quiet"]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode:
-        print(f"{run}: exit {r.returncode}\n{r.stderr[-3000:]}", file=sys.stderr)
+    f = pinned.run(pinned.Command(
+        ["tune", str(DATASETS / dataset / "train"), "--val-dir", str(DATASETS / dataset / "val"),
+         "--out", str(run), "--image-size", str(size), "--budget", budget,
+         "--max-epochs", str(epochs), "--searcher", "random", "--scheduler", "fifo",
+         "--concurrency", "1", "--cpus-per-trial", "1", "--seed", str(seed),
+         "--no-final", "--quiet"], run), core)
+    if f.error:
+        print(f"{run}: exit {f.returncode}\n{f.stderr[-3000:]}", file=sys.stderr)
     return run
 
 
@@ -79,10 +77,8 @@ def main() -> None:
         work = Path(a.work or tempfile.mkdtemp(prefix="hyperfcn-curves-"))
         work.mkdir(parents=True, exist_ok=True)
         seeds = [int(s) for s in a.seeds.split(",")]
-        with cf.ThreadPoolExecutor(max_workers=2) as pool:
-            runs = list(pool.map(lambda i_s: record(a.dataset, i_s[1], a.budget, a.size,
-                                                    a.max_epochs, i_s[0] % 2, work),
-                                 enumerate(seeds)))
+        runs = list(pinned.pooled(seeds, lambda seed, core: record(
+            a.dataset, seed, a.budget, a.size, a.max_epochs, core, work)))
     table = [row for run in runs for row in curves_of(run, a.max_epochs)]
     best = max((max(r["val_accuracy"]) for r in table), default=float("nan"))
     emit({"benchmark": "record_curves", "dataset": a.dataset, "size": a.size,

@@ -39,20 +39,16 @@ two at a time, each on its own core: every dataset's `default` and `random` firs
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import json
-import os
-import queue
 import shutil
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
+import pinned  # noqa: E402
 from common import SIZES, data_args, emit  # noqa: E402
 
 START_S = 25.0  # command start to the first epoch's start, and the final save, roughly
@@ -92,7 +88,7 @@ def overridden(config: dict, arm: str) -> dict:
 
 def arm_env(arm: str) -> dict[str, str]:
     """The environment of an arm's command: its `env.NAME=VALUE` parts set NAME."""
-    out = dict(os.environ)
+    out: dict[str, str] = {}
     for kv in arm.split(":")[1:]:
         key, _, value = kv.partition("=")
         if key.startswith("env."):
@@ -172,20 +168,19 @@ def _run(arm: str, name: str, seed: int, budget_s: float, core: str, work: Path,
     # recipe's)
     size = [] if as_user else ["--image-size", str(SIZES.get(name, 64))]
     bare, recipe = space_files(work)
-    pin = ["taskset", "-c", core, sys.executable]
     one_core = "," not in core  # else hyperfcn plans its own trials per core, as for a user
     base = [*data_args(name, work), *size, "--seed", str(seed), "--out",
             str(run), *(["--cpus-per-trial", "1"] if one_core else []), "--quiet"]
     if arm == "kerastuner":
         d = data_args(name, work)
-        cmd = [*pin, str(HERE / "kerastuner_arm.py"), d[0], *d[1:], "--size",
-               str(SIZES.get(name, 64)),
-               "--budget-s", str(budget_s), "--seed", str(seed), "--out", str(run)]
+        script = HERE / "kerastuner_arm.py"
+        args = [d[0], *d[1:], "--size", str(SIZES.get(name, 64)), "--budget-s",
+                str(budget_s), "--seed", str(seed), "--out", str(run)]
     elif arm in ("recipe", "baseline") or arm.startswith(("recipe:", "baseline:")):
         fixed = HERE / "baseline_recipe.json" if arm.startswith("baseline") else recipe
         config = variant(fixed, arm, work) if ":" in arm else fixed
-        cmd = [*pin, "-m", "hyperfcn.cli", "train", *base, "--config", str(config),
-               "--budget", f"{budget_s:.0f}s"]
+        script, args = None, ["train", *base, "--config", str(config), "--budget",
+                              f"{budget_s:.0f}s"]
     else:
         extra = {"random": ["--searcher", "random", "--scheduler", "fifo", "--space",
                             str(bare)],
@@ -196,17 +191,14 @@ def _run(arm: str, name: str, seed: int, budget_s: float, core: str, work: Path,
                  }.get(arm, [])
         if arm.startswith(("default:", "default+:")):
             extra = ["--space", str(space_variant(arm, work))]
-        cmd = [*pin, "-m", "hyperfcn.cli", "tune", *base, "--budget", f"{budget_s:.0f}s",
-               *(["--concurrency", "1"] if one_core else []), *extra]
-    t0 = time.time()
+        script, args = None, ["tune", *base, "--budget", f"{budget_s:.0f}s",
+                              *(["--concurrency", "1"] if one_core else []), *extra]
     # each arm decodes its data cold, as a user's first run does
-    env = {**arm_env(arm), "HYPERFCN_CACHE_DIR": str(run) + "-cache"}
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    shutil.rmtree(str(run) + "-cache", ignore_errors=True)
-    row = {"dataset": name, "arm": arm, "seed": seed, "exit_s": round(time.time() - t0, 1)}
-    if r.returncode:
-        return {**row, "error": r.stderr[-3000:]}
-    return parse(row, run, t0)
+    f = pinned.run(pinned.Command(args, run, env=arm_env(arm), script=script), core)
+    row = {"dataset": name, "arm": arm, "seed": seed, "exit_s": f.exit_s}
+    if f.error:
+        return {**row, "error": f.stderr[-3000:]}
+    return parse(row, run, f.t0)
 
 
 def parse(row: dict, run: Path, t0: float) -> dict:
@@ -287,16 +279,8 @@ def main() -> None:
     arms = a.arms.split(",")
     rows: list[dict] = []
 
-    cores: queue.Queue[str] = queue.Queue()
-    for core in (("0", "1") if a.cores == 1 else ("0,1",)):
-        cores.put(core)
-
-    def job(j: tuple) -> dict:
-        core = cores.get()
-        try:
-            return one(*j, budget_s=budget_s, core=core, work=work, as_user=a.as_user)
-        finally:
-            cores.put(core)
+    def job(j: tuple, core: str) -> dict:
+        return one(*j, budget_s=budget_s, core=core, work=work, as_user=a.as_user)
 
     order = [("default", "default+", "random", "default-acc", "default-seq", "bohb"),
              ("recipe", "baseline", "kerastuner")]
@@ -307,10 +291,9 @@ def main() -> None:
         jobs = [(arm, name, seed) for seed in map(int, a.seeds.split(","))
                 for pair in order for name in a.datasets.split(",")
                 for arm in arms if arm.split(":")[0] in pair]
-    with cf.ThreadPoolExecutor(max_workers=cores.qsize()) as pool:
-        for r in pool.map(job, jobs):
-            rows.append(r)
-            print(json.dumps({k: v for k, v in r.items() if k != "epochs_log"}), flush=True)
+    for r in pinned.pooled(jobs, job, ("0", "1") if a.cores == 1 else ("0,1",)):
+        rows.append(r)
+        print(json.dumps({k: v for k, v in r.items() if k != "epochs_log"}), flush=True)
     summary = summarise(rows)
     text = "; ".join(f"{name}: " + ", ".join(f"{arm} {v['median_val_accuracy']:.3f}"
                                             for arm, v in per.items())

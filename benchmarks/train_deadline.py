@@ -12,40 +12,29 @@ the epochs run and the learning rate each ended at, and the val accuracy.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 from common import data_args, emit  # noqa: E402
+from pinned import Command, Finished, side_by_side  # noqa: E402
 
 from hyperfcn.cli import parse_duration  # noqa: E402
 
 
-def start(src: Path, core: int, run: Path, a: argparse.Namespace):
-    shutil.rmtree(run, ignore_errors=True)
-    cmd = ["taskset", "-c", str(core), sys.executable, "-m", "hyperfcn.cli", "train",
-           *data_args(a.dataset, a.work), "--config", str(a.config), "--budget", a.budget,
-           "--seed", str(a.seed), "--out", str(run), "--cpus-per-trial", "1", "--quiet"]
-    env = {**os.environ, "PYTHONPATH": str(src), "HYPERFCN_CACHE_DIR": f"{run}-cache"}
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+def command(src: Path, run: Path, a: argparse.Namespace) -> Command:
+    return Command(["train", *data_args(a.dataset, a.work), "--config", str(a.config),
+                    "--budget", a.budget, "--seed", str(a.seed), "--out", str(run),
+                    "--cpus-per-trial", "1", "--quiet"], run, src=src)
 
 
-def result(proc, run: Path, t0: float) -> dict:
-    _, err = proc.communicate()
-    shutil.rmtree(f"{run}-cache", ignore_errors=True)
-    if proc.returncode:
-        return {"error": err.strip().splitlines()[-1:]}
-    m = json.loads((run / "metrics.json").read_text())
-    return {"saved_s": round((run / "model.keras").stat().st_mtime - t0, 1),
-            "val_accuracy": m["val_accuracy"],
+def result(f: Finished) -> dict:
+    if f.error:
+        return {"error": f.error}
+    m = f.json("metrics.json")
+    return {"saved_s": f.saved_s(), "val_accuracy": m["val_accuracy"],
             "epochs": [(h["epoch"], round(h["seconds"], 1), round(h["lr"], 5))
                        for h in m["history"]]}
 
@@ -61,10 +50,9 @@ def main() -> None:
     ap.add_argument("--out")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    sides = {"new": (HERE.parent / "src", 0), "baseline": (a.baseline_src.resolve(), 1)}
-    procs = {k: start(src, core, a.work / f"run-{k}", a) for k, (src, core) in sides.items()}
-    rows = {k: result(p, a.work / f"run-{k}", t0) for k, p in procs.items()}
+    sides = {"new": HERE.parent / "src", "baseline": a.baseline_src.resolve()}
+    done = side_by_side([command(src, a.work / f"run-{k}", a) for k, src in sides.items()])
+    rows = {k: result(f) for k, f in zip(sides, done, strict=True)}
     budget_s = parse_duration(a.budget)
 
     def said(r: dict) -> str:
