@@ -175,3 +175,23 @@ def test_a_second_tune_without_out_does_not_collide_with_the_first(tmp_path, cap
     assert "run folder runs/photos-2 (--out picks another)" in out
     assert code == 2 and "holds a finished search" not in err and "--budget" in err
     assert not (tmp_path / "runs" / "photos-2").exists()
+
+
+@pytest.mark.parametrize("began, wrote, existed, kept", [
+    (False, True, False, False),  # refused or crashed in its checks: nothing to keep
+    (True, True, False, True),  # its work began and wrote a run's files: kept
+    (True, False, False, False),  # its work began but wrote nothing: no folder left
+    (False, False, True, True),  # a folder the user made is never removed
+])
+def test_a_failed_command_leaves_its_folder_only_where_it_holds_work(tmp_path, began, wrote,
+                                                                      existed, kept):
+    run = tmp_path / "run"
+    if existed:
+        run.mkdir()
+    with pytest.raises(RuntimeError), guard.claimed(run, guard.RunKind.TUNE, "t") as claim:
+        if began:
+            claim.begin_work()
+        if wrote:
+            (run / "settings.json").write_text("{}")
+        raise RuntimeError("boom")
+    assert run.is_dir() == kept

@@ -75,10 +75,10 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
     t0 = time.time()  # --budget counts from here to the saved model
     opts = with_out(opts, p)
     run_dir = opts.out.resolve()
-    with guard.claimed(run_dir, guard.RunKind.TRAIN, command_line()) as created:
-        with guard.undo_if_refused(run_dir, created):
-            data_, summary = prepare_data(opts, [cfg.image_size], run_dir, p)
-            until = train_until(opts, t0, summary)
+    with guard.claimed(run_dir, guard.RunKind.TRAIN, command_line()) as claim:
+        data_, summary = prepare_data(opts, [cfg.image_size], run_dir, p)
+        until = train_until(opts, t0, summary)
+        claim.begin_work()
         metrics = _train_on_worker(cfg, data_, summary, until, opts, run_dir, p)
         del data_
         wrap_up(opts, run_dir, cfg.to_dict(), metrics, p)

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
@@ -127,12 +128,34 @@ def holding(run_dir: Path, command: str, kind: RunKind | None = None) -> Iterato
         f.close()  # releases the lock
 
 
+@dataclass
+class Claim:
+    """A RUN_DIR this command holds: whether it made the folder, and whether its work has
+    begun (before that, everything it wrote there can be made again in seconds)."""
+
+    run_dir: Path
+    created: bool
+    working: bool = False
+
+    def begin_work(self) -> None:
+        """From here, what the command writes is work a failure must not lose."""
+        self.working = True
+
+    def _undo(self) -> None:
+        """A failure leaves no folder behind that this command made and that holds nothing
+        worth keeping: any failure before the work began (a refusal, an interrupt, a
+        crash), or later one that wrote none of a run's files."""
+        holds = any((self.run_dir / f).exists() for f in _RUN_FILES if f != LOCK)
+        if self.created and (not self.working or not holds):
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
 @contextlib.contextmanager
-def claimed(run_dir: Path, kind: RunKind, command: str) -> Iterator[bool]:
-    """Check, create and lock RUN_DIR for a `tune` or `train`; yields whether this command
-    created the folder (see :func:`undo_if_refused`)."""
+def claimed(run_dir: Path, kind: RunKind, command: str) -> Iterator[Claim]:
+    """Check, create and lock RUN_DIR for a `tune` or `train`; the command calls
+    :meth:`Claim.begin_work` once its checks have passed."""
     check_target(run_dir, kind)
-    created = not run_dir.exists()
+    claim = Claim(run_dir, created=not run_dir.exists())
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -140,22 +163,9 @@ def claimed(run_dir: Path, kind: RunKind, command: str) -> Iterator[bool]:
                         f"folder you can write") from None
     try:
         with holding(run_dir, command, kind):
-            yield created
+            yield claim
     except BaseException:
-        if created and not any((run_dir / f).exists() for f in _RUN_FILES if f != LOCK):
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-
-
-@contextlib.contextmanager
-def undo_if_refused(run_dir: Path, created: bool) -> Iterator[None]:
-    """A command refused before any work (bad data, a budget too short) leaves no folder
-    behind when it made the folder."""
-    try:
-        yield
-    except (UserError, KeyboardInterrupt):
-        if created:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        claim._undo()
         raise
 
 

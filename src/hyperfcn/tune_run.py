@@ -91,9 +91,9 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     opts = with_out(opts, p)
     req = _search_request(opts, space)
     run_dir = req.run_dir
-    with guard.claimed(run_dir, guard.RunKind.TUNE, command_line()) as created:
-        with guard.undo_if_refused(run_dir, created):
-            opts, rnd, trackers, data, summary = _prepare_round(req, opts, t0, p)
+    with guard.claimed(run_dir, guard.RunKind.TUNE, command_line()) as claim:
+        opts, rnd, trackers, data, summary = _prepare_round(req, opts, t0, p)
+        claim.begin_work()
         result = _on_ray(req, opts, rnd, trackers, data, summary, t0, p, say, sizing)
         if result.metrics and not result.interrupted and opts.final != "none":
             wrap_up(opts, run_dir, result.best_config, result.metrics, p)
