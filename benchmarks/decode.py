@@ -109,5 +109,6 @@ def main() -> None:
                     f"{median(cached[2]):.0f} vs {median(memory[2]):.0f} on 2 "
                     f"({ratio[2]:.2f}x)"}, a.out)
 
+
 if __name__ == "__main__":
     main()

@@ -20,8 +20,6 @@ def test_a_resumed_trials_redone_epochs_replace_its_first_reports(tmp_path):
     assert [(h["epoch"], h["val_loss"]) for h in hist] == [(1, 1.0), (2, 0.8), (3, 0.7)]
 
 
-
-
 def test_plan_round_new_resume_extend_and_refusals(tmp_path):
     from hyperfcn import artifacts as art
     from hyperfcn.errors import UserError
@@ -52,7 +50,6 @@ def test_plan_round_new_resume_extend_and_refusals(tmp_path):
     r = plan_round(tmp_path, True, None, 600.0, exists("tune", "tune-2"))
     assert r.restore and r.name == "tune-2"  # round 2 was interrupted: continue it
     assert len(r.earlier) == 4
-
 
 
 def test_a_round_whose_final_step_was_interrupted_resumes_that_step_alone(tmp_path):

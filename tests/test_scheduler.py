@@ -18,7 +18,6 @@ def test_asha_plan_fits_budget(max_epochs, rungs, rf):
     assert "grace_period" in plan.describe()
 
 
-
 class _FakeTrial:
     def __init__(self, tid):
         self.trial_id = tid
@@ -29,7 +28,6 @@ class _FakeTrial:
 
     def __hash__(self):
         return hash(self.trial_id)
-
 
 
 def test_asha_stops_the_worse_half_at_the_first_rung():
@@ -48,7 +46,6 @@ def test_asha_stops_the_worse_half_at_the_first_rung():
     assert decisions["t0"] == TrialScheduler.CONTINUE
     stopped = [k for k, v in decisions.items() if v == TrialScheduler.STOP]
     assert stopped and "t0" not in stopped and "t5" in stopped
-
 
 
 def test_asha_lets_the_initial_point_run_to_the_end_but_counts_its_results():
@@ -84,11 +81,9 @@ def test_asha_lets_the_initial_point_run_to_the_end_but_counts_its_results():
                                                    "training_iteration": 9}) == TrialScheduler.STOP
 
 
-
 def _report(sched, trial, epoch, acc):
     return sched.on_trial_result(None, trial, {"epoch": epoch, "val_accuracy": acc,
                                                "training_iteration": epoch})
-
 
 
 def test_asha_logs_the_trials_it_stops_early(tmp_path):
@@ -114,7 +109,6 @@ def test_asha_logs_the_trials_it_stops_early(tmp_path):
     # a file: a resumed search (a new scheduler) and the report read it back
     again = scheduler.StopLog(tmp_path / "stops.txt")
     assert again.stops() == {"poor": 1} and "poor" in again and "good" not in again
-
 
 
 def test_a_rung_stops_no_trial_until_it_holds_as_many_results_as_the_reduction_factor():
@@ -146,7 +140,6 @@ def test_a_rung_stops_no_trial_until_it_holds_as_many_results_as_the_reduction_f
     assert sorted(sched.stop_log.stops()) == ["t3", "t4"]
 
 
-
 def test_an_early_end_the_scheduler_did_not_log_is_the_budget(tmp_path):
     log = scheduler.StopLog(tmp_path / "stops.txt")
     log.add("stopped", 3)
@@ -157,7 +150,6 @@ def test_an_early_end_the_scheduler_did_not_log_is_the_budget(tmp_path):
     assert not cut(asha, None, log, "cut", 5)  # no budget, nothing to run out
     assert cut(fifo, 600, log, "cut", 5)
     assert not cut(hb, 600, log, "cut", 5)  # HyperBand's stops are not logged
-
 
 
 def test_the_rung_scheduler_decides_as_rays_asha_when_its_rules_are_off():

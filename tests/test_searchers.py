@@ -17,7 +17,6 @@ def _score(cfg):
     return abs(math.log(cfg["learning_rate"] / 3e-3)) + (0.0 if cfg["head"] == "conv" else 0.5)
 
 
-
 def _drive(searcher, n):
     """n suggestions, each completed with its made-up score, in order."""
     out = []
@@ -26,7 +25,6 @@ def _drive(searcher, n):
         out.append(c)
         searcher.on_trial_complete(str(i), {"val_loss": _score(c)})
     return out
-
 
 
 @pytest.mark.parametrize("name", ["hyperopt", "random", "optuna"])
@@ -43,7 +41,6 @@ def test_initial_point_first_then_valid_flat_suggestions(name, deadline):
         assert space.validate_point(cfg) == cfg  # flat, values form, only active keys
         ModelConfig.from_dict(cfg)
         s.on_trial_complete(f"t{i}", {"val_loss": _score(cfg)})
-
 
 
 @pytest.mark.parametrize("name", ["hyperopt", "random", "optuna"])
@@ -93,13 +90,11 @@ def test_nested_initial_point_with_conditional_choices_does_not_hang(deadline):
         s.on_trial_complete(f"n{i}", {"val_loss": 1.0})
 
 
-
 @pytest.mark.parametrize("concurrency, samples, n", [
     (1, None, 4), (2, None, 4), (4, None, 8), (32, None, 20), (2, 6, 2), (1, 2, 1),
     (8, 30, 10)])
 def test_random_starts_scale_with_concurrency_and_samples(concurrency, samples, n):
     assert searchers.random_starts(concurrency, samples) == n
-
 
 
 def test_tpe_takes_over_after_the_random_starts():
@@ -115,7 +110,6 @@ def test_tpe_takes_over_after_the_random_starts():
     assert early[3] != late[3]  # TPE (a model of 3 results) against a 4th random draw
 
 
-
 def test_seeded_searcher_is_reproducible():
     space = load_space(known_keys=KEYS)
 
@@ -125,14 +119,12 @@ def test_seeded_searcher_is_reproducible():
     assert run() == run()
 
 
-
 def test_tpe_moves_towards_better_region():
     """After the random start, TPE samples the good head more often than chance."""
     space = load_space(known_keys=KEYS)
     s = searchers.make_searcher("hyperopt", space, "val_loss", "min", 11, None, 8)
     heads = [c["head"] for c in _drive(s, 40)[20:]]
     assert heads.count("conv") > len(heads) / 2
-
 
 
 def test_a_new_round_starts_from_the_earlier_rounds_results():

@@ -55,7 +55,6 @@ def test_the_search_ends_early_for_the_leading_trials_training_on(monkeypatch, t
                                                  "time_total_s": 10.0})
 
 
-
 def test_a_search_too_short_for_its_leader_ends_at_its_first_epoch(monkeypatch):
     """Scripted: one trial at a time, 900 s of search, a leader whose first epoch (which
     also compiles) took 70 s: the 450 s it may search (half) hold fewer than 3 of its
@@ -89,7 +88,6 @@ def test_a_search_too_short_for_its_leader_ends_at_its_first_epoch(monkeypatch):
     del old.__dict__["slots"]
     again = pickle.loads(pickle.dumps(old))
     assert again.slots == 1
-
 
 
 def test_a_recipe_fitted_to_the_search_end_ends_the_search_and_runs_on(monkeypatch):

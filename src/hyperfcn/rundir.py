@@ -42,7 +42,6 @@ class RunResult:
     interrupted: bool = False
 
 
-
 def budget_text(s: float | None) -> str:
     if s is None:
         return "none"

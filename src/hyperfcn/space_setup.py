@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 INTEGER_KEYS = frozenset(f.name for f in dataclasses.fields(ModelConfig) if f.type == "int")
 
+
 def _fix(space: SearchSpace, key: str, value: Any, spec: Any = None) -> SearchSpace:
     """The space with `key` made a constant, or ``spec`` when given, and every default
     point's `key` set to ``value`` (or, when ``value`` is a function, what it returns for

@@ -48,7 +48,6 @@ class Source:
         return h.hexdigest()[:24]
 
 
-
 @dataclass
 class Split:
     """Every file's (width, height) from its header and its part: 0 train, 1 val, -1 not
