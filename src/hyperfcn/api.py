@@ -25,6 +25,7 @@ from .data.cache import cache_root, release
 from .data.cache_admin import clear, entries
 from .data.folder import class_names
 from .data.prepare import DataSummary
+from .data.traits import read_traits
 from .exporting import export as export_model
 from .final import plan_final, write_files
 from .inference import evaluate_folder, image_files, iter_predictions, load_run
@@ -42,7 +43,13 @@ from .rundir import (
     wrap_up,
     write_settings,
 )
-from .space_setup import default_space_text, resolve_space, uses_backbone
+from .space_setup import (
+    DataFit,
+    default_space_text,
+    flip_conflict,
+    resolve_space,
+    uses_backbone,
+)
 from .tune_run import shareable, tune
 
 __all__ = ["CPU_THREADS_PER_TRIAL", "RunResult", "TuneOptions", "default_space_text",
@@ -78,15 +85,27 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
     with guard.claimed(run_dir, guard.RunKind.TRAIN, command_line()) as claim:
         data_, summary = prepare_data(opts, [cfg.image_size], run_dir, p)
         until = train_until(opts, t0, summary)
+        fit = _read_data(cfg, data_, opts.seed, p)
         claim.begin_work()
-        metrics = _train_on_worker(cfg, data_, summary, until, opts, run_dir, p)
+        metrics = _train_on_worker(cfg, data_, summary, until, opts, run_dir, p, fit)
         del data_
         wrap_up(opts, run_dir, cfg.to_dict(), metrics, p)
     return RunResult(run_dir, cfg.to_dict(), metrics)
 
 
-def _train_on_worker(cfg: ModelConfig, data: TrialData, summary: DataSummary, until: float | None,
-                     opts: TuneOptions, run_dir: Path, p: Printer) -> dict[str, Any]:
+def _read_data(cfg: ModelConfig, data: TrialData, seed: int, p: Printer) -> DataFit:
+    """What the training images say of the config's choices: said where they disagree
+    (the config is the user's, and is trained as given)."""
+    traits = read_traits(data.train[cfg.image_size], data.classes, seed)
+    conflict = flip_conflict(cfg.flip, traits)
+    if conflict:
+        p(f"{conflict}; `flip: none` in the config trains without it")
+    return DataFit(traits=traits, said=(conflict,) if conflict else ())
+
+
+def _train_on_worker(cfg: ModelConfig, data: TrialData, summary: DataSummary,
+                     until: float | None, opts: TuneOptions, run_dir: Path, p: Printer,
+                     fit: DataFit) -> dict[str, Any]:
     """`train`'s one configuration, trained on a Ray worker; its files written."""
     from .tuning import session  # Ray, once the run's checks have passed
 
@@ -97,7 +116,8 @@ def _train_on_worker(cfg: ModelConfig, data: TrialData, summary: DataSummary, un
         write_settings(run_dir, opts, {"kind": "train", "config": cfg.to_dict(),
                                         "resources": dataclasses.asdict(res),
                                         "precision": describe(opts.backend,
-                                                              res.gpus_per_trial > 0)})
+                                                              res.gpus_per_trial > 0),
+                                        **fit.to_settings()})
         weights = opts.weights if cfg.backbone != "none" else None
         if weights == "imagenet":
             session.fetch_weights([cfg.backbone], res.cpus_per_trial)

@@ -539,8 +539,10 @@ def _data_html(run: Run) -> list[str]:
         f"{_e(k)} px (batch shapes {_e(', '.join(f'{h}x{w}' for h, w in v))}; padding "
         f"{pad.get(k, 0):.1%})" for k, v in shapes.items()) + ".</p>")
     rule = (run.settings.get("image_size_rule") or {}).get("text")
+    rules = run.settings.get("data_rules") or {}
+    read = rules.get("read") and f"read from the training images: {rules['read']}"
     epoch = describe_epoch(sum(tc.values()), sum(vc.values()))
-    for text in (rule, epoch):
+    for text in (rule, read, *rules.get("said", []), epoch):
         if text:
             parts.append(f"<p>{_e(text[0].upper() + text[1:])}.</p>")
     if run.skipped:

@@ -5,12 +5,14 @@ checked before any work starts."""
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import BACKBONES, ModelConfig
 from .data.folder import scan_folder
 from .data.sizing import Sizing, fit_sizes, native_size
+from .data.traits import Traits
 from .errors import SpaceError, UserError
 from .space import Constant, SearchSpace, load_space, parse_space
 from .space import default_space_text as text
@@ -101,11 +103,11 @@ def _check_ranges(space: SearchSpace) -> None:
                                  f"must be valid)") from None
 
 
-def fit_sizes_to_data(space: SearchSpace, data: Path, seed: int) -> tuple[SearchSpace, Any]:
+def fit_sizes_to_data(space: SearchSpace, data: Path, seed: int
+                      ) -> tuple[SearchSpace, Sizing | None]:
     """The space with the searched image sizes that would upsample the data dropped (see
     :mod:`hyperfcn.data.sizing`), and what was found. A constant size (``--image-size``, or one
     the space file fixes) is the user's choice and stays."""
-
     asked = sizes(space)
     if isinstance(space.get("image_size"), Constant):
         return space, None
@@ -121,6 +123,84 @@ def fit_sizes_to_data(space: SearchSpace, data: Path, seed: int) -> tuple[Search
 
     spec = kept[0] if len(kept) == 1 else {"choice": kept}
     return _fix(space, "image_size", nearest, spec), found
+
+
+@dataclass(frozen=True)
+class DataFit:
+    """What the data changed in the space a search runs: the sizes its resolution allows
+    and the flips its mirror test allows, with the lines that said so (the startup lines,
+    the run's settings, the report)."""
+
+    sizing: Sizing | None = None
+    traits: Traits | None = None
+    said: tuple[str, ...] = ()
+
+    def to_settings(self) -> dict[str, Any]:
+        return {"image_size_rule": self.sizing and {**dataclasses.asdict(self.sizing),
+                                                    "text": self.sizing.describe()},
+                "data_rules": self.traits and {"traits": self.traits.to_dict(),
+                                               "read": self.read(), "said": list(self.said)}}
+
+    def read(self) -> str:
+        """What the mirror test found: the horizontal axis always (the recipe flips along
+        it), the vertical one where it swaps classes."""
+        if self.traits is None:
+            return ""
+        tests = [self.traits.horizontal] + ([] if self.traits.vertical.keeps_class
+                                            else [self.traits.vertical])
+        return "; ".join(t.describe() for t in tests)
+
+
+# The axes each flip mode mirrors along.
+FLIP_AXES = {"none": (), "horizontal": ("horizontal",), "vertical": ("vertical",),
+             "horizontal_and_vertical": ("horizontal", "vertical")}
+
+
+def adapt_to_data(space: SearchSpace, traits: Traits) -> tuple[SearchSpace, list[str]]:
+    """The space without the flips the data rules out (along an axis whose mirror image is
+    another class, :mod:`hyperfcn.data.traits`), and the lines that say what was read and
+    done. A recipe's flip becomes the most it may keep (horizontal_and_vertical ->
+    horizontal -> none). A constant `flip` is the user's choice: it stays, and a line says
+    what the data showed."""
+    wrong = _swapping_axes(traits)
+    if not wrong or "flip" not in space.names():
+        return space, []
+    param = space.get("flip")
+    if isinstance(param, Constant):
+        conflict = flip_conflict(str(param.value), traits, "the space fixes")
+        return space, [conflict] if conflict else []
+    choices = [str(v) for v in param.choices() or []]
+    allowed = [v for v in choices if not wrong & set(FLIP_AXES.get(v, ()))] or ["none"]
+    if allowed == choices:
+        return space, []
+
+    def kept(v: Any) -> str:  # the allowed mode that mirrors most, along v's axes only
+        axes = set(FLIP_AXES.get(str(v), ()))
+        fits = [a for a in allowed if set(FLIP_AXES.get(a, ())) <= axes] or allowed[:1]
+        return max(fits, key=lambda a: len(FLIP_AXES.get(a, ())))
+
+    spec = allowed[0] if len(allowed) == 1 else {"choice": allowed}
+    return _fix(space, "flip", kept, spec), [
+        f"data: {_found(traits)}, so flip is searched among {', '.join(allowed)} only (a "
+        f"space that fixes flip overrides this)"]
+
+
+def _swapping_axes(traits: Traits) -> set[str]:
+    return {t.axis for t in (traits.horizontal, traits.vertical) if not t.keeps_class}
+
+
+def _found(traits: Traits) -> str:
+    return "; ".join(t.describe() for t in (traits.horizontal, traits.vertical)
+                     if not t.keeps_class)
+
+
+def flip_conflict(flip: str, traits: Traits, who: str = "the config gives") -> str | None:
+    """What to say when a fixed flip mirrors along an axis whose mirror image is another
+    class (None when it does not)."""
+    if not _swapping_axes(traits) & set(FLIP_AXES.get(flip, ())):
+        return None
+    return (f"data: {_found(traits)}, yet {who} flip: {flip}, which trains on images of "
+            f"one class labelled as another")
 
 
 def sizes(space: SearchSpace) -> list[int]:

@@ -25,6 +25,7 @@ from .config import ModelConfig
 from .data import cache
 from .data.cache import in_memory
 from .data.footprint import available_bytes, check_memory
+from .data.traits import read_traits
 from .final import best_trial_of, best_usable, earlier_model_better, plan_final, write_files
 from .options import TuneOptions
 from .precision import describe
@@ -47,13 +48,20 @@ from .rundir import (
     write_settings,
 )
 from .space import SearchSpace
-from .space_setup import fit_sizes_to_data, resolve_space, sizes, space_infos, uses_backbone
+from .space_setup import (
+    DataFit,
+    adapt_to_data,
+    fit_sizes_to_data,
+    resolve_space,
+    sizes,
+    space_infos,
+    uses_backbone,
+)
 from .trial import TrialSettings
 
 if TYPE_CHECKING:  # the Ray layer is imported where it runs, once the run's checks pass
     from .data.arrays import TrialData
     from .data.prepare import DataSummary
-    from .data.sizing import Sizing
     from .rounds import Round
     from .tuning.scheduler import SchedulerPlan
     from .tuning.search import SearchRequest
@@ -72,12 +80,30 @@ def _fetch_weights(space: SearchSpace, opts: TuneOptions, res: Resources, say: P
     session.fetch_weights(names, res.cpus_per_trial)
 
 
-def _space(opts: TuneOptions, p: Printer) -> tuple[SearchSpace, Sizing | None]:
+def _space(opts: TuneOptions, p: Printer) -> tuple[SearchSpace, DataFit]:
     """The space `tune` searches, its image sizes fitted to the data (said when probed)."""
     space, sizing = fit_sizes_to_data(resolve_space(opts), opts.data, opts.seed)
     if sizing is not None:
         p(sizing.describe())
-    return space, sizing
+    return space, DataFit(sizing=sizing)
+
+
+def _fit_to_data(req: SearchRequest, data: TrialData, rnd: Round, fit: DataFit,
+                 p: Printer) -> tuple[SearchRequest, DataFit]:
+    """The space without the choices the decoded training images rule out (space_setup.
+    adapt_to_data), said. A round of a run begun before these rules were read keeps the
+    space it searched: its searcher's history is on that space."""
+    settings = req.run_dir / art.SETTINGS
+    earlier = art.read_json(settings) if settings.is_file() else {}
+    if (rnd.restore or rnd.number > 1 or rnd.final_only) and earlier and \
+            "data_rules" not in earlier:
+        return req, fit
+    traits = read_traits(data.train[min(data.train)], data.classes, req.settings.seed)
+    space, said = adapt_to_data(req.space, traits)
+    fit = dataclasses.replace(fit, traits=traits, said=tuple(said))
+    for line in said or [f"data: {fit.read()}"]:
+        p(line)
+    return dataclasses.replace(req, space=space), fit
 
 
 def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
@@ -87,14 +113,15 @@ def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
     opts = dataclasses.replace(opts, max_epochs=tune_epochs(opts.max_epochs))
     t0 = time.time()  # --budget counts from here to the saved model
     p = Printer(opts.quiet, say)
-    space, sizing = _space(opts, p)
+    space, fit = _space(opts, p)
     opts = with_out(opts, p)
     req = _search_request(opts, space)
     run_dir = req.run_dir
     with guard.claimed(run_dir, guard.RunKind.TUNE, command_line()) as claim:
         opts, rnd, trackers, data, summary = _prepare_round(req, opts, t0, p)
+        req, fit = _fit_to_data(req, data, rnd, fit, p)
         claim.begin_work()
-        result = _on_ray(req, opts, rnd, trackers, data, summary, t0, p, say, sizing)
+        result = _on_ray(req, opts, rnd, trackers, data, summary, t0, p, say, fit)
         if result.metrics and not result.interrupted and opts.final != "none":
             wrap_up(opts, run_dir, result.best_config, result.metrics, p)
     return result
@@ -143,7 +170,7 @@ def _prepare_round(req: SearchRequest, opts: TuneOptions, t0: float, p: Printer)
 
 def _on_ray(req: SearchRequest, opts: TuneOptions, rnd: Round, trackers: list[Any],
             data: TrialData, summary: DataSummary, t0: float, p: Printer, say: Say | None,
-            sizing: Sizing | None) -> RunResult:
+            fit: DataFit) -> RunResult:
     """The search (or, resuming an interrupted final step, its records) and the final model,
     on a Ray cluster of our own or the one joined."""
     from .tuning import session  # Ray, once the run's checks have passed
@@ -158,7 +185,7 @@ def _on_ray(req: SearchRequest, opts: TuneOptions, rnd: Round, trackers: list[An
             req = _final_request(req, res, ref)
             records, info = _finished_search(req.run_dir, rnd)
         else:
-            req = _request(req, opts, res, rnd, ref, summary, t0, trackers, p, say, sizing)
+            req = _request(req, opts, res, rnd, ref, summary, t0, trackers, p, say, fit)
             records, interrupted, info = _run_search(req, rnd, opts, summary, t0, p)
             if interrupted:
                 return RunResult(req.run_dir, {}, {}, records, interrupted=True)
@@ -235,7 +262,7 @@ def shareable(data: TrialData, opts: TuneOptions) -> TrialData:
 
 def _request(req: SearchRequest, opts: TuneOptions, res: Resources, rnd: Round, data_ref: object,
              summary: DataSummary, t0: float, trackers: list[Any], p: Printer, say: Say | None,
-             sizing: Sizing | None = None):
+             fit: DataFit):
     """The search request for this round, once the resources are known; says the plan."""
     from .tb import HParamsLog  # TensorBoard, only when writing HParams
     from .tuning.searchers import random_starts  # Ray, once the run's checks have passed
@@ -251,8 +278,7 @@ def _request(req: SearchRequest, opts: TuneOptions, res: Resources, rnd: Round, 
     write_settings(req.run_dir, opts, {"kind": "tune",
         "scheduler_plan": dataclasses.asdict(plan), "resources": dataclasses.asdict(res),
         "space": dict(space.raw), "image_sizes": sizes(space),
-        "precision": describe(opts.backend, res.gpus_per_trial > 0),
-        "image_size_rule": sizing and {**dataclasses.asdict(sizing), "text": sizing.describe()}})
+        "precision": describe(opts.backend, res.gpus_per_trial > 0), **fit.to_settings()})
     if rnd.number == 1 and not rnd.restore:
         HParamsLog(req.run_dir / art.TENSORBOARD).experiment(space_infos(space))
     board = Board(metric=opts.metric, mode=settings.mode, max_epochs=opts.max_epochs,
