@@ -195,3 +195,18 @@ def test_a_moved_module_loads_by_its_old_path_as_a_pickle_from_before_names_it()
                                       ("hyperfcn.searchers", "hyperfcn.tuning.searchers")])
 def test_the_old_paths_of_moved_modules_are_the_new_modules(old, new):
     assert importlib.import_module(old) is importlib.import_module(new)
+
+
+def test_every_function_reads_at_once_and_no_class_outgrows_its_job():
+    """The house rules: a function of at most 60 lines, a class of at most 250, api.py at
+    most 400."""
+    long = []
+    for p in SRC.rglob("*.py"):
+        for n in ast.walk(ast.parse(p.read_text())):
+            if not isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                continue
+            size = (n.end_lineno or n.lineno) - n.lineno + 1
+            if size > (250 if isinstance(n, ast.ClassDef) else 60):
+                long.append(f"{p.relative_to(SRC)}: {n.name} ({size} lines)")
+    assert not long, long
+    assert len((SRC / "api.py").read_text().splitlines()) <= 400

@@ -246,6 +246,24 @@ def test_the_data_section_says_what_an_epoch_is_on_large_data(tmp_path, monkeypa
     assert "scored on the same 10 of the 12 validation images" in page
 
 
+def test_the_data_section_says_what_was_read_from_the_images_and_what_it_changed(tmp_path):
+    from hyperfcn.data.traits import Traits
+    from hyperfcn.space_setup import DataFit
+
+    run = _run_dir(tmp_path)
+    settings = json.loads((run / art.SETTINGS).read_text())
+    kept = DataFit(traits=Traits.from_dict({}))
+    art.write_json(run / art.SETTINGS, {**settings, **kept.to_settings()})
+    page = write_report(run).read_text()
+    assert "Read from the training images: a horizontal mirror image keeps its class" in page
+    swapped = DataFit(traits=Traits.from_dict({"horizontal": [["b", "d"]]}),
+                      said=("data: b and d swap, so flip is searched among none only",))
+    art.write_json(run / art.SETTINGS, {**settings, **swapped.to_settings()})
+    page = write_report(run).read_text()
+    assert "Data: b and d swap, so flip is searched among none only" in page
+    assert "Read from the training images" not in page  # said once, not twice
+
+
 def test_a_class_name_with_dollar_signs_is_drawn_as_written(tmp_path):
     """matplotlib reads $...$ as a formula: a class named like one must not break a plot."""
     run = _run_dir(tmp_path)

@@ -2,11 +2,15 @@
 made-up images (arrows, whose left and right are each other's mirror image, and symmetric
 blobs, whose mirror image is themselves)."""
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from hyperfcn.data.buckets import pack, plan_buckets
 from hyperfcn.data.traits import Traits, read_traits
+from hyperfcn.trial import TrialSettings
 
 
 def _arrow(rng: np.random.Generator, pointing: str, side: int = 24) -> np.ndarray:
@@ -99,3 +103,39 @@ def test_a_flip_the_space_fixes_stays_and_the_data_finding_is_said(tmp_path):
     assert adapted is space and "fixes flip: horizontal" in said[0]
     kept = _space(tmp_path, "parameters:\n  flip: none\n  image_size: 32\n")
     assert adapt_to_data(kept, letters) == (kept, [])
+
+
+@dataclass
+class _Request:  # the fields of tuning.search.SearchRequest that the data rules read
+    run_dir: Path
+    settings: TrialSettings
+    space: object
+
+
+@pytest.mark.parametrize("resumed, recorded, flips", [
+    (False, None, ["none"]),  # a new run: the letters' flips go
+    (True, {"data_rules": {}}, ["none"]),  # a resume of a run that read the rules
+    (True, {"kind": "tune"}, ["none", "horizontal", "horizontal_and_vertical"]),  # before
+])
+def test_a_run_begun_before_the_data_rules_resumes_with_the_space_it_searched(
+        tmp_path, resumed, recorded, flips):
+    from hyperfcn import artifacts as art
+    from hyperfcn.data.arrays import TrialData
+    from hyperfcn.rounds import Round
+    from hyperfcn.rundir import Printer
+    from hyperfcn.space_setup import DataFit
+    from hyperfcn.tune_run import _fit_to_data
+
+    rng = np.random.default_rng(0)
+    classes = ["left", "right"]
+    packed = _packed([_arrow(rng, c) for c in classes for _ in range(40)],
+                     [i for i in range(2) for _ in range(40)])
+    if recorded is not None:
+        art.write_json(tmp_path / art.SETTINGS, recorded)
+    req = _Request(tmp_path, TrialSettings(max_epochs=1), _space(tmp_path))
+    said: list[str] = []
+    req2, fit = _fit_to_data(req, TrialData(classes, {24: packed}, {24: packed}),
+                             Round("tune", restore=resumed), DataFit(), Printer(False,
+                                                                               said.append))
+    assert req2.space.values_of("flip") == flips
+    assert (fit.traits is None) == (flips != ["none"]) and bool(said) == (flips == ["none"])

@@ -542,7 +542,7 @@ def _data_html(run: Run) -> list[str]:
     rules = run.settings.get("data_rules") or {}
     read = rules.get("read") and f"read from the training images: {rules['read']}"
     epoch = describe_epoch(sum(tc.values()), sum(vc.values()))
-    for text in (rule, read, *rules.get("said", []), epoch):
+    for text in (rule, *(rules.get("said") or [read]), epoch):
         if text:
             parts.append(f"<p>{_e(text[0].upper() + text[1:])}.</p>")
     if run.skipped:
