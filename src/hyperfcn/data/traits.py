@@ -114,11 +114,10 @@ def mirror_test(small: np.ndarray, labels: np.ndarray, classes: Sequence[str],
     for i, c in enumerate(present):
         mine = labels == c
         votes = np.bincount(mirrored[mine], minlength=len(present))
-        votes[i] = -1
-        o = int(votes.argmax())
-        n_o, n_c = int((mirrored[mine] == o).sum()), int((mirrored[mine] == i).sum())
-        kept = int((plain[mine] == i).sum()) > int((plain[mine] == o).sum())
-        if kept and n_o - n_c > Z * np.sqrt(max(n_o + n_c, 1)):
+        as_is = np.bincount(plain[mine], minlength=len(present))
+        o = int(np.argmax(np.where(np.arange(len(present)) == i, -1, votes)))
+        n_o, n_c = int(votes[o]), int(votes[i])
+        if as_is[i] > as_is[o] and n_o - n_c > Z * np.sqrt(max(n_o + n_c, 1)):
             goes[i] = o
     pairs = sorted({tuple(sorted((i, o))) for i, o in goes.items() if goes.get(o) == i})
     return MirrorTest(axis, tuple((classes[present[a]], classes[present[b]])
