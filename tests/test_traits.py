@@ -110,6 +110,7 @@ class _Request:  # the fields of tuning.search.SearchRequest that the data rules
     run_dir: Path
     settings: TrialSettings
     space: object
+    variants: tuple = ()
 
 
 @pytest.mark.parametrize("resumed, recorded, flips", [

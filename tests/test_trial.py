@@ -456,7 +456,7 @@ def _scripted_epochs(monkeypatch, seconds: list[float], start: float = 1000.0) -
     return clock
 
 
-def _fitted_recipe(monkeypatch, tiny_data, seconds, search_s, max_epochs=10):
+def _fitted_recipe(monkeypatch, tiny_data, seconds, search_s, max_epochs=10, racers=()):
     """The recipe run as a budgeted search's trial with scripted epoch times: (its reports,
     the clock, the search's clock, the schedule plans it made)."""
     from hyperfcn.budget import SearchClock
@@ -464,7 +464,8 @@ def _fitted_recipe(monkeypatch, tiny_data, seconds, search_s, max_epochs=10):
     clock = _scripted_epochs(monkeypatch, seconds)
     plans = _recorded_plans(monkeypatch)
     rep = LocalReporter()
-    search = SearchClock(until=clock[0] + search_s, search_s=search_s, max_epochs=max_epochs)
+    search = SearchClock(until=clock[0] + search_s, search_s=search_s, max_epochs=max_epochs,
+                         racers=racers)
     run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
               TrialSettings(max_epochs=max_epochs, clock=search), rep)
     return rep, clock, search, plans
@@ -506,6 +507,37 @@ def test_a_recipe_fitted_to_a_long_search_end_trains_past_max_epochs(tiny_data, 
     assert 30 <= len(rep.history) <= 40 and clock[0] <= search.until
     assert rep.history[-1]["planned_epochs"] == len(rep.history)
     assert rep.history[-1]["lr"] == pytest.approx(0.0, abs=1e-7)
+
+
+def test_a_recipe_with_variants_to_race_decides_on_its_second_epoch(tiny_data, monkeypatch):
+    """Scripted: 800 s of search, a first epoch of 45 s (it compiles: too short to search)
+    and steady epochs of 10 s. With two variants to race, the second epoch decides: a
+    quarter of 800 s, less the 35 s each variant's first epoch spends compiling, holds 4
+    epochs of the recipe and its two variants, so the recipe trains 4 epochs on its own
+    schedule, says the race's length, and stops (the stopper stops the variants there
+    too). Without variants it fits itself at once, as before."""
+    rep, clock, search, plans = _fitted_recipe(monkeypatch, tiny_data, [45.0, 10.0], 800.0,
+                                               10, racers=(1.0, 1.0))
+    assert [h["epoch"] for h in rep.history] == [1, 2, 3, 4] and plans == []
+    assert [h.get("race_epochs") for h in rep.history] == [None, 4, 4, 4]
+    assert not any("planned_epochs" in h for h in rep.history)
+    alone, *_ = _fitted_recipe(monkeypatch, tiny_data, [45.0, 10.0], 800.0, 10)
+    assert alone.history[0]["planned_epochs"] and not any(
+        "race_epochs" in h for h in alone.history)
+
+
+def test_a_race_too_long_for_the_budget_leaves_the_recipe_fitted_to_it(tiny_data,
+                                                                       monkeypatch):
+    """400 s of search: a quarter, less the variants' compiling, holds no epoch of three
+    racers of 30 s, fewer than a race needs, so at its second epoch the recipe fits itself to the
+    search's end (its learning rate reaching 0 there) and races nothing."""
+    rep, clock, search, plans = _fitted_recipe(monkeypatch, tiny_data, [45.0, 30.0], 400.0,
+                                               10, racers=(1.0, 1.0))
+    assert not any("race_epochs" in h for h in rep.history)
+    assert "planned_epochs" not in rep.history[0]  # it waited for the second epoch's time
+    assert rep.history[-1]["planned_epochs"] == len(rep.history) > 2
+    assert rep.history[-1]["lr"] == pytest.approx(0.0, abs=1e-7)
+    assert clock[0] <= search.until
 
 
 def test_train_with_a_budget_ends_on_a_partial_epoch_at_its_deadline(tiny_data, monkeypatch):

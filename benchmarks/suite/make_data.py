@@ -9,8 +9,9 @@ Kinds (what a recipe made on photos of objects may get wrong on each):
               mirror image is another class (a horizontal flip turns b into d)
   details     128 px noise textures whose class is a 5 px mark (+, x, o, -) somewhere in
               them: at a small image size the mark is gone
-  imbalance   10 classes of coloured shapes, 400 images for the first down to 20 for the
-              last (20:1), 64 px
+  imbalance   10 classes of coloured shapes in 5 look-alike pairs (one shape, colours ~50
+              levels apart), 400 images for the first down to 20 for the last (20:1):
+              the rarest class's look-alike is the commonest, 64 px
   grayscale   8 classes of shapes drawn in grey on grey textures, saved as L-mode PNGs
   tiny        16x16 icons of 10 classes
   many        60 classes (shape x colour) with 15 training images each, 48 px
@@ -138,15 +139,15 @@ def plan(kind: str) -> tuple[list[str], list[int], Draw]:
         return ["plus", "cross", "ring", "dash"], [300] * 4, _detail
     if kind == "imbalance":
         counts = [int(round(400 * (20 / 400) ** (i / 9))) for i in range(10)]
-        return ([f"{s}" for s in (*SHAPES, "circle2", "square2")], counts,
-                lambda rng, c: _shaped(rng, 64, (SHAPES * 2)[c], COLOURS[c % 8]
-                                       if c < 8 else COLOURS[(c + 3) % 8]))
+        return ([f"{SHAPES[min(c, 9 - c)]}_{'a' if c < 5 else 'b'}" for c in range(10)],
+                counts, _look_alike)
     if kind == "grayscale":
         return list(SHAPES), [150] * 8, lambda rng, c: _shaped(rng, 64, SHAPES[c],
                                                                int(rng.integers(0, 40)), True)
     if kind == "tiny":
         return ([*SHAPES, "circle_blue", "square_red"], [200] * 10,
-                lambda rng, c: _shaped(rng, 16, (SHAPES * 2)[c], COLOURS[(c * 3) % 8]))
+                lambda rng, c: _shaped(rng, 16, (SHAPES * 2)[c],
+                                       COLOURS[(c * 3) % 8] if c < 8 else COLOURS[2 - c % 2 * 2]))
     if kind == "many":
         names = [f"{s}_{i}" for s in SHAPES[:6] for i in range(10)]
         return names, [20] * 60, lambda rng, c: _shaped(rng, 48, SHAPES[c // 10],
@@ -154,6 +155,16 @@ def plan(kind: str) -> tuple[list[str], list[int], Draw]:
     if kind == "large":
         return ["deg0", "deg45", "deg90", "deg135"], [60] * 4, _stripes
     raise SystemExit(f"{kind}: use one of {', '.join(KINDS)} or all")
+
+
+def _look_alike(rng: np.random.Generator, c: int) -> Image.Image:
+    """Classes c and 9 - c share a shape and differ by a colour shift of ~50 levels that
+    each image's jitter (15 levels a channel) blurs: told apart mostly, not always, so
+    that a model fitted to the counts gives the rare one of each pair away."""
+    pair = min(c, 9 - c)
+    shift = np.array([25, -25, 0]) * (1 if c < 5 else -1)
+    tone = np.clip(np.array(COLOURS[pair]) + shift + rng.normal(0, 15, 3), 0, 255)
+    return _shaped(rng, 64, SHAPES[pair], tuple(int(v) for v in tone))
 
 
 def _tone(i: int) -> tuple[int, int, int]:

@@ -32,10 +32,11 @@ REPORT_DIR = "report"  # the report's plots as PNG files
 SCHEDULER_STOPS = "scheduler_stops.txt"
 # What a trial's per-epoch history keeps of each Ray result (trials.json, the report).
 HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_calibrated_loss", "val_accuracy",
-                "val_balanced_accuracy",
+                "val_balanced_accuracy", "val_loss_se", "val_calibrated_loss_se",
+                "val_accuracy_se", "val_balanced_accuracy_se",
                 "lr", "time_total_s",
                 "timestamp", "seconds", "setup_seconds", "epoch_seconds", "val_seconds",
-                "worker_pid", "planned_epochs")
+                "worker_pid", "planned_epochs", "race_epochs")
 
 
 def _umask() -> int:

@@ -11,6 +11,7 @@ import statistics
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from .errors import UserError
@@ -79,6 +80,9 @@ class SearchClock:
     max_epochs: int  # the trials' --max-epochs
     slots: int = 1  # trials at once
     max_fitted: int = 0  # most epochs of a run fitted to the search's end (0: MAX_LONGER x)
+    # the variants racing the recipe (race.py): each one's epoch time relative to the
+    # recipe's; none, no race
+    racers: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.search_s <= 0 or self.max_epochs < 1 or self.slots < 1:
@@ -91,6 +95,61 @@ class SearchClock:
 
     def too_short(self, epoch_s: float) -> bool:
         return too_short_to_search(self.search_s, epoch_s, self.max_epochs, self.slots)
+
+    def race_epochs(self, first_s: float, epoch_s: float) -> int:
+        """Epochs each racer trains where the budget is too short to search (0: no race):
+        the recipe and the search's stopper both ask, with the recipe's first two epochs'
+        times (the first's excess is what each variant's first epoch spends compiling)."""
+        return race_epochs(self.search_s, epoch_s, self.racers, self.max_epochs, self.slots,
+                           startup_s=max(0.0, first_s - epoch_s))
+
+
+# The share of the search's time a race (race.py) may take: the rest trains its winner on,
+# so where the recipe was right it loses at most the last quarter of its training, the
+# part of a budget of minutes that adds the least.
+RACE_SHARE = 0.25
+# Fewer epochs than this rank configurations by how fast they start, not where they go.
+RACE_MIN_EPOCHS = 3
+
+
+def race_epochs(search_s: float, epoch_s: float, costs: Sequence[float], max_epochs: int,
+                slots: int = 1, startup_s: float = 0.0) -> int:
+    """Epochs each racer trains: as many as RACE_SHARE of the search's time holds for the
+    recipe (an epoch of ``epoch_s``) and its variants (``costs``: each one's epoch relative
+    to the recipe's; each starts with ``startup_s`` more, compiling), ``slots`` at once, at
+    most ``max_epochs``; 0 (no race) when that is fewer than RACE_MIN_EPOCHS or there are
+    no variants."""
+    if not costs or epoch_s <= 0:
+        return 0
+    left = RACE_SHARE * search_s - len(costs) * startup_s / max(1, slots)
+    per_epoch = epoch_s * (1.0 + sum(costs)) / max(1, slots)
+    n = min(max_epochs, int(max(0.0, left) // per_epoch))
+    return n if n >= RACE_MIN_EPOCHS else 0
+
+
+class Regime(StrEnum):
+    """What the space's recipe does in a budgeted search, from its first epochs' times."""
+
+    SEARCH = "search"  # the budget holds a search: the recipe trains its epochs
+    WAIT = "wait"  # too short to search; the race is decided on the next epoch's time
+    RACE = "race"  # too short to search: the recipe and its variants race (race.py)
+    FIT = "fit"  # too short for either: the recipe trains alone, fitted to the end
+
+
+def regime(clock: SearchClock, epoch_seconds: Sequence[float]) -> tuple[Regime, int]:
+    """(the regime, each racer's epochs) after the recipe's epochs timed so far. Too short
+    to search is told by the first epoch (which compiles: an overestimate, erring toward
+    the recipe); the race's length by the second, a steady epoch, when there are variants
+    to race (a compile-inflated epoch would cut the race to nothing at a budget of
+    minutes). The recipe's trial and the search's stopper both ask, with the same times."""
+    if not epoch_seconds or not clock.too_short(epoch_seconds[0]):
+        return Regime.SEARCH, 0
+    if not clock.racers:
+        return Regime.FIT, 0
+    if len(epoch_seconds) < 2:
+        return Regime.WAIT, 0
+    n = clock.race_epochs(epoch_seconds[0], epoch_seconds[1])
+    return (Regime.RACE, n) if n else (Regime.FIT, 0)
 
 
 def search_share(search_s: float) -> float:

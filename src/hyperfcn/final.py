@@ -28,7 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -48,7 +48,9 @@ from .feed import predict_packed
 from .hints import command
 from .metrics import classification_report, format_report, score
 from .precision import as_float32
+from .race import Variant, best_within, judge, standard_error
 from .records import Objective, TrialRecord, fitted_epochs
+from .space import is_recipe
 from .testscore import add_test_score, optimism_note
 from .trial import CHECKPOINT_MODEL, LocalReporter, TrialOutcome, TrialSettings, run_trial
 
@@ -436,13 +438,57 @@ def best_usable(records: list[TrialRecord], metric: str, run_dir: Path,
     chosen = [r for r in usable if r.trial_id == recorded]
     if chosen:
         return chosen[0]
+    raced = [r for r in usable if r.race_epochs]
+    winner = race_winner(raced, metric)[0] if raced else None
+    return _best_of([r for r in usable if not r.race_epochs or r is winner], metric)
+
+
+def _best_of(records: list[TrialRecord], metric: str) -> TrialRecord:
+    """The best on ``metric`` (the first, on a tie)."""
     objective = Objective(metric)
-    best = usable[0]
-    for r in usable[1:]:
+    best = records[0]
+    for r in records[1:]:
         if objective.better(objective.best_value(r.history),
                             objective.best_value(best.history)):
             best = r
     return best
+
+
+def race_record(records: list[TrialRecord], found: Sequence[Variant],
+                metric: str) -> dict[str, Any] | None:
+    """What the race ran and decided, for search.json and the report (None: no race)."""
+    raced = [r for r in records if r.race_epochs and r.status != "failed"
+             and r.best_val_loss is not None]
+    if not raced:
+        return None
+    winner, why = race_winner(raced, metric)
+
+    def row(r: TrialRecord) -> dict[str, Any]:
+        b = best_within(r.history, metric, r.race_epochs) or {}
+        name = "recipe" if any(h.get("race_epochs") for h in r.history) else next(
+            (v.name for v in found if is_recipe(r.config, [v.point])), "?")
+        return {"racer": name, "trial_id": r.trial_id, metric: b.get(metric),
+                "se": standard_error(b, metric), "val_accuracy": b.get("val_accuracy")}
+
+    return {"epochs": max(r.race_epochs for r in raced), "metric": metric,
+            "racers": [row(r) for r in raced], "winner": winner.trial_id, "why": why}
+
+
+def race_winner(raced: list[TrialRecord], metric: str) -> tuple[TrialRecord, str]:
+    """The race's winner and why (race.py): the recipe unless the best of its variants
+    beats it at equal epochs by more than the validation set's noise. The recipe is the
+    racer that reported the race's length (it decided the race)."""
+    best = _best_of(raced, metric)
+    recipe = next((r for r in raced if any(h.get("race_epochs") for h in r.history)), None)
+    if recipe is None:
+        return best, f"the recipe has no score; trial {best.trial_id} scored best"
+    if best is recipe:
+        return recipe, f"the recipe (trial {recipe.trial_id}) scored best"
+    wins, why = judge(recipe.history, best.history, metric)
+    if wins:
+        return best, f"trial {best.trial_id} beat the recipe by more than the noise: {why}"
+    return recipe, (f"the recipe (trial {recipe.trial_id}) stays: the lead of trial "
+                    f"{best.trial_id} is within the noise: {why}")
 
 
 def best_trial_of(r: TrialRecord, metric: str, mode: str, max_epochs: int) -> BestTrial:
@@ -450,7 +496,8 @@ def best_trial_of(r: TrialRecord, metric: str, mode: str, max_epochs: int) -> Be
     best = Objective(metric).best(r.history) or {
         "epoch": r.epochs, "val_loss": r.best_val_loss, "val_accuracy": r.best_val_accuracy}
     fitted = fitted_epochs(r.history)
-    cut = "" if r.epochs >= (fitted or max_epochs) else {
+    # a racer stopped at the race's end, mid-schedule: trained on for any epochs that fit
+    cut = "" if r.epochs >= (fitted or max_epochs) else "the race" if r.race_epochs else {
         "stopped": "the scheduler", "out_of_budget": "the budget"}.get(r.status, r.status)
     secs = [h["epoch_seconds"] for h in r.history if h.get("epoch_seconds")]
     return BestTrial(trial_id=r.trial_id, epochs=r.epochs, best=dict(best),

@@ -61,12 +61,33 @@ def format_report(rep: dict) -> str:
 
 def score(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Plain cross-entropy (no label smoothing), the same after one fitted temperature, and
-    accuracy: comparable across trials."""
+    accuracy: comparable across trials. Each with its standard error (``*_se``), the noise
+    of the validation images' sample, which the race judges a difference against."""
     p = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
-    return {"val_loss": float(-np.log(p).mean()),
-            "val_calibrated_loss": calibrated_loss(probs, labels),
-            "val_accuracy": float((probs.argmax(1) == labels).mean()),
-            "val_balanced_accuracy": balanced_accuracy(probs.argmax(1), labels)}
+    predicted = probs.argmax(1)
+    out = {"val_loss": float(-np.log(p).mean()),
+           "val_calibrated_loss": calibrated_loss(probs, labels),
+           "val_accuracy": float((predicted == labels).mean()),
+           "val_balanced_accuracy": balanced_accuracy(predicted, labels)}
+    return {**out, **standard_errors(-np.log(p), predicted, labels)}
+
+
+def standard_errors(losses: np.ndarray, predicted: np.ndarray,
+                    labels: np.ndarray) -> dict[str, float]:
+    """The standard error of each score's mean over the validation images. The calibrated
+    loss takes the plain loss's (one temperature rescales the images' losses alike, near
+    enough); balanced accuracy's is the classes' binomial errors averaged."""
+    n = len(labels)
+    if n < 2:
+        return {f"{m}_se": float("nan") for m in ("val_loss", "val_calibrated_loss",
+                                                  "val_accuracy", "val_balanced_accuracy")}
+    loss_se = float(losses.std(ddof=1) / np.sqrt(n))
+    right = (predicted == labels).astype(np.float64)
+    per_class = [right[labels == c] for c in np.unique(labels)]
+    bal = np.sqrt(sum(r.mean() * (1 - r.mean()) / len(r) for r in per_class)) / len(per_class)
+    return {"val_loss_se": loss_se, "val_calibrated_loss_se": loss_se,
+            "val_accuracy_se": float(np.sqrt(right.mean() * (1 - right.mean()) / n)),
+            "val_balanced_accuracy_se": float(bal)}
 
 
 def balanced_accuracy(predicted: np.ndarray, labels: np.ndarray) -> float:

@@ -130,7 +130,7 @@ class Board:
         return row
 
     def ended(self, trial_id: str, epochs: int | None = None, error: str = "",
-              out_of_budget: bool = False) -> TrialRow:
+              out_of_budget: bool = False, raced: int = 0) -> TrialRow:
         row = self.rows.get(trial_id) or TrialRow(trial_id, "")
         self.rows[trial_id] = row
         if epochs is not None:
@@ -139,6 +139,8 @@ class Board:
             row.status = f"failed: {error}"
         elif row.epoch >= self.epochs_of(row):
             row.status = "done"
+        elif raced and row.epoch >= raced:
+            row.status = f"ran the race's {raced} epochs"
         elif out_of_budget:
             row.status = f"out of budget at epoch {row.epoch}"
         else:
@@ -218,8 +220,8 @@ class LineView:
             self.say(f"{self._stamp()} {b.eta()}")
 
     def ended(self, trial_id: str, epochs: int | None = None, error: str = "",
-              out_of_budget: bool = False) -> None:
-        row = self.board.ended(trial_id, epochs, error, out_of_budget)
+              out_of_budget: bool = False, raced: int = 0) -> None:
+        row = self.board.ended(trial_id, epochs, error, out_of_budget, raced)
         self.say(f"{self._stamp()} trial {trial_id} {row.status}")
 
     def note(self, msg: str) -> None:

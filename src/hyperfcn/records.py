@@ -79,6 +79,7 @@ class TrialRecord:
     history: list[dict[str, float]] = field(default_factory=list)
     checkpoint: str = ""  # its best epoch's checkpoint ("" when none was kept)
     search: str = "tune"  # the round (Ray experiment) it ran in: see rounds.py
+    race_epochs: int = 0  # it raced the recipe (race.py): the epochs each racer trained
 
 
 def fitted_epochs(history: list[dict[str, Any]]) -> int:
@@ -129,7 +130,7 @@ def read_history(trial_dir: str | Path | None) -> list[dict[str, float]]:
 
 def record(trial_id: str, config: dict[str, Any], status: TrialStatus,
            history: list[dict[str, Any]], error: str = "", checkpoint: str = "",
-           search: str = "tune") -> TrialRecord:
+           search: str = "tune", race_epochs: int = 0) -> TrialRecord:
     hist = [{k: v for k, v in h.items() if k in art.HISTORY_KEYS} for h in history]
     return TrialRecord(
         trial_id=trial_id, config=dict(config), status=str(status),
@@ -137,4 +138,4 @@ def record(trial_id: str, config: dict[str, Any], status: TrialStatus,
         best_val_loss=Objective("val_loss").best_value(hist),
         best_val_accuracy=Objective("val_accuracy").best_value(hist),
         seconds=float(hist[-1].get("time_total_s", 0.0)) if hist else 0.0, error=error,
-        history=hist, checkpoint=checkpoint, search=search)
+        history=hist, checkpoint=checkpoint, search=search, race_epochs=race_epochs)

@@ -452,6 +452,7 @@ def render(run: Run) -> tuple[str, dict[str, bytes]]:
                                f"</span></h1>"]
     parts += _summary_html(run, scored, ranked)
     parts += _data_html(run)
+    parts += _race_html(run)
     parts += _search_html(run, scored, ranked, plots)
     parts += _final_model_html(run, plots)
     parts.append(f"<p class='muted'>Written {time.strftime('%Y-%m-%d %H:%M')} by hyperfcn "
@@ -551,6 +552,35 @@ def _data_html(run: Run) -> list[str]:
     else:
         parts.append("<p>No files skipped.</p>")
     return parts
+
+
+def _race_html(run: Run) -> list[str]:
+    """The recipe's variants, and the race where the budget ran one: each racer's score
+    at the race's end, and why the winner won."""
+    found = run.settings.get("race_variants") or []
+    if not found:
+        return []
+    race = _read(run.dir / art.SEARCH, {}).get("race") or {}
+    parts = ["<h2>The recipe and its variants</h2>", "<p>Run right after the recipe, as "
+             "the choices most likely wrong for this data:</p>",
+             _table(["variant", "why"], [[v.get("name"), v.get("why")] for v in found])]
+    if not race:
+        parts.append("<p>The budget ran no race: they were the search's first trials, "
+                     "or the recipe trained alone.</p>")
+        return parts
+    metric = race.get("metric", run.metric)
+    parts.append(f"<p>The race: each racer trained {race.get('epochs')} epochs on the same "
+                 f"schedule; scored at its best epoch of those.</p>")
+    parts.append(_table(["racer", "trial", metric, "standard error", "val accuracy"], [
+        [r.get("racer"), r.get("trial_id"), _num(r.get(metric)), _num(r.get("se")),
+         _num(r.get("val_accuracy"))] for r in race.get("racers", [])]))
+    parts.append(f"<p>Winner: trial {_e(race.get('winner', '?'))}. "
+                 f"{_e(race.get('why', ''))}.</p>")
+    return parts
+
+
+def _num(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, int | float) else "–"
 
 
 def _settings_table(run: Run) -> str:

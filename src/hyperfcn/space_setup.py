@@ -14,6 +14,7 @@ from .data.folder import scan_folder
 from .data.sizing import Sizing, fit_sizes, native_size
 from .data.traits import Traits
 from .errors import SpaceError, UserError
+from .race import Variant
 from .space import Constant, SearchSpace, load_space, parse_space
 from .space import default_space_text as text
 
@@ -134,12 +135,14 @@ class DataFit:
     sizing: Sizing | None = None
     traits: Traits | None = None
     said: tuple[str, ...] = ()
+    variants: tuple[Variant, ...] = ()  # of the recipe, run right after it (race.py)
 
     def to_settings(self) -> dict[str, Any]:
         return {"image_size_rule": self.sizing and {**dataclasses.asdict(self.sizing),
                                                     "text": self.sizing.describe()},
                 "data_rules": self.traits and {"traits": self.traits.to_dict(),
-                                               "read": self.read(), "said": list(self.said)}}
+                                               "read": self.read(), "said": list(self.said)},
+                "race_variants": [v.to_dict() for v in self.variants]}
 
     def read(self) -> str:
         """What the mirror test found: the horizontal axis always (the recipe flips along

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import feed, runtime
-from .budget import PROBE_EPOCHS, Deadline, SearchClock, Timing, next_replan
+from .budget import PROBE_EPOCHS, Deadline, Regime, SearchClock, Timing, next_replan, regime
 from .config import ModelConfig
 from .data.arrays import TrialData, class_weights, labels_of
 from .data.epoch import epoch_steps, scoring_rows
@@ -135,9 +135,10 @@ def run_trial(config: Mapping[str, Any], data: TrialData, settings: TrialSetting
 
 class _DeadlineFit:
     """The part of a trial fitted to a deadline (`train --budget`, the final step's train-on,
-    a recipe fitted to the search's end): timing its first epochs, planning how many fit and
-    re-planning as it goes. Mixed into :class:`_Trial`, whose state it reads and sets; the
-    planning itself is budget.py's :class:`~hyperfcn.budget.Deadline`."""
+    a recipe fitted to the search's end or racing its variants): timing its first epochs,
+    planning how many fit and re-planning as it goes. Mixed into :class:`_Trial`, whose
+    state it reads and sets; the planning itself is budget.py's
+    :class:`~hyperfcn.budget.Deadline`."""
 
     def _fit_timed(self, start: int) -> int:
         """A run fitted to a deadline: the first PROBE_EPOCHS run at the starting learning
@@ -187,17 +188,35 @@ class _DeadlineFit:
         the run is fitted to the search's end. The first epoch also compiled, so the next
         one times the plan, running on the schedule as it was (as `train --budget`'s
         second timing epoch does), unless only a partial epoch fits: that one is planned at
-        once. The plan is then re-timed as :meth:`_fit_timed` does. Returns the epoch the
-        run goes on from."""
+        once. The plan is then re-timed as :meth:`_fit_timed` does. With variants to race
+        (budget.regime), the second epoch runs alone too: its time decides between racing
+        and fitting. Returns the epoch the run goes on from."""
         if start == 0:
             self._fit(0, 1)
             start = 1
+        if self.regime is Regime.WAIT and start == 1 < self.end_epoch and not self.stopped:
+            self._fit(1, 2)  # the race is decided on this epoch's time
+            start = 2
         if (not self.fitted_to_search or self.stopped or start >= self.end_epoch
                 or self.tail_steps):
             return start
         self._fit(start, start + 1)
         self._plan_to_end(since=start, first=True)
         return self._replan_halves(start + 1)
+
+    def _decide_regime(self) -> None:
+        """The recipe with the search's clock, after its first epochs (budget.regime): it
+        trains its epochs, fits itself to the search's end, or races its variants for the
+        race's epochs (the search's stopper ends the race)."""
+        clock = self.s.clock
+        if (clock is None or self.regime not in (None, Regime.WAIT) or self.fitted_to_search
+                or self.two_stage):
+            return
+        self.regime, n = regime(clock, [h["epoch_seconds"] for h in self.history])
+        if self.regime is Regime.FIT:
+            self._fit_to_search_end()
+        elif self.regime is Regime.RACE:
+            self.race_epochs = n
 
     def _fit_to_search_end(self) -> None:
         """From now on this run ends at the search's end (SearchClock.until): as many
@@ -268,6 +287,8 @@ class _Trial(_DeadlineFit):
         self.end_epoch = min(settings.stop_after or settings.max_epochs, settings.max_epochs)
         self.min_epochs = settings.min_epochs
         self.fitted_to_search = False  # see TrialSettings.clock
+        self.regime: Regime | None = None  # the recipe with the clock: budget.regime
+        self.race_epochs = 0  # racing: the epochs each racer trains
         self.tail_steps = 0  # steps of a last, partial epoch (a run fitted to the search)
         self.train_until: float | None = None  # ... and when its training must stop
         self.step_began = 0.0
@@ -427,12 +448,12 @@ class _Trial(_DeadlineFit):
             return False
         metrics = self._metrics(epoch, logs or {})
         self.history.append(metrics)
-        clock = self.s.clock
-        if (clock is not None and not self.fitted_to_search and not self.two_stage
-                and len(self.history) == 1 and clock.too_short(metrics["epoch_seconds"])):
-            self._fit_to_search_end()
+        self._decide_regime()
         if self.fitted_to_search:
             metrics["planned_epochs"] = self.end_epoch
+        if self.race_epochs:
+            metrics["race_epochs"] = self.race_epochs
+            self.stopped = self.stopped or epoch + 1 >= self.race_epochs
         improved = Objective(self.s.metric).better(metrics[self.s.metric],
                                                   self.best.get(self.s.metric))
         if improved:

@@ -26,11 +26,19 @@ from .data import cache
 from .data.cache import in_memory
 from .data.footprint import available_bytes, check_memory
 from .data.traits import read_traits
-from .final import best_trial_of, best_usable, earlier_model_better, plan_final, write_files
+from .final import (
+    best_trial_of,
+    best_usable,
+    earlier_model_better,
+    plan_final,
+    race_record,
+    write_files,
+)
 from .options import TuneOptions
 from .precision import describe
 from .preflight import command_line, preflight, with_out
 from .progress import Board, make_view
+from .race import race_text, variants
 from .records import TrialRecord
 from .resources import Resources, final_settings, plan_resources
 from .rounds import FINAL_DONE, FINAL_PENDING, evaluated, finished_rounds, image_sizes, plan_round
@@ -100,10 +108,13 @@ def _fit_to_data(req: SearchRequest, data: TrialData, rnd: Round, fit: DataFit,
         return req, fit
     traits = read_traits(data.train[min(data.train)], data.classes, req.settings.seed)
     space, said = adapt_to_data(req.space, traits)
-    fit = dataclasses.replace(fit, traits=traits, said=tuple(said))
+    found = variants(space, fit.sizing.native if fit.sizing else None)
+    fit = dataclasses.replace(fit, traits=traits, said=tuple(said), variants=found)
     for line in said or [f"data: {fit.read()}"]:
         p(line)
-    return dataclasses.replace(req, space=space), fit
+    if found and rnd.number == 1 and not rnd.final_only:
+        p(race_text(found))
+    return dataclasses.replace(req, space=space, variants=found), fit
 
 
 def tune(opts: TuneOptions, say: Say | None = None) -> RunResult:
@@ -189,6 +200,7 @@ def _on_ray(req: SearchRequest, opts: TuneOptions, rnd: Round, trackers: list[An
             records, interrupted, info = _run_search(req, rnd, opts, summary, t0, p)
             if interrupted:
                 return RunResult(req.run_dir, {}, {}, records, interrupted=True)
+            _say_race(records, req, opts.metric, info, p)
         best = best_usable(records, opts.metric, req.run_dir, info.get("best_trial"),
                            _too_short_for_one_epoch(opts, info, summary))
         config = ModelConfig.from_dict(best.config).to_dict()
@@ -343,6 +355,15 @@ def _run_search(req: SearchRequest, rnd: Round, opts: TuneOptions, summary: Data
             "trial_epochs": sum(r.epochs for r in records), "trials": len(records),
             "rounds": list(dict.fromkeys([*finished_rounds(run_dir), rnd.name]))}
     return records, interrupted, info
+
+
+def _say_race(records: list[TrialRecord], req: SearchRequest, metric: str,
+              info: dict[str, Any], p: Printer) -> None:
+    """The race's outcome, said and kept in search.json's summary (the report shows it)."""
+    race = race_record(records, req.variants, metric)
+    if race is not None:
+        info["race"] = race
+        p(f"race over {race['epochs']} epochs each: {race['why']}")
 
 
 def _too_short_for_one_epoch(opts: TuneOptions, info: dict[str, Any],

@@ -38,6 +38,7 @@ from ..budget import (
     too_short_to_search,
 )
 from ..final import is_two_stage
+from ..race import Variant
 from ..records import (
     Objective,
     TrialRecord,
@@ -49,6 +50,7 @@ from ..records import (
 from ..tb import HParamsLog
 from ..trial import TrialSettings, run_trial
 from . import compat
+from .racing import Race
 from .scheduler import SchedulerPlan, StopLog, cut_by_budget, make_scheduler, plan_scheduler
 from .searchers import EndsWhen, make_searcher, random_starts
 from .session import short_error
@@ -83,6 +85,9 @@ class SearchRequest:
     # with a budget: end the search early enough for the best trial to train on
     # (final.end_search_for_longer, LongerFinalStopper)
     longer_final: bool = False
+    # the variants of the recipe most likely wrong for the data (race.py): run after the
+    # recipe, and raced against it where the budget is too short to search
+    variants: tuple[Variant, ...] = ()
 
 
 @dataclass
@@ -93,6 +98,7 @@ class Live:
     tb: HParamsLog | None = None
     out_of_budget: Callable[[str, int], bool] | None = None
     trials: dict[str, Trial] = field(default_factory=dict)  # every trial of the round
+    race_epochs: int = 0  # the round races its recipe: each racer's epochs (racing.Race)
     # each trial's status at the last step's end: Ray's clean-up after Ctrl-C marks the
     # trials it interrupts TERMINATED on the same objects, after the state was saved
     status: dict[str, str] = field(default_factory=dict)
@@ -187,7 +193,7 @@ class ProgressCallback(tune.Callback):
     def _ended(self, trial: Trial) -> None:
         epoch = int((trial.last_result or {}).get("epoch", 0))
         cut = bool(LIVE.out_of_budget and LIVE.out_of_budget(trial.trial_id, epoch))
-        LIVE.view.ended(trial.trial_id, epoch, out_of_budget=cut)
+        LIVE.view.ended(trial.trial_id, epoch, out_of_budget=cut, raced=LIVE.race_epochs)
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info):
         if LIVE.view is not None:
@@ -232,9 +238,11 @@ class LongerFinalStopper(Stopper):
     cancel a checkpoint being saved, and with it the best trial's weights.
     """
 
-    def __init__(self, metric: str, search_s: float, max_epochs: int, slots: int = 1) -> None:
+    def __init__(self, metric: str, search_s: float, max_epochs: int, slots: int = 1,
+                 race: Race | None = None) -> None:
         self.objective = Objective(metric)
         self.search_s, self.max_epochs, self.slots = search_s, max_epochs, slots
+        self.race = race or Race.of(None, [])
         self.t0: float | None = time.time()
         self.ended = False
         self.best: dict[str, float] = {}  # trial id -> its best value of the metric
@@ -244,7 +252,8 @@ class LongerFinalStopper(Stopper):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # a resumed round's clock starts afresh, and so does its decision
-        self.__dict__.update({"slots": 1, "why": "", **state}, t0=None, ended=False)
+        self.__dict__.update({"slots": 1, "why": "", "race": Race.of(None, []), **state},
+                             t0=None, ended=False)
 
     def wrap(self, searcher: Searcher) -> Searcher:
         return EndsWhen(searcher, self)
@@ -257,14 +266,25 @@ class LongerFinalStopper(Stopper):
                 self.best[trial_id] = float(value)
             self.epoch_s.setdefault(trial_id, []).append(float(result["epoch_seconds"]))
             self.two_stage[trial_id] = is_two_stage(result.get("config") or {})
+        stop = self.race.observe(trial_id, result.get("config") or {}, result)
+        LIVE.race_epochs = self.race.epochs
+        if stop is not None:
+            if self.race.over and not self.ended:
+                self._end(self.race.describe())
+            return stop
         fitted = int(result.get("planned_epochs") or 0)
-        if not self.ended and (fitted or self._time_to_end()):
-            self.ended = True
-            self.why = self.why or self._fitted_why(trial_id, fitted)
-            if LIVE.view is not None:
-                LIVE.view.note(self.why)
+        if not self.ended and (fitted or (not self.race.pending and self._time_to_end())):
+            self._end(self.why or self._fitted_why(trial_id, fitted))
         # the recipe fitted to the search's end is the model: it runs to its planned end
         return self.ended and not fitted
+
+    def _end(self, why: str) -> None:
+        self.ended, self.why = True, why
+        if LIVE.view is not None:
+            LIVE.view.note(why)
+
+    def may_suggest(self, suggested: int) -> bool:
+        return not self.ended and self.race.may_suggest(suggested)
 
     def _fitted_why(self, trial_id: str, fitted: int) -> str:
         share = search_share(self.search_s)
@@ -328,12 +348,35 @@ def can_resume(req: SearchRequest) -> bool:
     return tune.Tuner.can_restore(experiment_path(req))
 
 
+def racing(req: SearchRequest, plan: SchedulerPlan) -> tuple[Variant, ...]:
+    """The variants that race the recipe (race.py). An extended search ran them already;
+    HyperBand's brackets (and BOHB's) stop every trial at their own epochs, so there none
+    races."""
+    if req.evaluated or not req.space.points or plan.name in ("hyperband", "bohb"):
+        return ()
+    return req.variants
+
+
+def racers(req: SearchRequest, plan: SchedulerPlan) -> list[dict[str, Any]]:
+    """The recipe and the variants racing it, as points."""
+    variants = racing(req, plan)
+    return [dict(req.space.points[0]), *(dict(v.point) for v in variants)] if variants else []
+
+
+def first_points(req: SearchRequest, plan: SchedulerPlan) -> list[dict[str, Any]]:
+    """The points the search runs first: the space's recipes, then the variants racing the
+    first. An extended search has run them already."""
+    if req.evaluated:
+        return []
+    return [dict(pt) for pt in req.space.points] + [
+        dict(v.point) for v in racing(req, plan)]
+
+
 def _tuner(req: SearchRequest, trainable_fn: Any, plan: SchedulerPlan,
-           stop_log: StopLog) -> tune.Tuner:
+           stop_log: StopLog, clock: SearchClock | None) -> tune.Tuner:
     """A new round's Tuner: searcher, scheduler, checkpoints, callbacks."""
     obj = Objective(req.settings.metric)
-    # the space's recipes run first, once: an extended search has run them already
-    points = None if req.evaluated else [dict(pt) for pt in req.space.points] or None
+    points = first_points(req, plan) or None
     n_random = req.random_starts or random_starts(req.concurrency, req.samples)
     searcher = make_searcher(req.searcher, req.space, obj.metric, obj.mode,
                              req.settings.seed + len(req.evaluated), points,
@@ -342,8 +385,9 @@ def _tuner(req: SearchRequest, trainable_fn: Any, plan: SchedulerPlan,
                  *req.extra_callbacks]
     stopper = None
     if req.longer_final and req.budget_s:
+        race = Race.of(clock, racers(req, plan))
         stopper = LongerFinalStopper(obj.metric, req.budget_s, req.settings.max_epochs,
-                                     req.concurrency)
+                                     req.concurrency, race)
         searcher = stopper.wrap(searcher)
     return tune.Tuner(
         trainable_fn,
@@ -378,9 +422,11 @@ def search_clock(req: SearchRequest, plan: SchedulerPlan) -> SearchClock | None:
     epochs."""
     if not (req.budget_s and req.longer_final and req.space.points):
         return None
+    variants = racing(req, plan)
     return SearchClock(until=time.time() + req.budget_s, search_s=req.budget_s,
                        max_epochs=req.settings.max_epochs, slots=req.concurrency,
-                       max_fitted=plan.max_t if plan.name in ("hyperband", "bohb") else 0)
+                       max_fitted=plan.max_t if plan.name in ("hyperband", "bohb") else 0,
+                       racers=tuple(v.cost for v in variants))
 
 
 def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
@@ -395,7 +441,7 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
     if not (req.resume or req.evaluated):  # a new search: no stops of an earlier one
         stops_path.unlink(missing_ok=True)
     stop_log = StopLog(stops_path)
-    LIVE.view, LIVE.trials, LIVE.status = req.view, {}, {}
+    LIVE.view, LIVE.trials, LIVE.status, LIVE.race_epochs = req.view, {}, {}, 0
     LIVE.tb = HParamsLog(req.tb_dir or req.run_dir / art.TENSORBOARD)
     LIVE.out_of_budget = functools.partial(cut_by_budget, plan, req.budget_s, stop_log)
     if req.resume:
@@ -404,7 +450,7 @@ def run_search(req: SearchRequest) -> tuple[list[TrialRecord], bool]:
                                    resume_unfinished=True, resume_errored=False,
                                    restart_errored=False)
     else:
-        tuner = _tuner(req, trainable_fn, plan, stop_log)
+        tuner = _tuner(req, trainable_fn, plan, stop_log, settings.clock)
     try:
         grid = tuner.fit()
     finally:
@@ -423,8 +469,10 @@ def _records(req: SearchRequest, grid: Any, seen: dict[str, Trial], status: dict
              plan: SchedulerPlan, stop_log: StopLog) -> list[TrialRecord]:
     obj = Objective(req.settings.metric)
     results = {Path(r.path).name.removeprefix("trial_"): r for r in grid}
+    raced = racers(req, plan)
     out = []
     for tid, t in seen.items():
+        race_epochs = LIVE.race_epochs if sp.is_recipe(t.config, raced) else 0
         result = results.get(tid)
         error = getattr(result, "error", None)
         st = status.get(tid, t.status)
@@ -435,12 +483,14 @@ def _records(req: SearchRequest, grid: Any, seen: dict[str, Trial], status: dict
         epochs = max((int(h.get("epoch", 0)) for h in hist), default=0)
         decided = status_of(failed=st == Trial.ERROR or error is not None,
                            ended=st in ENDED, epochs=epochs,
-                           max_epochs=fitted_epochs(hist) or req.settings.max_epochs,
+                           max_epochs=(fitted_epochs(hist) or race_epochs
+                                       or req.settings.max_epochs),
                            stopped_by_scheduler=tid in stop_log,
                            budget_can_cut=cut_by_budget(plan, req.budget_s, stop_log, tid, 0))
         out.append(record(tid, t.config, decided, hist,
                           error=short_error(error) if error is not None else "",
-                          checkpoint=_best_checkpoint(result, obj, hist), search=req.name))
+                          checkpoint=_best_checkpoint(result, obj, hist), search=req.name,
+                          race_epochs=race_epochs))
     return out
 
 

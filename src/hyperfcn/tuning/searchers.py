@@ -190,6 +190,7 @@ class EndsWhen(Searcher):
     def __init__(self, searcher: Searcher, until: Any) -> None:
         super().__init__(metric=searcher.metric, mode=searcher.mode)
         self.searcher, self.until = searcher, until
+        self.suggested = 0
 
     @property
     def metric(self) -> str:
@@ -207,9 +208,15 @@ class EndsWhen(Searcher):
         return self.searcher.set_max_concurrency(max_concurrent)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        if self.until.ended:
+        # a searcher or stopper pickled before races has neither count nor limit
+        suggested = getattr(self, "suggested", 0)
+        may = getattr(self.until, "may_suggest", None)
+        if self.until.ended or (may is not None and not may(suggested)):
             return Searcher.FINISHED
-        return self.searcher.suggest(trial_id)
+        config = self.searcher.suggest(trial_id)
+        if isinstance(config, dict):
+            self.suggested = suggested + 1
+        return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self.searcher.on_trial_result(trial_id, result)
