@@ -280,6 +280,42 @@ def test_a_budget_too_short_to_search_trains_the_recipe_fitted_to_it(flowers, tm
     assert final["warning"] is None  # 5 flower classes: well above guessing
 
 
+def test_a_budget_too_short_to_search_races_the_recipe_and_its_variant(flowers, tmp_path):
+    # the photos are 240 px and more: the recipe's 64 px may lose what 96 px keeps
+    """40 flowers a class (20 to validate): an epoch takes about a second after a first
+    that compiles, so 150 s are too short to search while a quarter of the search holds a
+    race of the recipe (64 px) and its one variant (the photos have the pixels for 96).
+    Both train the same epochs, no other trial runs, the race's verdict is said and kept,
+    and the winner's weights train on in the final step, saved within the budget."""
+    import shutil
+    import time
+
+    data = tmp_path / "few"
+    for part, n in (("train", 40), ("val", 20)):
+        for d in sorted((flowers / part).iterdir()):
+            (data / part / d.name).mkdir(parents=True)
+            for f in sorted(d.iterdir())[:n]:
+                shutil.copy(f, data / part / d.name / f.name)
+    run = tmp_path / "race"
+    t0 = time.time()
+    r = hyperfcn("tune", data / "train", "--val-dir", data / "val", "--out", run,
+                 "--budget", "150s", "--seed", 1)
+    assert (run / "model.keras").stat().st_mtime - t0 <= 150
+    assert "race: the recipe's variants most likely wrong" in r.stdout
+    trials = json.loads((run / "trials.json").read_text())
+    assert len(trials) == 2, [(t["config"].get("rotation"), t["epochs"]) for t in trials]
+    n = trials[0]["race_epochs"]
+    assert n >= 3 and [t["race_epochs"] for t in trials] == [n, n]
+    assert [t["epochs"] for t in trials] == [n, n]
+    assert [t["config"]["image_size"] for t in trials] == [64, 96]
+    race = json.loads((run / "search.json").read_text())["race"]
+    assert race["epochs"] == n and race["winner"] in {t["trial_id"] for t in trials}
+    assert f"race over {n} epochs each" in r.stdout
+    final = json.loads((run / "metrics.json").read_text())["final"]
+    assert "trained on" in final["reason"] or "no time left" in final["reason"], final
+    assert "The recipe and its variants" in (run / "report.html").read_text()
+
+
 def test_existing_run_needs_resume(tuned):
     run, _, flowers = tuned
     r = hyperfcn("tune", flowers / "train", "--out", run, "--image-size", 32,

@@ -20,28 +20,33 @@ def _space():
     return load_space(None, known_keys=ModelConfig.keys())
 
 
-def test_the_variants_are_the_recipe_with_one_likely_wrong_choice_changed():
-    """Any data: rotation off (what no test reads), a valid point without the rotation's
-    factor. Images of at least twice the recipe's size: the next larger searched size too,
-    costed by its pixels. A space that fixes rotation races nothing of it."""
+def test_the_variant_is_the_next_larger_size_where_the_images_have_the_pixels():
+    """Images of at least twice the recipe's size: the next larger searched size races the
+    recipe, costed by its pixels, a valid point of the space. Smaller images, an unknown
+    size, or a space with no larger size: nothing races."""
     space = _space()
     recipe = space.defaults
-    (rot,) = race.variants(space, native=80)
-    assert (rot.key, rot.value, rot.cost) == ("rotation", False, 1.0)
-    assert "rotation_factor" not in rot.point and rot.point["rotation"] is False
-    assert {k: v for k, v in rot.point.items() if k != "rotation"} == {
-        k: v for k, v in recipe.items() if k not in ("rotation", "rotation_factor")}
-    rot2, size = race.variants(space, native=2 * recipe["image_size"])
+    assert race.variants(space, native=2 * recipe["image_size"] - 1) == ()
+    (size,) = race.variants(space, native=2 * recipe["image_size"])
     assert (size.key, size.value) == ("image_size", 96)
-    assert size.cost == pytest.approx((96 / 64) ** 2) and size.point["image_size"] == 96
-    assert race.variants(space, native=None) == (rot,)
+    assert size.cost == pytest.approx((96 / 64) ** 2)
+    assert size.point == {**recipe, "image_size": 96}
+    assert race.variants(space, native=None) == ()
     raw = dict(space.raw)
-    raw["parameters"] = {**raw["parameters"], "rotation": False}
-    raw["defaults"] = {**{k: v for k, v in raw["defaults"].items() if k != "rotation_factor"},
-                       "rotation": False}
+    raw["parameters"] = {**raw["parameters"], "image_size": 64}
     fixed = parse_space(raw, "s.yaml", ModelConfig.keys())
-    assert [v.key for v in race.variants(fixed, native=1000)] == ["image_size"]
-    assert "rotation=False" in race.race_text((rot, size))
+    assert race.variants(fixed, native=1000) == ()
+    assert "image_size=96" in race.race_text((size,))
+
+
+def test_a_changed_choice_drops_the_options_it_switches_off():
+    """rotation off: a valid point without the rotation's factor; a value the space cannot
+    take: no point."""
+    space = _space()
+    off = race.changed(space, space.defaults, "rotation", False)
+    assert off["rotation"] is False and "rotation_factor" not in off
+    assert race.changed(space, space.defaults, "rotation", True) is None  # the recipe's
+    assert race.changed(space, space.defaults, "image_size", 100) is None
 
 
 def test_the_race_takes_a_quarter_of_the_search_and_at_least_three_epochs():

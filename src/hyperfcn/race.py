@@ -4,13 +4,18 @@ evidence larger than the validation set's noise.
 
 A recipe made on photos of objects is right for data like them. Some of its choices are
 likely wrong for data unlike them, and the data cannot always say so before training (the
-mirror test, :mod:`hyperfcn.data.traits`, reads flips; nothing reads whether a rotation
-turns one class into another, or whether a detail needs more pixels). So where the budget
-holds a few short trainings, the recipe and each variant (one choice changed) train the
-same epochs on the same schedule, side by side in the search, and the best goes on to be
-the model. A variant replaces the recipe only when it scores better by more than
-:data:`Z` standard errors of the two scores: a tie within the noise of a small validation
-set keeps the recipe, so racing costs at most its share of the time.
+tests of :mod:`hyperfcn.data.traits` read whether a flip or a rotation keeps the class;
+nothing reads whether a detail needs more pixels). So where the budget holds a few short
+trainings, the recipe and each variant (one choice changed) train the same epochs on the
+same schedule, side by side in the search, and the best goes on to be the model. A variant
+replaces the recipe only when it scores better by more than :data:`Z` standard errors of
+the two scores: a tie within the noise of a small validation set keeps the recipe, so
+racing costs at most its share of the time.
+
+Only choices a short race judges fairly race. Less augmentation always learns faster in
+the first epochs, and loses at the length the model trains for: a race of a few epochs
+would take the recipe's augmentation out everywhere, so what an augmentation does to the
+classes is read from the data instead (traits.py), never raced.
 
 Pure: the search (tuning/search.py) races, the final choice (final.py) judges.
 """
@@ -78,11 +83,6 @@ def variants(space: SearchSpace, native: int | None) -> tuple[Variant, ...]:
     if recipe is None:
         return ()
     out = []
-    rotated = changed(space, recipe, "rotation", False)
-    if rotated is not None:
-        out.append(Variant("rotation", False, point=rotated, why=(
-            "a rotation can turn one class into another (an arrow, a slant, stripes at an "
-            "angle), which no test before training reads")))
     size = int(recipe.get("image_size", 0) or 0)
     larger = sorted(s for s in space.values_of("image_size") or [] if int(s) > size)
     if size and native and larger and native >= RESOLUTION_RATIO * size:

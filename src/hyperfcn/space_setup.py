@@ -15,7 +15,7 @@ from .data.sizing import Sizing, fit_sizes, native_size
 from .data.traits import Traits
 from .errors import SpaceError, UserError
 from .race import Variant
-from .space import Constant, SearchSpace, load_space, parse_space
+from .space import Conditional, Constant, SearchSpace, load_space, parse_space
 from .space import default_space_text as text
 
 if TYPE_CHECKING:
@@ -145,13 +145,14 @@ class DataFit:
                 "race_variants": [v.to_dict() for v in self.variants]}
 
     def read(self) -> str:
-        """What the mirror test found: the horizontal axis always (the recipe flips along
-        it), the vertical one where it swaps classes."""
+        """What the tests found: the horizontal mirror always (the recipe flips along it),
+        the vertical one where it swaps classes, the rotation where one was tested."""
         if self.traits is None:
             return ""
         tests = [self.traits.horizontal] + ([] if self.traits.vertical.keeps_class
                                             else [self.traits.vertical])
-        return "; ".join(t.describe() for t in tests)
+        rotation = [self.traits.rotation] if self.traits.rotation.degrees else []
+        return "; ".join(t.describe() for t in [*tests, *rotation])
 
 
 # The axes each flip mode mirrors along.
@@ -160,11 +161,48 @@ FLIP_AXES = {"none": (), "horizontal": ("horizontal",), "vertical": ("vertical",
 
 
 def adapt_to_data(space: SearchSpace, traits: Traits) -> tuple[SearchSpace, list[str]]:
+    """The space without the flips and the rotation the data rules out
+    (:mod:`hyperfcn.data.traits`), and the lines that say what was read and done."""
+    space, said = _adapt_flips(space, traits)
+    space, more = _adapt_rotation(space, traits)
+    return space, said + more
+
+
+def _adapt_rotation(space: SearchSpace, traits: Traits) -> tuple[SearchSpace, list[str]]:
+    """Without rotation where a rotation by the recipe's angle turns one class into
+    another: the search draws no rotation, and the recipe rotates none. A constant
+    `rotation: true` is the user's choice: it stays, and a line says what the data
+    showed."""
+    found = traits.rotation
+    if found.keeps_class or "rotation" not in space.names():
+        return space, []
+    param = space.get("rotation")
+    if isinstance(param, Constant):
+        return space, [f"data: {found.describe()}, yet the space fixes rotation: true, "
+                       f"which trains on images of one class turned toward another"
+                       ] if param.value else []
+    if False not in (param.choices() or []):
+        return space, []
+    off = {p.name for _, sub in param.options for p in sub} if isinstance(
+        param, Conditional) else set()  # rotation_factor
+    raw = dict(space.raw)
+    raw["parameters"] = {**raw["parameters"], "rotation": False}
+
+    def point(pt: dict) -> dict:
+        return {**{k: v for k, v in pt.items() if k not in off}, "rotation": False}
+
+    d = raw.get("defaults")
+    raw["defaults"] = [point(p) for p in d] if isinstance(d, list) else d and point(d)
+    return parse_space(raw, space.source, ModelConfig.keys()), [
+        f"data: {found.describe()}, so the search draws no rotation (a space that fixes "
+        f"rotation overrides this)"]
+
+
+def _adapt_flips(space: SearchSpace, traits: Traits) -> tuple[SearchSpace, list[str]]:
     """The space without the flips the data rules out (along an axis whose mirror image is
-    another class, :mod:`hyperfcn.data.traits`), and the lines that say what was read and
-    done. A recipe's flip becomes the most it may keep (horizontal_and_vertical ->
-    horizontal -> none). A constant `flip` is the user's choice: it stays, and a line says
-    what the data showed."""
+    another class). A recipe's flip becomes the most it may keep (horizontal_and_vertical
+    -> horizontal -> none). A constant `flip` is the user's choice: it stays, and a line
+    says what the data showed."""
     wrong = _swapping_axes(traits)
     if not wrong or "flip" not in space.names():
         return space, []
@@ -204,6 +242,13 @@ def flip_conflict(flip: str, traits: Traits, who: str = "the config gives") -> s
         return None
     return (f"data: {_found(traits)}, yet {who} flip: {flip}, which trains on images of "
             f"one class labelled as another")
+
+
+def rotation_degrees(space: SearchSpace) -> float:
+    """The angle the rotation test reads the data at: the recipe's largest rotation (its
+    factor is a share of a full turn), or 0 where the recipe rotates nothing."""
+    recipe = space.defaults or {}
+    return 360.0 * float(recipe.get("rotation_factor") or 0.0) if recipe.get("rotation") else 0.0
 
 
 def sizes(space: SearchSpace) -> list[int]:

@@ -61,6 +61,7 @@ from .space_setup import (
     adapt_to_data,
     fit_sizes_to_data,
     resolve_space,
+    rotation_degrees,
     sizes,
     space_infos,
     uses_backbone,
@@ -106,7 +107,8 @@ def _fit_to_data(req: SearchRequest, data: TrialData, rnd: Round, fit: DataFit,
     if (rnd.restore or rnd.number > 1 or rnd.final_only) and earlier and \
             "data_rules" not in earlier:
         return req, fit
-    traits = read_traits(data.train[min(data.train)], data.classes, req.settings.seed)
+    traits = read_traits(data.train[min(data.train)], data.classes, req.settings.seed,
+                         degrees=rotation_degrees(req.space))
     space, said = adapt_to_data(req.space, traits)
     found = variants(space, fit.sizing.native if fit.sizing else None)
     fit = dataclasses.replace(fit, traits=traits, said=tuple(said), variants=found)
