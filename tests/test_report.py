@@ -264,6 +264,29 @@ def test_the_data_section_says_what_was_read_from_the_images_and_what_it_changed
     assert "Read from the training images" not in page  # said once, not twice
 
 
+def test_the_report_shows_what_raced_the_recipe_and_why_the_winner_won(tmp_path):
+    from hyperfcn.race import Variant
+    from hyperfcn.space_setup import DataFit
+
+    run = _run_dir(tmp_path)
+    settings = json.loads((run / art.SETTINGS).read_text())
+    size = Variant("image_size", 96, why="the images are 384 px", point={}, cost=2.25)
+    art.write_json(run / art.SETTINGS, {**settings, **DataFit(variants=(size,)).to_settings()})
+    page = write_report(run).read_text()
+    assert "The recipe and its variants" in page and "image_size=96" in page
+    assert "The budget ran no race" in page
+    race = {"epochs": 5, "metric": "val_loss", "winner": "b", "why": "trial b beat the recipe",
+            "racers": [{"racer": "recipe", "trial_id": "a", "val_loss": 0.5, "se": 0.02,
+                        "val_accuracy": 0.8},
+                       {"racer": "image_size=96", "trial_id": "b", "val_loss": 0.4,
+                        "se": 0.02, "val_accuracy": 0.85}]}
+    art.write_json(run / art.SEARCH, {**art.read_json(run / art.SEARCH), "race": race}
+                   if (run / art.SEARCH).is_file() else {"race": race})
+    page = write_report(run).read_text()
+    assert "each racer trained 5 epochs" in page and "Winner: trial b" in page
+    assert "0.4000" in page and "0.0200" in page and "trial b beat the recipe" in page
+
+
 def test_a_class_name_with_dollar_signs_is_drawn_as_written(tmp_path):
     """matplotlib reads $...$ as a formula: a class named like one must not break a plot."""
     run = _run_dir(tmp_path)

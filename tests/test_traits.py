@@ -1,6 +1,6 @@
-"""What the data says before training: whether a mirror image keeps its class, on tiny
-made-up images (arrows, whose left and right are each other's mirror image, and symmetric
-blobs, whose mirror image is themselves)."""
+"""What the data says before training: whether a mirror image or a rotation keeps its
+class, on tiny made-up images (arrows, whose left and right are each other's mirror image;
+symmetric blobs, whose mirror image is themselves; stripes whose angle is the class)."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +60,61 @@ def test_symmetric_classes_keep_their_class_and_too_few_images_cannot_tell():
     assert t.horizontal.keeps_class  # 3 images a class: the recipe stays
 
 
-@pytest.mark.parametrize("swaps", [{"horizontal": [["b", "d"]], "vertical": []}, {}])
+def _stripes(rng: np.random.Generator, degrees: float, side: int = 32) -> np.ndarray:
+    """Stripes at an angle (jittered a little), of a random period and phase."""
+    yy, xx = np.mgrid[:side, :side]
+    a = np.radians(degrees + rng.normal(0, 3))
+    wave = np.sin((xx * np.cos(a) + yy * np.sin(a)) * 2 * np.pi / rng.uniform(5, 9)
+                  + rng.uniform(0, 2 * np.pi))
+    im = 128 + 70 * wave + rng.normal(0, 15, (side, side))
+    return np.repeat(im.clip(0, 255)[..., None], 3, axis=2).astype(np.uint8)
+
+
+def test_stripes_45_degrees_apart_turn_into_each_other_under_a_36_degree_rotation():
+    """Their class means are flat (the phase varies), so the pixels cannot tell; the power
+    spectra can. Arrows 90 degrees apart and rings are not turned into another class by 36
+    degrees, and no angle, no test."""
+    rng = np.random.default_rng(0)
+    angles = ["deg0", "deg45", "deg90", "deg135"]
+    images = [_stripes(rng, 45 * i) for i in range(4) for _ in range(40)]
+    labels = [i for i in range(4) for _ in range(40)]
+    t = read_traits(_packed(images, labels), angles, degrees=36.0)
+    assert not t.rotation.keeps_class and t.rotation.degrees == 36.0
+    assert all(abs(angles.index(a) - angles.index(b)) in (1, 3) for a, b in t.rotation.swaps)
+    assert "36 degrees turns one class into another" in t.rotation.describe()
+    assert read_traits(_packed(images, labels), angles).rotation.keeps_class  # not tested
+    arrows = ["down", "left", "right", "up"]
+    t = read_traits(_packed([_arrow(rng, c) for c in arrows for _ in range(40)], labels),
+                    arrows, degrees=36.0)
+    assert t.rotation.keeps_class
+    rings = read_traits(_packed([_blob(rng, c) for c in range(4) for _ in range(40)],
+                                labels), list("abcd"), degrees=36.0)
+    assert rings.rotation.keeps_class
+
+
+def test_a_rotation_that_turns_classes_into_each_other_leaves_the_search(tmp_path):
+    """The search draws no rotation, the recipe rotates none (its factor goes with it), and
+    the line says so; a space that fixes rotation: true keeps it, and the line warns."""
+    from hyperfcn.space_setup import DataFit, adapt_to_data, rotation_degrees
+
+    space = _space(tmp_path)
+    assert rotation_degrees(space) == pytest.approx(36.0)
+    stripes = Traits.from_dict({"rotation": {"degrees": 36.0, "swaps": [["deg0", "deg45"]]}})
+    adapted, said = adapt_to_data(space, stripes)
+    assert adapted.values_of("rotation") == [False]
+    assert adapted.defaults["rotation"] is False and "rotation_factor" not in adapted.defaults
+    assert adapted.defaults["flip"] == space.defaults["flip"]
+    assert len(said) == 1 and "draws no rotation" in said[0] and "deg0 <-> deg45" in said[0]
+    assert rotation_degrees(adapted) == 0.0
+    assert "36 degrees turns one class" in DataFit(traits=stripes).read()
+    fixed = _space(tmp_path, "parameters:\n  rotation: true\n  rotation_factor: 0.1\n"
+                             "  image_size: 32\n")
+    kept, said = adapt_to_data(fixed, stripes)
+    assert kept is fixed and "fixes rotation: true" in said[0]
+
+
+@pytest.mark.parametrize("swaps", [{"horizontal": [["b", "d"]], "vertical": []}, {},
+                                   {"rotation": {"degrees": 36.0, "swaps": [["a", "b"]]}}])
 def test_traits_round_trip_through_the_run_record(swaps):
     t = Traits.from_dict(swaps)
     assert Traits.from_dict(t.to_dict()) == t
@@ -140,3 +194,25 @@ def test_a_run_begun_before_the_data_rules_resumes_with_the_space_it_searched(
                                                                                said.append))
     assert req2.space.values_of("flip") == flips
     assert (fit.traits is None) == (flips != ["none"]) and bool(said) == (flips == ["none"])
+
+
+def test_train_says_when_its_configs_rotation_turns_classes_into_each_other():
+    """`train --config` trains the config as given, and says what the data showed."""
+    from hyperfcn.api import _read_data
+    from hyperfcn.config import ModelConfig
+    from hyperfcn.data.arrays import TrialData
+    from hyperfcn.rundir import Printer
+
+    rng = np.random.default_rng(2)
+    angles = ["deg0", "deg45", "deg90", "deg135"]
+    packed = _packed([_stripes(rng, 45 * i) for i in range(4) for _ in range(40)],
+                     [i for i in range(4) for _ in range(40)])
+    lines: list[str] = []
+    cfg = ModelConfig(image_size=32, rotation=True, rotation_factor=0.1, flip="none")
+    fit = _read_data(cfg, TrialData(angles, {32: packed}, {32: packed}), 0,
+                     Printer(False, lines.append))
+    assert len(lines) == 1 and "`rotation: false` in the config" in lines[0]
+    assert fit.said == tuple(lines)
+    still = ModelConfig(image_size=32, rotation=False, flip="none")
+    assert _read_data(still, TrialData(angles, {32: packed}, {32: packed}), 0,
+                      Printer(False, lines.append)).said == ()

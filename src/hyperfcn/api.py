@@ -96,11 +96,18 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
 def _read_data(cfg: ModelConfig, data: TrialData, seed: int, p: Printer) -> DataFit:
     """What the training images say of the config's choices: said where they disagree
     (the config is the user's, and is trained as given)."""
-    traits = read_traits(data.train[cfg.image_size], data.classes, seed)
+    degrees = 360.0 * cfg.rotation_factor if cfg.rotation else 0.0
+    traits = read_traits(data.train[cfg.image_size], data.classes, seed, degrees=degrees)
+    said = []
     conflict = flip_conflict(cfg.flip, traits)
     if conflict:
-        p(f"{conflict}; `flip: none` in the config trains without it")
-    return DataFit(traits=traits, said=(conflict,) if conflict else ())
+        said.append(f"{conflict}; `flip: none` in the config trains without it")
+    if not traits.rotation.keeps_class:
+        said.append(f"data: {traits.rotation.describe()}, yet the config rotates by up to "
+                    f"that much; `rotation: false` in the config trains without it")
+    for line in said:
+        p(line)
+    return DataFit(traits=traits, said=tuple(said))
 
 
 def _train_on_worker(cfg: ModelConfig, data: TrialData, summary: DataSummary,
