@@ -49,30 +49,31 @@ def test_a_changed_choice_drops_the_options_it_switches_off():
     assert race.changed(space, space.defaults, "image_size", 100) is None
 
 
-def test_the_race_takes_a_quarter_of_the_search_and_at_least_three_epochs():
+def test_a_race_is_of_whole_trainings_in_a_quarter_of_the_search():
     """400 s of search, 10 s epochs, two variants of the recipe's cost: a quarter holds 3
-    epochs of the three racers; two at once hold twice as many (capped at --max-epochs);
-    a 128 px variant (4x the pixels) leaves too few, and so do variants that each spend
-    35 s compiling their first epoch; no variant, no race."""
-    assert race_epochs(400.0, 10.0, (1.0, 1.0), max_epochs=10) == 3
-    assert race_epochs(400.0, 10.0, (1.0, 1.0), max_epochs=10, slots=2) == 6
-    assert race_epochs(4000.0, 10.0, (1.0, 1.0), max_epochs=10) == 10
-    assert race_epochs(400.0, 10.0, (1.0, 4.0), max_epochs=10) == 0
-    assert race_epochs(400.0, 10.0, (1.0, 1.0), max_epochs=10, startup_s=35.0) == 0
-    assert race_epochs(800.0, 10.0, (1.0, 1.0), max_epochs=10, startup_s=35.0) == 4
-    assert race_epochs(400.0, 10.0, (), max_epochs=10) == 0
+    epochs of the three racers, a whole training at --max-epochs 3 and none at 10 (a
+    shorter race judges how fast a configuration starts); two at once hold twice as many;
+    a 128 px variant (4x the pixels), or variants that each spend 35 s compiling their
+    first epoch, leave too little; no variant, no race."""
+    assert race_epochs(400.0, 10.0, (1.0, 1.0), max_epochs=3) == 3
+    assert race_epochs(400.0, 10.0, (1.0, 1.0), max_epochs=10) == 0
+    assert race_epochs(400.0, 10.0, (1.0, 1.0), max_epochs=6, slots=2) == 6
+    assert race_epochs(400.0, 10.0, (1.0, 4.0), max_epochs=3) == 0
+    assert race_epochs(400.0, 10.0, (1.0, 1.0), max_epochs=3, startup_s=35.0) == 0
+    assert race_epochs(800.0, 10.0, (1.0, 1.0), max_epochs=4, startup_s=35.0) == 4
+    assert race_epochs(400.0, 10.0, (), max_epochs=3) == 0
 
 
 @pytest.mark.parametrize("racers, seconds, expected", [
-    ((1.0,), [5.0], (Regime.SEARCH, 0)),  # 200 s hold 3 trainings of 10 x 5 s
+    ((1.0,), [20.0], (Regime.SEARCH, 0)),  # 200 s hold 3 trainings of 3 x 20 s
     ((), [45.0], (Regime.FIT, 0)),  # too short, nothing to race: fit at once
     ((1.0,), [45.0], (Regime.WAIT, 0)),  # too short: the next epoch times the race
     # 100 s less the variant's 35 s of compiling hold 3 epochs of two racers
     ((1.0,), [45.0, 10.0], (Regime.RACE, 3)),
-    ((1.0,), [45.0, 30.0], (Regime.FIT, 0)),  # ... but none of 30 s
+    ((1.0,), [45.0, 30.0], (Regime.FIT, 0)),  # ... but not of 30 s
 ])
 def test_the_regime_follows_from_the_recipes_first_epochs(racers, seconds, expected):
-    clock = SearchClock(until=1e9, search_s=400.0, max_epochs=10, racers=racers)
+    clock = SearchClock(until=1e9, search_s=400.0, max_epochs=3, racers=racers)
     assert regime(clock, seconds) == expected
 
 
@@ -81,11 +82,11 @@ VARIANT = {"rotation": False, "flip": "horizontal"}
 
 
 def test_the_stopper_runs_the_race_its_racers_only_and_ends_it():
-    """Scripted results: the recipe's second epoch (10 s) decides a race of 3 epochs. Each
-    racer stops at its 3rd; any other trial stops at once; the searcher may suggest the
+    """Scripted results: the recipe's second epoch (10 s) decides a race of its 3 epochs.
+    Each racer stops at its 3rd; any other trial stops at once; the searcher may suggest the
     racers only; once both ran their epochs the race is over. Where the recipe fits itself
     instead, the race has no say."""
-    clock = SearchClock(until=1e9, search_s=400.0, max_epochs=10, racers=(1.0,))
+    clock = SearchClock(until=1e9, search_s=400.0, max_epochs=3, racers=(1.0,))
     r = Race.of(clock, [RECIPE, VARIANT])
     assert r.pending and r.observe("a", RECIPE, {"epoch": 1, "epoch_seconds": 45.0}) is None
     assert r.pending and r.may_suggest(1)
@@ -99,7 +100,7 @@ def test_the_stopper_runs_the_race_its_racers_only_and_ends_it():
     for e, s in ((1, 45.0), (2, 30.0)):
         assert fits.observe("a", RECIPE, {"epoch": e, "epoch_seconds": s}) is None
     assert not fits.pending and not fits.epochs and fits.may_suggest(5)
-    assert Race.of(SearchClock(until=1e9, search_s=400.0, max_epochs=10), [RECIPE]).observe(
+    assert Race.of(SearchClock(until=1e9, search_s=400.0, max_epochs=3), [RECIPE]).observe(
         "a", RECIPE, {"epoch": 1, "epoch_seconds": 45.0}) is None
 
 

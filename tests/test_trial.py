@@ -510,18 +510,18 @@ def test_a_recipe_fitted_to_a_long_search_end_trains_past_max_epochs(tiny_data, 
 
 
 def test_a_recipe_with_variants_to_race_decides_on_its_second_epoch(tiny_data, monkeypatch):
-    """Scripted: 800 s of search, a first epoch of 45 s (it compiles: too short to search)
-    and steady epochs of 10 s. With two variants to race, the second epoch decides: a
-    quarter of 800 s, less the 35 s each variant's first epoch spends compiling, holds 4
-    epochs of the recipe and its two variants, so the recipe trains 4 epochs on its own
-    schedule, says the race's length, and stops (the stopper stops the variants there
-    too). Without variants it fits itself at once, as before."""
+    """Scripted: 800 s of search, --max-epochs 4, a first epoch of 45 s (it compiles: too
+    short to search) and steady epochs of 10 s. With two variants to race, the second
+    epoch decides: a quarter of 800 s, less the 35 s each variant's first epoch spends
+    compiling, holds the 4 epochs of the recipe and its two variants, so the recipe trains
+    its 4 epochs on its own schedule and says the race's length (the stopper stops each
+    racer there). Without variants it fits itself at once, as before."""
     rep, clock, search, plans = _fitted_recipe(monkeypatch, tiny_data, [45.0, 10.0], 800.0,
-                                               10, racers=(1.0, 1.0))
+                                               4, racers=(1.0, 1.0))
     assert [h["epoch"] for h in rep.history] == [1, 2, 3, 4] and plans == []
     assert [h.get("race_epochs") for h in rep.history] == [None, 4, 4, 4]
     assert not any("planned_epochs" in h for h in rep.history)
-    alone, *_ = _fitted_recipe(monkeypatch, tiny_data, [45.0, 10.0], 800.0, 10)
+    alone, *_ = _fitted_recipe(monkeypatch, tiny_data, [45.0, 10.0], 800.0, 4)
     assert alone.history[0]["planned_epochs"] and not any(
         "race_epochs" in h for h in alone.history)
 
