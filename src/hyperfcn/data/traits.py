@@ -45,41 +45,43 @@ Z = 3.0
 MIN_IMAGES = 8
 
 
-@dataclass(frozen=True)
-class MirrorTest:
-    """One axis's mirror test: the class pairs the mirror image swaps."""
+class _Swaps:
+    """A test's finding: the class pairs a change of the images turns into each other."""
 
-    axis: str  # "horizontal" (left-right) or "vertical" (upside down)
     swaps: tuple[tuple[str, str], ...]
 
     @property
     def keeps_class(self) -> bool:
         return not self.swaps
 
-    def describe(self) -> str:
+    def _said(self, change: str, swapped: str) -> str:
         if self.keeps_class:
-            return f"a {self.axis} mirror image keeps its class"
-        pairs = ", ".join(f"{a} <-> {b}" for a, b in self.swaps)
-        return f"a {self.axis} mirror image is another class ({pairs})"
+            return f"{change} keeps its class"
+        return f"{change} {swapped} ({', '.join(f'{a} <-> {b}' for a, b in self.swaps)})"
 
 
 @dataclass(frozen=True)
-class RotationTest:
+class MirrorTest(_Swaps):
+    """One axis's mirror test: the class pairs the mirror image swaps."""
+
+    axis: str  # "horizontal" (left-right) or "vertical" (upside down)
+    swaps: tuple[tuple[str, str], ...]
+
+    def describe(self) -> str:
+        return self._said(f"a {self.axis} mirror image", "is another class")
+
+
+@dataclass(frozen=True)
+class RotationTest(_Swaps):
     """The rotation test at one angle: the class pairs a rotation by it turns into each
     other (none where no angle was tested)."""
 
     degrees: float
     swaps: tuple[tuple[str, str], ...]
 
-    @property
-    def keeps_class(self) -> bool:
-        return not self.swaps
-
     def describe(self) -> str:
-        if self.keeps_class:
-            return f"a rotation by {self.degrees:g} degrees keeps its class"
-        pairs = ", ".join(f"{a} <-> {b}" for a, b in self.swaps)
-        return f"a rotation by {self.degrees:g} degrees turns one class into another ({pairs})"
+        return self._said(f"a rotation by {self.degrees:g} degrees",
+                          "turns one class into another")
 
 
 @dataclass(frozen=True)
