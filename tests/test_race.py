@@ -100,6 +100,8 @@ def test_the_stopper_runs_the_race_its_racers_only_and_ends_it():
     for e, s in ((1, 45.0), (2, 30.0)):
         assert fits.observe("a", RECIPE, {"epoch": e, "epoch_seconds": s}) is None
     assert not fits.pending and not fits.epochs and fits.may_suggest(5)
+    assert "1 variant (whole trainings, its second epoch timed at ~30 s) does not fit" in \
+        fits.unraced() and r.unraced() == ""
     assert Race.of(SearchClock(until=1e9, search_s=400.0, max_epochs=3), [RECIPE]).observe(
         "a", RECIPE, {"epoch": 1, "epoch_seconds": 45.0}) is None
 

@@ -98,14 +98,14 @@ def test_a_rotation_that_turns_classes_into_each_other_leaves_the_search(tmp_pat
     from hyperfcn.space_setup import DataFit, adapt_to_data, rotation_degrees
 
     space = _space(tmp_path)
-    assert rotation_degrees(space) == pytest.approx(36.0)
+    assert rotation_degrees(space.defaults) == pytest.approx(36.0)
     stripes = Traits.from_dict({"rotation": {"degrees": 36.0, "swaps": [["deg0", "deg45"]]}})
     adapted, said = adapt_to_data(space, stripes)
     assert adapted.values_of("rotation") == [False]
     assert adapted.defaults["rotation"] is False and "rotation_factor" not in adapted.defaults
     assert adapted.defaults["flip"] == space.defaults["flip"]
     assert len(said) == 1 and "draws no rotation" in said[0] and "deg0 <-> deg45" in said[0]
-    assert rotation_degrees(adapted) == 0.0
+    assert rotation_degrees(adapted.defaults) == 0.0
     assert "36 degrees turns one class" in DataFit(traits=stripes).read()
     fixed = _space(tmp_path, "parameters:\n  rotation: true\n  rotation_factor: 0.1\n"
                              "  image_size: 32\n")

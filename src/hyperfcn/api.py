@@ -48,6 +48,7 @@ from .space_setup import (
     default_space_text,
     flip_conflict,
     resolve_space,
+    rotation_degrees,
     uses_backbone,
 )
 from .tune_run import shareable, tune
@@ -96,8 +97,8 @@ def train(data: Path, config: ModelConfig | dict | Path, opts: TuneOptions | Non
 def _read_data(cfg: ModelConfig, data: TrialData, seed: int, p: Printer) -> DataFit:
     """What the training images say of the config's choices: said where they disagree
     (the config is the user's, and is trained as given)."""
-    degrees = 360.0 * cfg.rotation_factor if cfg.rotation else 0.0
-    traits = read_traits(data.train[cfg.image_size], data.classes, seed, degrees=degrees)
+    traits = read_traits(data.train[cfg.image_size], data.classes, seed,
+                         degrees=rotation_degrees(cfg.to_dict()))
     said = []
     conflict = flip_conflict(cfg.flip, traits)
     if conflict:

@@ -5,6 +5,7 @@ checked before any work starts."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -244,11 +245,12 @@ def flip_conflict(flip: str, traits: Traits, who: str = "the config gives") -> s
             f"one class labelled as another")
 
 
-def rotation_degrees(space: SearchSpace) -> float:
-    """The angle the rotation test reads the data at: the recipe's largest rotation (its
-    factor is a share of a full turn), or 0 where the recipe rotates nothing."""
-    recipe = space.defaults or {}
-    return 360.0 * float(recipe.get("rotation_factor") or 0.0) if recipe.get("rotation") else 0.0
+def rotation_degrees(choices: Mapping[str, Any]) -> float:
+    """The angle the rotation test reads the data at: the largest rotation of a recipe or
+    a config (its factor is a share of a full turn), or 0 where it rotates nothing."""
+    if not choices.get("rotation"):
+        return 0.0
+    return 360.0 * float(choices.get("rotation_factor") or 0.0)
 
 
 def sizes(space: SearchSpace) -> list[int]:

@@ -108,7 +108,7 @@ def _fit_to_data(req: SearchRequest, data: TrialData, rnd: Round, fit: DataFit,
             "data_rules" not in earlier:
         return req, fit
     traits = read_traits(data.train[min(data.train)], data.classes, req.settings.seed,
-                         degrees=rotation_degrees(req.space))
+                         degrees=rotation_degrees(req.space.defaults or {}))
     space, said = adapt_to_data(req.space, traits)
     found = variants(space, fit.sizing.native if fit.sizing else None)
     fit = dataclasses.replace(fit, traits=traits, said=tuple(said), variants=found)

@@ -66,6 +66,14 @@ class Race:
             return True
         return False
 
+    def unraced(self) -> str:
+        """Why the recipe trains alone though it had variants ('' where it had none)."""
+        if self.clock is None or self.epochs or len(self.recipe_s) < 2:
+            return ""
+        n = len(self.racers) - 1
+        return (f"; a race against its {n} variant{'' if n == 1 else 's'} (whole trainings, "
+                f"its second epoch timed at ~{self.recipe_s[1]:.0f} s) does not fit either")
+
     def describe(self) -> str:
         return (f"the race is over: the recipe and its {len(self.racers) - 1} variant"
                 f"{'' if len(self.racers) == 2 else 's'} trained {self.epochs} epochs "

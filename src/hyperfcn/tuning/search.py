@@ -292,9 +292,9 @@ class LongerFinalStopper(Stopper):
                 f"of its {self.search_s:.0f} s) hold fewer than {MIN_TRAININGS} trainings "
                 f"of the space's recipe ({self.max_epochs} epochs of "
                 f"~{self.epoch_s[trial_id][0]:.0f} s, its first epoch timed), too few to "
-                f"compare configurations; trial {trial_id} (the recipe) trains for the "
-                f"~{fitted} epochs that fit, its learning rate decaying to 0 at the "
-                f"search's end")
+                f"compare configurations{self.race.unraced()}; trial {trial_id} (the "
+                f"recipe) trains for the ~{fitted} epochs that fit, its learning rate "
+                f"decaying to 0 at the search's end")
 
     def _time_to_end(self) -> bool:
         if self.t0 is None or not self.best:
