@@ -83,7 +83,14 @@ def emit(result: dict, out: str | None = None) -> None:
 def data_args(name: str, work: Path) -> list[str]:
     """DATA (and --val-dir) of a development dataset for the CLI; the bundled digits, and a
     kind of the suite of datasets unlike them (``suite:mirror``, see suite/make_data.py),
-    are written under `work` first."""
+    are written under `work` first. ``flowers@50``: a small photo set, 50 training images
+    a class drawn (seeded) from the dataset's training split, linked under `work`, and its
+    whole validation split (a larger validation set than such data usually has, so that a
+    comparison is less noisy)."""
+    if "@" in name:
+        base, per_class = name.split("@", 1)
+        return [str(_sample(base, int(per_class), work)), "--val-dir",
+                str(DATASETS / base / "val")]
     if name.startswith("suite:"):
         kind = name.split(":", 1)[1]
         d = work / "suite" / kind
@@ -98,3 +105,19 @@ def data_args(name: str, work: Path) -> list[str]:
                            check=True, capture_output=True)
         return [str(d)]
     return [str(DATASETS / name / "train"), "--val-dir", str(DATASETS / name / "val")]
+
+
+def _sample(base: str, per_class: int, work: Path) -> Path:
+    """`per_class` of each class's training images of a development dataset, as links."""
+    import random
+
+    d = work / f"{base}@{per_class}"
+    if d.is_dir():
+        return d
+    for cls in sorted(p for p in (DATASETS / base / "train").iterdir() if p.is_dir()):
+        files = sorted(f for f in cls.iterdir() if f.is_file())
+        (d / cls.name).mkdir(parents=True)
+        for f in random.Random(f"{base}/{cls.name}").sample(files, min(per_class, len(files))):
+            (d / cls.name / f.name).symlink_to(f)
+    return d
+
