@@ -109,4 +109,6 @@ def test_a_deadline_fitted_run_replans_at_each_half_of_what_is_left():
     while (half := budget.next_replan(at, 20)) is not None:
         seen.append(half)
         at = half
-    assert seen == [11, 15, 17]  # then 17 -> 18 is shorter than REPLAN_AFTER
+    assert seen == [11, 15, 17, 18, 19]  # the last epoch runs on the last plan
+    # a short plan, timed on a slow second epoch, is re-timed after its next epoch
+    assert budget.next_replan(2, 5) == 3 and budget.next_replan(4, 5) is None

@@ -360,7 +360,7 @@ def test_the_cosine_is_keras_cosine_decay_and_its_rest_goes_on_from_where_it_was
 
 @pytest.mark.parametrize("plans,epochs,rest", [
     ((8, 6), 6, True),  # epochs timed slower half-way: the rest shrinks to fit
-    ((8, 8), 8, False),  # the plan holds: the schedule is left as it is
+    ((8, 8, 8, 8), 8, False),  # the plan holds (at 5, 6 and 7): the schedule stays
 ])
 def test_a_budgeted_run_is_re_planned_half_way(tiny_data, monkeypatch, plans, epochs, rest):
     """The timed epochs plan 8; half-way (epoch 5) the epochs so far time it again, and
@@ -388,18 +388,43 @@ def test_a_budgeted_run_is_re_planned_half_way(tiny_data, monkeypatch, plans, ep
     assert lrs[-1] == pytest.approx(0.0, abs=1e-7)
 
 
+def test_a_short_plan_timed_on_a_slow_epoch_is_re_timed_after_the_next(tiny_data, monkeypatch):
+    """A busy second epoch plans 5 epochs where 9 fit at the steady pace: the plan is
+    re-timed after the third epoch, and at each half of the rest down to the last epoch,
+    so the run trains its 9 with its learning rate reaching 0 at the end."""
+    import time
+
+    import hyperfcn.budget
+
+    calls: list[int] = []
+    planned = iter((5, 9, 9, 9, 9))
+
+    def fit(done, *a):
+        if done == 1:
+            return 99, 0
+        calls.append(done)
+        return next(planned), 0
+
+    monkeypatch.setattr(hyperfcn.budget, "epochs_and_tail", fit)
+    rep = LocalReporter()
+    run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
+              TrialSettings(max_epochs=40, patience=1, fit_until=time.time() + 1e6), rep)
+    assert len(rep.history) == 9 and calls == [2, 3, 6, 7, 8]
+    assert rep.history[-1]["lr"] == pytest.approx(0.0, abs=1e-7)
+
+
 def test_a_budgeted_run_is_re_planned_each_time_half_its_rest_has_run(tiny_data, monkeypatch):
     """A plan of 20 is re-timed at epoch 11 (half of the 18 after the timed 2): 16 fit;
-    again at 13 (half of the 5 left): 18 fit; again at 15: 18 still, so the schedule stays;
-    at 16 one epoch is left, too few to time. Each re-plan goes on from where the cosine
-    is, with the epochs since the last plan timing it, and the run ends at 0."""
+    again at 13 (half of the 5 left): 18 fit; again at 15, 16 and 17: 18 still, so the
+    schedule stays; the last epoch runs on the last plan. Each re-plan goes on from where
+    the cosine is, with the epochs since the last plan timing it, and the run ends at 0."""
     import time
 
     import hyperfcn.budget
     from hyperfcn.data.buckets import steps
 
     calls: list[tuple[int, float]] = []
-    planned = iter((20, 16, 18, 18))
+    planned = iter((20, 16, 18, 18, 18, 18))
 
     def fit(done, train_s, val_s, left, n_steps, cap):
         if done == 1:  # after the first epoch: more than one more fits
@@ -413,7 +438,7 @@ def test_a_budgeted_run_is_re_planned_each_time_half_its_rest_has_run(tiny_data,
     run_trial({**CFG, "lr_schedule": "cosine"}, tiny_data,
               TrialSettings(max_epochs=40, patience=1, fit_until=time.time() + 1e6), rep)
     assert len(rep.history) == 18
-    assert [done for done, _ in calls] == [2, 11, 13, 15]
+    assert [done for done, _ in calls] == [2, 11, 13, 15, 16, 17]
     secs = [h["epoch_seconds"] for h in rep.history]
     assert calls[2][1] == pytest.approx(sorted(secs[11:13])[0] / 2 + sorted(secs[11:13])[1]
                                         / 2)  # the median of epochs 12-13 alone

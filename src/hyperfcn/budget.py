@@ -195,9 +195,12 @@ def epochs_and_tail(done: int, train_s: float, val_s: float, left_s: float, n_st
 
 # A run fitted to a deadline times its plan by its first PROBE_EPOCHS (the second is the
 # first without compilation), and re-plans each time half of what its plan has left has
-# run, while that half is at least REPLAN_AFTER epochs.
+# run, while that half is at least REPLAN_AFTER epochs: down to the plan's last epoch, since
+# a plan of a few epochs timed on one busy epoch is short by as much as that epoch was
+# slow (a 51 s second epoch among 21 s ones planned 5 epochs in 300 s and left 110 s
+# unused), and only a re-plan gives that time back.
 PROBE_EPOCHS = 2
-REPLAN_AFTER = 2
+REPLAN_AFTER = 1
 # A run fitted to the search's end plans to finish this long before it: its last report,
 # checkpoint and the search's own clean-up come after the last epoch. An epoch still
 # training when only this and a validation are left ends there and reports (the search
@@ -259,7 +262,8 @@ class Deadline:
 
 def next_replan(at: int, end: int) -> int | None:
     """The epoch at which a run planned to ``end``, now at ``at``, re-plans: half of what
-    is left, or None once that half is shorter than REPLAN_AFTER."""
+    is left, or None once that half is shorter than REPLAN_AFTER (only the last epoch is
+    left)."""
     half = at + (end - at) // 2
     return half if half - at >= REPLAN_AFTER else None
 
