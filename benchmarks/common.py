@@ -84,13 +84,14 @@ def data_args(name: str, work: Path) -> list[str]:
     """DATA (and --val-dir) of a development dataset for the CLI; the bundled digits, and a
     kind of the suite of datasets unlike them (``suite:mirror``, see suite/make_data.py),
     are written under `work` first. ``flowers@50``: a small photo set, 50 training images
-    a class drawn (seeded) from the dataset's training split, linked under `work`, and its
-    whole validation split (a larger validation set than such data usually has, so that a
-    comparison is less noisy)."""
+    a class drawn (seeded) from the dataset's training split and linked under `work`, with
+    its whole validation split; ``flowers@50/30`` draws 30 validation images a class too
+    (a validation set of the size such data has, whose cost an epoch is the data's own)."""
     if "@" in name:
-        base, per_class = name.split("@", 1)
-        return [str(_sample(base, int(per_class), work)), "--val-dir",
-                str(DATASETS / base / "val")]
+        base, sizes = name.split("@", 1)
+        train, _, val = sizes.partition("/")
+        return [str(_sample(base, "train", int(train), work)), "--val-dir",
+                str(_sample(base, "val", int(val), work) if val else DATASETS / base / "val")]
     if name.startswith("suite:"):
         kind = name.split(":", 1)[1]
         d = work / "suite" / kind
@@ -107,17 +108,17 @@ def data_args(name: str, work: Path) -> list[str]:
     return [str(DATASETS / name / "train"), "--val-dir", str(DATASETS / name / "val")]
 
 
-def _sample(base: str, per_class: int, work: Path) -> Path:
-    """`per_class` of each class's training images of a development dataset, as links."""
+def _sample(base: str, split: str, per_class: int, work: Path) -> Path:
+    """`per_class` of each class's images of a development dataset's split, as links."""
     import random
 
-    d = work / f"{base}@{per_class}"
+    d = work / f"{base}-{split}@{per_class}"
     if d.is_dir():
         return d
-    for cls in sorted(p for p in (DATASETS / base / "train").iterdir() if p.is_dir()):
+    for cls in sorted(p for p in (DATASETS / base / split).iterdir() if p.is_dir()):
         files = sorted(f for f in cls.iterdir() if f.is_file())
         (d / cls.name).mkdir(parents=True)
-        for f in random.Random(f"{base}/{cls.name}").sample(files, min(per_class, len(files))):
+        for f in random.Random(f"{base}/{split}/{cls.name}").sample(
+                files, min(per_class, len(files))):
             (d / cls.name / f.name).symlink_to(f)
     return d
-

@@ -150,7 +150,7 @@ def recipe_epoch_s(run: Path) -> tuple[float, float]:
 
 def one(arm: str, name: str, seed: int, budget_s: float, core: str, work: Path,
         as_user: bool = False) -> dict:
-    run = work / (f"{name}_{slug(arm)}_{seed}{'_2cores' if ',' in core else ''}"
+    run = work / (f"{name.replace('/', '-')}_{slug(arm)}_{seed}{'_2cores' if ',' in core else ''}"
                   f"{'_user' if as_user else ''}")
     done = run / "bench_row.json"
     if done.is_file():  # finished in an earlier, interrupted run of this benchmark
