@@ -115,10 +115,16 @@ def _sample(base: str, split: str, per_class: int, work: Path) -> Path:
     d = work / f"{base}-{split}@{per_class}"
     if d.is_dir():
         return d
+    # made aside and renamed into place: two runs started at once (--paired) both make it
+    tmp = Path(tempfile.mkdtemp(prefix=f".{d.name}-", dir=work))
     for cls in sorted(p for p in (DATASETS / base / split).iterdir() if p.is_dir()):
         files = sorted(f for f in cls.iterdir() if f.is_file())
-        (d / cls.name).mkdir(parents=True)
+        (tmp / cls.name).mkdir()
         for f in random.Random(f"{base}/{split}/{cls.name}").sample(
                 files, min(per_class, len(files))):
-            (d / cls.name / f.name).symlink_to(f)
+            (tmp / cls.name / f.name).symlink_to(f)
+    try:
+        tmp.rename(d)
+    except OSError:  # the other run's is in place: the same draw
+        shutil.rmtree(tmp)
     return d
