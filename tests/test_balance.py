@@ -6,7 +6,7 @@ import pytest
 
 from hyperfcn.data.arrays import TrialData, class_weights
 from hyperfcn.data.buckets import pack, plan_buckets
-from hyperfcn.metrics import balanced_accuracy, score
+from hyperfcn.metrics import balanced_accuracy, classification_report, score
 from hyperfcn.records import METRICS, Objective
 from hyperfcn.trial import LocalReporter, TrialSettings, run_trial
 
@@ -19,6 +19,9 @@ def test_balanced_accuracy_is_the_mean_recall_of_the_classes_present():
     assert balanced_accuracy(labels, labels) == 1.0
     probs = np.eye(3)[np.r_[labels, 2]]  # a class absent from the labels is not averaged
     assert score(probs[:20, :], labels)["val_balanced_accuracy"] == 1.0
+    # the per-class report says the same figure as the trials' score
+    report = classification_report(np.eye(3)[always_0], labels, ["a", "b", "c"])
+    assert report["balanced_accuracy"] == pytest.approx(0.5)
     assert "val_balanced_accuracy" in METRICS
     assert Objective("val_balanced_accuracy").mode == "max"
 

@@ -28,9 +28,7 @@ def classification_report(probs: np.ndarray, labels: np.ndarray,
     p = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0) if len(labels) else []
     return {
         "accuracy": float((pred == labels).mean()) if len(labels) else 0.0,
-        # the mean recall of the classes present: accuracy as if the classes were balanced
-        "balanced_accuracy": float(np.mean([v["recall"] for v in per_class.values()
-                                            if v["support"]])) if len(labels) else 0.0,
+        "balanced_accuracy": balanced_accuracy(pred, labels) if len(labels) else 0.0,
         "loss": float(-np.log(p).mean()) if len(labels) else 0.0,
         "count": int(len(labels)),
         "per_class": per_class,
