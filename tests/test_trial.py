@@ -500,19 +500,21 @@ def test_a_recipe_given_3_epochs_of_budget_trains_its_schedule_over_those_3(tiny
                                                                             monkeypatch):
     """Scripted: a search of 130 s, epochs of 40 s after a first of 45 s (it compiles).
     The first epoch shows the budget too short to search (65 s may search, far less than 3
-    trainings of 10 epochs), so the trial fits itself to the search's end: the second epoch
-    times the plan (3 epochs fit), and the cosine goes on from where it was to 0 at the
-    end of the third, as `train --budget` would, where a 10-epoch trial cut by the budget
-    would have stopped near its peak learning rate."""
+    trainings of 10 epochs), so the trial fits itself to the search's end: its cosine holds
+    where the first epoch left it while the second epoch times the plan (3 epochs fit), as
+    `train --budget`'s timing epochs hold, and then goes on to 0 at the end of the third,
+    where a 10-epoch trial cut by the budget would have stopped near its peak learning
+    rate."""
     from hyperfcn.data.buckets import steps
 
     rep, clock, search, plans = _fitted_recipe(monkeypatch, tiny_data, [45.0, 40.0], 130.0, 10)
     n = steps(tiny_data.train[16], 4)
     assert [h["epoch"] for h in rep.history] == [1, 2, 3]
-    assert plans == [{"at": 2 * n, "phase": pytest.approx(0.2), "total": 3 * n}]
+    assert plans == [{"at": n, "phase": pytest.approx(0.1), "total": n},  # held
+                     {"at": 2 * n, "phase": pytest.approx(0.1), "total": 3 * n}]
     assert [h["planned_epochs"] for h in rep.history] == [2, 2, 3]  # estimated, then timed
     lrs = [h["lr"] for h in rep.history]
-    assert lrs[0] > lrs[1] > lrs[2] and lrs[2] == pytest.approx(0.0, abs=1e-7)
+    assert lrs[0] == pytest.approx(lrs[1]) and lrs[2] == pytest.approx(0.0, abs=1e-7)
     assert clock[0] <= search.until  # it ended within the search's time
 
 
@@ -539,11 +541,18 @@ def test_a_recipe_with_variants_to_race_decides_on_its_second_epoch(tiny_data, m
     short to search) and steady epochs of 10 s. With two variants to race, the second
     epoch decides: a quarter of 800 s, less the 35 s each variant's first epoch spends
     compiling, holds the 4 epochs of the recipe and its two variants, so the recipe trains
-    its 4 epochs on its own schedule and says the race's length (the stopper stops each
-    racer there). Without variants it fits itself at once, as before."""
+    its 4 epochs, its cosine (held while the second epoch decided) ending at 0 at the last
+    as the variants' do, and says the race's length (the stopper stops each racer there).
+    Without variants it fits itself at once, as before."""
+    from hyperfcn.data.buckets import steps
+
     rep, clock, search, plans = _fitted_recipe(monkeypatch, tiny_data, [45.0, 10.0], 800.0,
                                                4, racers=(1.0, 1.0))
-    assert [h["epoch"] for h in rep.history] == [1, 2, 3, 4] and plans == []
+    n = steps(tiny_data.train[16], 4)
+    assert [h["epoch"] for h in rep.history] == [1, 2, 3, 4]
+    assert plans == [{"at": n, "phase": pytest.approx(0.25), "total": n},
+                     {"at": 2 * n, "phase": pytest.approx(0.25), "total": 4 * n}]
+    assert rep.history[-1]["lr"] == pytest.approx(0.0, abs=1e-7)
     assert [h.get("race_epochs") for h in rep.history] == [None, 4, 4, 4]
     assert not any("planned_epochs" in h for h in rep.history)
     alone, *_ = _fitted_recipe(monkeypatch, tiny_data, [45.0, 10.0], 800.0, 4)
@@ -555,11 +564,19 @@ def test_a_race_too_long_for_the_budget_leaves_the_recipe_fitted_to_it(tiny_data
                                                                        monkeypatch):
     """400 s of search: a quarter, less the variants' compiling, holds no epoch of three
     racers of 30 s, fewer than a race needs, so at its second epoch the recipe fits itself to the
-    search's end (its learning rate reaching 0 there) and races nothing."""
+    search's end (its learning rate reaching 0 there) and races nothing. Its learning rate
+    held while it waited, and the second epoch, a steady one, times the plan at once: no
+    third epoch runs before the plan, as `train --budget` plans after two."""
+    from hyperfcn.data.buckets import steps
+
     rep, clock, search, plans = _fitted_recipe(monkeypatch, tiny_data, [45.0, 30.0], 400.0,
                                                10, racers=(1.0, 1.0))
+    n = steps(tiny_data.train[16], 4)
     assert not any("race_epochs" in h for h in rep.history)
     assert "planned_epochs" not in rep.history[0]  # it waited for the second epoch's time
+    assert plans[0] == {"at": n, "phase": pytest.approx(0.1), "total": n}  # held
+    assert plans[1]["at"] == 2 * n and plans[1]["phase"] == pytest.approx(0.1)
+    assert rep.history[1]["lr"] == pytest.approx(rep.history[0]["lr"])
     assert rep.history[-1]["planned_epochs"] == len(rep.history) > 2
     assert rep.history[-1]["lr"] == pytest.approx(0.0, abs=1e-7)
     assert clock[0] <= search.until
@@ -625,7 +642,7 @@ def test_a_recipe_with_less_than_an_epoch_left_trains_a_partial_one_to_the_end(t
     n = steps(tiny_data.train[16], 4)
     tail = int(48.0 / (80.0 * 1.05) * n)  # the share of an epoch that fits, in steps
     assert 0 < tail < n
-    assert plans == [{"at": n, "phase": pytest.approx(0.1), "total": n + tail}]
+    assert plans[-1] == {"at": n, "phase": pytest.approx(0.1), "total": n + tail}
     assert [h["planned_epochs"] for h in rep.history] == [2, 2]
     assert rep.history[-1]["lr"] == pytest.approx(0.0, abs=1e-7)
 

@@ -186,11 +186,12 @@ class _DeadlineFit:
         """The recipe in a budgeted search: its first epoch runs alone, and when the budget
         is too short to search (decided in :meth:`epoch_end`, before that epoch's report)
         the run is fitted to the search's end. The first epoch also compiled, so the next
-        one times the plan, running on the schedule as it was (as `train --budget`'s
-        second timing epoch does), unless only a partial epoch fits: that one is planned at
-        once. The plan is then re-timed as :meth:`_fit_timed` does. With variants to race
-        (budget.regime), the second epoch runs alone too: its time decides between racing
-        and fitting. Returns the epoch the run goes on from."""
+        one times the plan, its learning rate held (as `train --budget`'s second timing
+        epoch is), unless only a partial epoch fits: that one is planned at once. The plan
+        is then re-timed as :meth:`_fit_timed` does. With variants to race (budget.regime),
+        the second epoch runs alone too: its time decides between racing and fitting, and
+        having timed a steady epoch, a fitted run plans at once. Returns the epoch the run
+        goes on from."""
         if start == 0:
             self._fit(0, 1)
             start = 1
@@ -200,9 +201,11 @@ class _DeadlineFit:
         if (not self.fitted_to_search or self.stopped or start >= self.end_epoch
                 or self.tail_steps):
             return start
-        self._fit(start, start + 1)
-        self._plan_to_end(since=start, first=True)
-        return self._replan_halves(start + 1)
+        if len(self.history) < PROBE_EPOCHS:  # only the compiling epoch is timed yet
+            self._fit(start, start + 1)
+            start += 1
+        self._plan_to_end(since=PROBE_EPOCHS - 1, first=True)
+        return self._replan_halves(start)
 
     def _decide_regime(self) -> None:
         """The recipe with the search's clock, after its first epochs (budget.regime): it
@@ -213,10 +216,27 @@ class _DeadlineFit:
                 or self.two_stage):
             return
         self.regime, n = regime(clock, [h["epoch_seconds"] for h in self.history])
+        if self.regime is Regime.SEARCH:
+            return
+        done = self.n_steps * len(self.history)
+        # Until the run's length is known its cosine holds where it is, as `train
+        # --budget`'s timing epochs hold at the start: decaying on the search's schedule
+        # meanwhile, the fitted recipe trained a 12-epoch budget with ~20% less learning
+        # rate than `train --budget` gives the same recipe.
+        self._cosine(at=done, total=self.n_steps * n if n else done)
         if self.regime is Regime.FIT:
             self._fit_to_search_end()
         elif self.regime is Regime.RACE:
             self.race_epochs = n
+
+    def _cosine(self, at: int, total: int) -> None:
+        """The cosine goes on from where it is at step ``at`` to 0 at step ``total`` (at or
+        below ``at``: it holds)."""
+        from .model import schedule_of  # Keras: loaded only where a model is needed
+
+        schedule = schedule_of(self.model)
+        if schedule is not None:
+            schedule.plan(at=at, phase=schedule.phase_at(at), total=total)
 
     def _fit_to_search_end(self) -> None:
         """From now on this run ends at the search's end (SearchClock.until): as many
