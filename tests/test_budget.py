@@ -31,9 +31,9 @@ def test_a_search_trains_its_trials_ten_epochs_unless_told():
 
 
 @pytest.mark.parametrize("search_s, epoch_s, max_epochs, slots, short", [
-    (600.0, 10.0, 10, 1, False),  # half of 600 s holds 3 trainings of 100 s
-    (500.0, 10.0, 10, 1, True),   # 250 s holds 2.5
-    (500.0, 10.0, 10, 2, False),  # two at once: 5
+    (1200.0, 10.0, 10, 1, False),  # a quarter of 1,200 s holds 3 trainings of 100 s
+    (1000.0, 10.0, 10, 1, True),   # 250 s holds 2.5
+    (1000.0, 10.0, 10, 2, False),  # two at once: 5
 ])
 def test_too_short_to_search_is_fewer_than_three_trainings_of_the_leader(
         search_s, epoch_s, max_epochs, slots, short):

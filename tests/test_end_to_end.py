@@ -232,9 +232,9 @@ def test_train_with_a_budget_trains_the_epochs_that_fit(tuned, tmp_path):
 
 def test_a_budget_ends_the_search_early_to_train_the_best_trial_on(flowers, small_space,
                                                                    tmp_path):
-    """With 1-epoch trials, half of the search's time buys the best trial several more
+    """With 1-epoch trials, three quarters of the search's time buy the best trial several more
     epochs: the search ends early, between epochs (the best trial's weights are kept), and
-    the final step trains them on; never worse than the best trial. (The half it may search
+    the final step trains them on; never worse than the best trial. (The quarter it may search
     must hold 3 of the recipe's first epochs, or the budget is too short to search, and the
     final step needs time for its epochs once the running trials have finished theirs.)"""
     run = tmp_path / "longer"
@@ -247,7 +247,7 @@ def test_a_budget_ends_the_search_early_to_train_the_best_trial_on(flowers, smal
     reason = final["reason"]
     assert "were not kept" not in reason, reason
     assert "as many epochs as fit in the time the budget kept" in reason, reason
-    assert "at most 10)" in reason  # MAX_LONGER x the trials' epochs
+    assert "at most 100)" in reason  # MAX_LONGER x the trials' 1 epoch
     if final["source"] == "retrain":
         # it times its own epochs; the budget's deadline may end it first
         assert 1 <= len(metrics["history"]) <= 10

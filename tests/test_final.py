@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hyperfcn import budget
 from hyperfcn.budget import MAX_LONGER, end_search_for_longer, too_short_to_search
 from hyperfcn.data.arrays import labels_of
 from hyperfcn.feed import predict_packed
@@ -168,7 +169,7 @@ def test_train_val_fits_both_sets_for_the_epochs_where_the_best_trial_peaked(tin
     (BestTrial("a", 3, {"epoch": 3}, "ck", "the scheduler", 10.0, two_stage=True),
      {"time_left": 120.0}, True, "trained again for up to 10"),
     (BestTrial("a", 3, {"epoch": 3}, "ck", "the scheduler", 10.0), {"time_left": 120.0},
-     True, "(~11 at the trial's speed, at most 100)"),
+     True, "(~11 at the trial's speed, at most 1000)"),
     (BestTrial("a", 7, {"epoch": 7}, "ck", "the budget", 10.0), {"time_left": 15.0}, False,
      "no time left in the budget"),
     # weights cut mid-schedule train on for any epochs that fit
@@ -221,36 +222,39 @@ def test_a_budget_trains_the_best_trial_on_only_when_it_buys_enough_epochs(
         assert f"~{epochs} at the trial's speed" in plan.reason
 
 
-def test_the_search_ends_for_the_final_training_only_when_half_is_left_and_it_fits():
-    # 1,000 s of search, 10 s epochs, trials of 10 epochs
-    assert not end_search_for_longer(400.0, 1000.0, 10.0, 10)  # 600 s left: search on
-    assert end_search_for_longer(500.0, 1000.0, 10.0, 10)  # half left: 49 epochs fit
-    assert end_search_for_longer(500.0, 1000.0, 80.0, 10)  # 5 epochs to train on
-    assert not end_search_for_longer(500.0, 1000.0, 90.0, 10)  # 4 epochs: not worth it
+def test_the_search_ends_for_the_final_training_only_when_three_quarters_are_left_and_it_fits():
+    # 1,000 s of search, 10 s epochs, trials of 10 epochs: a quarter is searched
+    assert budget.LONGER_SHARE == 0.75
+    assert not end_search_for_longer(200.0, 1000.0, 10.0, 10)  # 800 s left: search on
+    assert end_search_for_longer(250.0, 1000.0, 10.0, 10)  # 750 s left: 74 epochs fit
+    assert end_search_for_longer(250.0, 1000.0, 120.0, 10)  # 5 epochs to train on
+    assert not end_search_for_longer(250.0, 1000.0, 130.0, 10)  # 4 epochs: not worth it
     # a two-stage leader is retrained from the start: 11 epochs are not worth it
-    assert not end_search_for_longer(500.0, 1000.0, 40.0, 10, two_stage=True)
-    assert end_search_for_longer(500.0, 1000.0, 10.0, 10, two_stage=True)
+    assert not end_search_for_longer(250.0, 1000.0, 60.0, 10, two_stage=True)
+    assert end_search_for_longer(250.0, 1000.0, 10.0, 10, two_stage=True)
     assert not end_search_for_longer(900.0, 1000.0, None, 10)  # no epoch seen yet
-    # a long search keeps back only what MAX_LONGER x the epochs need
-    assert not end_search_for_longer(5000.0, 10_000.0, 10.0, 10)
-    assert end_search_for_longer(10_000.0 - 1010.0, 10_000.0, 10.0, 10)
+    # a long search keeps back only what MAX_LONGER x the epochs need (as many as `train
+    # --budget` trains)
+    assert budget.MAX_LONGER * 10 == budget.TRAIN_BUDGET_MAX_EPOCHS
+    assert not end_search_for_longer(50_000.0, 100_000.0, 10.0, 10)
+    assert end_search_for_longer(100_000.0 - 10_010.0, 100_000.0, 10.0, 10)
 
 
 def test_a_search_too_short_to_compare_configurations_ends_at_once_for_its_leader():
-    # 900 s of search, half of it kept for training on, trials of 10 epochs: the 450 s
-    # left hold 3 trainings of epochs of at most 15 s
-    assert too_short_to_search(900.0, 16.0, 10) and not too_short_to_search(900.0, 15.0, 10)
+    # 1,800 s of search, three quarters of it kept for training on, trials of 10 epochs:
+    # the 450 s left hold 3 trainings of epochs of at most 15 s
+    assert too_short_to_search(1800.0, 16.0, 10) and not too_short_to_search(1800.0, 15.0, 10)
     # trials at once count: 2 slots hold twice the trainings
-    assert not too_short_to_search(900.0, 29.0, 10, slots=2)
-    assert too_short_to_search(900.0, 31.0, 10, slots=2)
+    assert not too_short_to_search(1800.0, 29.0, 10, slots=2)
+    assert too_short_to_search(1800.0, 31.0, 10, slots=2)
     # too short: it ends with most of its time left, where it would otherwise search on
-    assert not end_search_for_longer(100.0, 900.0, 60.0, 10)
-    assert end_search_for_longer(100.0, 900.0, 60.0, 10, too_short=True)
+    assert not end_search_for_longer(100.0, 1800.0, 60.0, 10)
+    assert end_search_for_longer(100.0, 1800.0, 60.0, 10, too_short=True)
     # ... whenever the time left buys the leader an epoch more (its weights would
     # otherwise stop at the learning rate the search left them at): 300 s left hold 4
-    assert end_search_for_longer(600.0, 900.0, 60.0, 10, too_short=True)
+    assert end_search_for_longer(1500.0, 1800.0, 60.0, 10, too_short=True)
     # ... and not when none fits (one epoch's time is kept back for the final step's start)
-    assert not end_search_for_longer(800.0, 900.0, 60.0, 10, too_short=True)
+    assert not end_search_for_longer(1700.0, 1800.0, 60.0, 10, too_short=True)
 
 
 def test_a_model_no_better_than_guessing_is_a_loud_warning_saying_what_to_do():

@@ -65,7 +65,7 @@ def test_a_race_is_of_whole_trainings_in_a_quarter_of_the_search():
 
 
 @pytest.mark.parametrize("racers, seconds, expected", [
-    ((1.0,), [20.0], (Regime.SEARCH, 0)),  # 200 s hold 3 trainings of 3 x 20 s
+    ((1.0,), [10.0], (Regime.SEARCH, 0)),  # 100 s hold 3 trainings of 3 x 10 s
     ((), [45.0], (Regime.FIT, 0)),  # too short, nothing to race: fit at once
     ((1.0,), [45.0], (Regime.WAIT, 0)),  # too short: the next epoch times the race
     # 100 s less the variant's 35 s of compiling hold 3 epochs of two racers

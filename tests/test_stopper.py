@@ -9,7 +9,7 @@ KEYS = ModelConfig.keys()
 
 def test_the_search_ends_early_for_the_leading_trials_training_on(monkeypatch, tmp_path):
     """Scripted: two trials of 10 epochs within 1,000 s of search. The search ends once
-    half is left, judged on the leading trial's epoch time (a slow leader, whose training
+    three quarters are left, judged on the leading trial's epoch time (a slow leader, whose training
     on would not fit, keeps it going), and it ends between epochs: each trial stops at its
     next result (its checkpoint is saved first, as for a scheduler's stop), the searcher
     suggests no more, and nothing is stopped all at once."""
@@ -25,13 +25,13 @@ def test_the_search_ends_early_for_the_leading_trials_training_on(monkeypatch, t
 
     clock = [1000.0]
     monkeypatch.setattr(search.time, "time", lambda: clock[0])
-    # 8 trials at once: the 500 s it may search hold enough trainings of the slow one
-    stop = search.LongerFinalStopper("val_loss", search_s=1000.0, max_epochs=10, slots=8)
+    # 16 trials at once: the 250 s it may search hold enough trainings of the slow one
+    stop = search.LongerFinalStopper("val_loss", search_s=1000.0, max_epochs=10, slots=16)
     searcher = stop.wrap(Inner(metric="val_loss", mode="min"))
     for epoch in (1, 2):
         assert not stop("fast", {"val_loss": 1.0 / epoch, "epoch_seconds": 10.0})
         assert not stop("slow", {"val_loss": 0.9 / epoch, "epoch_seconds": 110.0})
-    clock[0] += 600.0  # 400 s left: less than half, but the leader's epochs take 110 s
+    clock[0] += 600.0  # 400 s left: less than 3/4, but the leader's epochs take 110 s
     assert not stop("slow", {"val_loss": 0.4, "epoch_seconds": 110.0})
     assert searcher.suggest("t3") == {"x": 1}
     assert stop("fast", {"val_loss": 0.1, "epoch_seconds": 10.0})  # the lead changes
@@ -56,8 +56,8 @@ def test_the_search_ends_early_for_the_leading_trials_training_on(monkeypatch, t
 
 
 def test_a_search_too_short_for_its_leader_ends_at_its_first_epoch(monkeypatch):
-    """Scripted: one trial at a time, 900 s of search, a leader whose first epoch (which
-    also compiles) took 70 s: the 450 s it may search (half) hold fewer than 3 of its
+    """Scripted: one trial at a time, 1,800 s of search, a leader whose first epoch (which
+    also compiles) took 70 s: the 450 s it may search (a quarter) hold fewer than 3 of its
     10-epoch trainings, so the search ends at that first epoch. A leader whose first epoch
     took 14 s searches on, and its faster later epochs do not change that."""
     import pickle
@@ -72,15 +72,15 @@ def test_a_search_too_short_for_its_leader_ends_at_its_first_epoch(monkeypatch):
     monkeypatch.setattr(search.LIVE, "view", view)
     for first_s, ends in ((70.0, True), (14.0, False)):
         clock[0] = 1000.0
-        stop = search.LongerFinalStopper("val_loss", search_s=900.0, max_epochs=10, slots=1)
+        stop = search.LongerFinalStopper("val_loss", search_s=1800.0, max_epochs=10, slots=1)
         clock[0] += first_s + 30.0
         assert stop("a", {"val_loss": 1.0, "epoch_seconds": first_s}) is ends
         clock[0] += 10.0
         assert stop("a", {"val_loss": 0.9, "epoch_seconds": 10.0}) is ends  # it stays
     # said once, when it ended, with why
     assert len(said) == 1 and said[0].endswith(
-        "the search ends, 800 s before its budget: the 450 s it may search (50% of its 900 "
-        "s) hold fewer than 3 trainings of trial a (10 epochs of ~70 s), too few to compare "
+        "the search ends, 1700 s before its budget: the 450 s it may search (25% of its "
+        "1800 s) hold fewer than 3 trainings of trial a (10 epochs of ~70 s), too few to compare "
         "configurations; the leading trial a trains on for the rest once the running trials "
         "finish their epoch"), said
     # a run saved before `slots` existed resumes as one trial at a time

@@ -39,11 +39,20 @@ def train_epochs(max_epochs: int | None, budget_s: float | None) -> int:
     return DEFAULT_EPOCHS if budget_s is None else TRAIN_BUDGET_MAX_EPOCHS
 
 
+# The share of the search's time a race (race.py) may take: the rest trains its winner on,
+# so where the recipe was right it loses at most the last quarter of its training, the
+# part of a budget of minutes that adds the least.
+RACE_SHARE = 0.25
 # With a budget, the search ends early enough to leave the best config this share of the
-# search's time to train longer, up to MAX_LONGER x the trials' epochs: trained for a whole
-# budget, the recipe alone beat a search whose model had trained 10 epochs.
-LONGER_SHARE = 0.5
-MAX_LONGER = 10
+# search's time to train on: what the race leaves its winner, so that where the recipe was
+# right a search costs it no more than a race would (trained for a whole budget, the
+# recipe alone beat a search whose model had trained 10 epochs). Half, with the train-on
+# capped at 10x the trials' epochs, left the winner ~100 epochs on a small photo set
+# where the recipe alone trained ~240 and scored higher (benchmarks/LOG.md).
+LONGER_SHARE = 1.0 - RACE_SHARE
+# A train-on (or a recipe fitted to the search's end) trains at most MAX_LONGER x the
+# trials' epochs: as many as `train --budget` would.
+MAX_LONGER = TRAIN_BUDGET_MAX_EPOCHS // DEFAULT_EPOCHS
 # A retrain for longer than the search's trials is worth its time from this many times their
 # epochs on: the learning-rate schedule then spans the longer run.
 LONGER = 1.5
@@ -102,12 +111,6 @@ class SearchClock:
         times (the first's excess is what each variant's first epoch spends compiling)."""
         return race_epochs(self.search_s, epoch_s, self.racers, self.max_epochs, self.slots,
                            startup_s=max(0.0, first_s - epoch_s))
-
-
-# The share of the search's time a race (race.py) may take: the rest trains its winner on,
-# so where the recipe was right it loses at most the last quarter of its training, the
-# part of a budget of minutes that adds the least.
-RACE_SHARE = 0.25
 
 
 def race_epochs(search_s: float, epoch_s: float, costs: Sequence[float], max_epochs: int,
