@@ -250,7 +250,7 @@ def test_a_budget_ends_the_search_early_to_train_the_best_trial_on(flowers, smal
     assert "at most 100)" in reason  # MAX_LONGER x the trials' 1 epoch
     if final["source"] == "retrain":
         # it times its own epochs; the budget's deadline may end it first
-        assert 1 <= len(metrics["history"]) <= 10
+        assert 1 <= len(metrics["history"]) <= 100  # MAX_LONGER x 1 epoch
         assert "final model: epoch 1:" in r.stdout
     else:
         assert "retrain scored worse" in reason
