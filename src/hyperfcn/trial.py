@@ -268,18 +268,14 @@ class _DeadlineFit:
         where it is to 0 at the last step of the new plan, which may end on a partial
         epoch: at a budget of a few epochs, the time after the last whole one is a large
         part of the training."""
-        from .model import schedule_of  # Keras: loaded only where a model is needed
-
         done = len(self.history)
         if self.stopped or (done >= self.end_epoch and not first):
             return
         end, tail = self._plan(since)
-        schedule = schedule_of(self.model)
         changed = first or (end, tail) != (self.end_epoch, self.tail_steps)
-        if end != done and changed and schedule is not None:
-            at = self.n_steps * done
-            total = self.n_steps * (end - (1 if tail else 0)) + tail
-            schedule.plan(at=at, phase=schedule.phase_at(at), total=total)
+        if end != done and changed:
+            self._cosine(at=self.n_steps * done,
+                         total=self.n_steps * (end - (1 if tail else 0)) + tail)
         self.end_epoch = self.min_epochs = end
         self.tail_steps = tail
 
